@@ -1,0 +1,1 @@
+//! Frozen TensorFlow GraphDef → Inception-ResNet-v1 tensors (embedder helper owns this).

@@ -1,0 +1,1 @@
+//! Legacy (pre-1.6) torch.save reader (detector helper owns this).
