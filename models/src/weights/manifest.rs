@@ -28,6 +28,10 @@ pub struct ModelEntry {
     pub embedding_dim: Option<usize>,
     /// Squared-L2 1:1 threshold found by the LFW evaluator for this model.
     pub default_threshold: Option<f32>,
+    /// Mean and standard deviation of squared-L2 distances between different people (LFW),
+    /// from which the 1:N search threshold is derived.
+    #[serde(default)]
+    pub impostor_fit: Option<(f64, f64)>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
