@@ -119,6 +119,9 @@ impl AnnIndex {
 
     /// Ids of every point in the graph, tombstones included.
     pub(crate) fn point_ids(&self) -> Vec<u64> {
+        if self.points() == 0 {
+            return Vec::new(); // hnsw_rs' iterator needs an entry point
+        }
         let indexation = self.hnsw.get_point_indexation();
         indexation.into_iter().map(|p| p.get_origin_id() as u64).collect()
     }

@@ -71,19 +71,17 @@ impl Store {
         };
         let emb = self.emb_tree(&model)?;
         let index = match self.dim_of(&model)? {
-            Some(dim) => Some(AnnIndex::new(&self.opts.index, &model, dim, emb.len())),
-            None => None, // no embeddings of this model yet
+            Some(dim) if !emb.is_empty() => Some(AnnIndex::new(&self.opts.index, &model, dim, emb.len())),
+            _ => None, // no embeddings of this model yet
         };
         if let Some(index) = &index {
             for chunk in read_vectors(emb.iter(), REBUILD_CHUNK) {
                 index.insert_batch(&chunk?);
             }
-            if index.points() > 0 {
-                snapshot::write(&self.t.snapshot, index, &self.scratch_dir())?;
-                index.mark_saved();
-            } else {
-                self.t.snapshot.clear()?;
-            }
+            snapshot::write(&self.t.snapshot, index, &self.scratch_dir())?;
+            index.mark_saved();
+        } else {
+            self.t.snapshot.clear()?;
         }
         *self.index.write() = index;
         *self.index_load.lock() = IndexLoad::Rebuilt;
