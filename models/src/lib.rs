@@ -2,4 +2,5 @@
 //! pixels into embeddings: weight install, detection, alignment, embedding, training.
 
 pub mod facenet;
+pub mod train;
 pub mod weights;
