@@ -74,28 +74,28 @@ impl Embedder {
     pub fn embed(&self, faces: &[RgbImage]) -> Result<Vec<Vec<f32>>, EmbedError> {
         let mut embeddings = Vec::with_capacity(faces.len());
         for (chunk_index, chunk) in faces.chunks(self.max_batch).enumerate() {
-            let input = self.standardised_nhwc(chunk, chunk_index * self.max_batch)?;
+            let input = standardised_nhwc(chunk, chunk_index * self.max_batch, &self.device)?;
             embeddings.extend(self.model.forward_nhwc(&input)?.to_vec2::<f32>()?);
         }
         Ok(embeddings)
     }
+}
 
-    /// The network input for `faces`: `[N, 3, 160, 160]`, `(pixel − 127.5) / 128`.
-    pub fn preprocess(&self, faces: &[RgbImage]) -> Result<Tensor, EmbedError> {
-        Ok(self.standardised_nhwc(faces, 0)?.permute((0, 3, 1, 2))?.contiguous()?)
-    }
+/// The network input for `faces`: `[N, 3, 160, 160]`, `(pixel − 127.5) / 128`.
+pub fn preprocess(faces: &[RgbImage], device: &Device) -> Result<Tensor, EmbedError> {
+    Ok(standardised_nhwc(faces, 0, device)?.permute((0, 3, 1, 2))?.contiguous()?)
+}
 
-    /// `[N, 160, 160, 3]`, `(pixel − 127.5) / 128`: the fixed standardisation this model was
-    /// trained with (not per-image prewhitening). `first_index` numbers faces in errors.
-    fn standardised_nhwc(&self, faces: &[RgbImage], first_index: usize) -> Result<Tensor, EmbedError> {
-        let mut data = Vec::with_capacity(faces.len() * INPUT_SIZE * INPUT_SIZE * 3);
-        for (i, face) in faces.iter().enumerate() {
-            if face.dimensions() != (INPUT_SIZE as u32, INPUT_SIZE as u32) {
-                let (width, height) = face.dimensions();
-                return Err(EmbedError::WrongSize { index: first_index + i, width, height });
-            }
-            data.extend(face.as_raw().iter().map(|&p| (p as f32 - 127.5) / 128.0));
+/// `[N, 160, 160, 3]`, `(pixel − 127.5) / 128`: the fixed standardisation this model was
+/// trained with (not per-image prewhitening). `first_index` numbers the faces in errors.
+fn standardised_nhwc(faces: &[RgbImage], first_index: usize, device: &Device) -> Result<Tensor, EmbedError> {
+    let mut data = Vec::with_capacity(faces.len() * INPUT_SIZE * INPUT_SIZE * 3);
+    for (i, face) in faces.iter().enumerate() {
+        if face.dimensions() != (INPUT_SIZE as u32, INPUT_SIZE as u32) {
+            let (width, height) = face.dimensions();
+            return Err(EmbedError::WrongSize { index: first_index + i, width, height });
         }
-        Ok(Tensor::from_vec(data, (faces.len(), INPUT_SIZE, INPUT_SIZE, 3), &self.device)?)
+        data.extend(face.as_raw().iter().map(|&p| (p as f32 - 127.5) / 128.0));
     }
+    Ok(Tensor::from_vec(data, (faces.len(), INPUT_SIZE, INPUT_SIZE, 3), device)?)
 }

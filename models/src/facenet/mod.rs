@@ -10,7 +10,7 @@ use candle_core::{Module, Result, Tensor, D};
 use candle_nn::{Linear, VarBuilder};
 
 pub use conv::{Conv, Padding, Window};
-pub use embedder::{device_from_name, EmbedError, Embedder, DEFAULT_MAX_BATCH};
+pub use embedder::{device_from_name, preprocess, EmbedError, Embedder, DEFAULT_MAX_BATCH};
 
 use crate::weights::graphdef::{BLOCK17_SCALE, BLOCK35_SCALE, BLOCK8_SCALE, FINAL_BLOCK8_SCALE};
 use conv::max_pool_3x3_s2;
