@@ -1,5 +1,6 @@
 //! fdb-models: the networks behind fdb, written in candle, and everything that turns
 //! pixels into embeddings: weight install, detection, alignment, embedding, training.
 
+pub mod facenet;
 pub mod train;
 pub mod weights;
