@@ -2,3 +2,6 @@
 //! pixels into embeddings: weight install, detection, alignment, embedding, training.
 
 pub mod weights;
+pub mod align;
+pub mod imageio;
+pub mod mtcnn;
