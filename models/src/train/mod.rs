@@ -1,0 +1,14 @@
+//! Fine-tuning the embedder with FaceNet's method: triplet loss on L2-normalised embeddings,
+//! with negatives mined online in each batch.
+//!
+//! The CPU default trains the head (the 1792→512 bottleneck) on cached trunk features, so a
+//! run over thousands of faces takes minutes.
+
+pub mod head;
+pub mod metrics;
+pub mod mining;
+pub mod triplet;
+
+pub use head::{evaluate, train_head, EpochLog, FeatureSet, HeadWeights, Optim, TrainConfig};
+pub use mining::{mine, Mining, MiningStats, Triplet};
+pub use triplet::triplet_loss;

