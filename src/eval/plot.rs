@@ -9,6 +9,7 @@ use plotters::prelude::*;
 use plotters::style::{register_font, FontStyle};
 
 use super::report::EvalReport;
+use super::Metric;
 use super::EvalError;
 
 /// Fonts tried in order; `FDB_PLOT_FONT` comes first when set.
@@ -45,7 +46,11 @@ fn draw(report: &EvalReport, path: &Path, with_text: bool) -> Result<(), String>
     builder.margin(20);
     if with_text {
         let o = &report.options;
-        let caption = format!("ROC: accuracy {:.4}, AUC {:.4}, EER {:.4} ({:?}{})", report.accuracy_mean, report.auc, report.eer, o.metric, if o.subtract_mean { ", mean subtracted" } else { "" });
+        let metric = match o.metric {
+            Metric::SquaredL2 => "squared L2",
+            Metric::Cosine => "cosine",
+        };
+        let caption = format!("ROC: accuracy {:.4}, AUC {:.4}, EER {:.4} ({metric}{})", report.accuracy_mean, report.auc, report.eer, if o.subtract_mean { ", mean subtracted" } else { "" });
         builder.caption(caption, ("sans-serif", 20)).x_label_area_size(40).y_label_area_size(50);
     } else {
         builder.x_label_area_size(5).y_label_area_size(5);
@@ -70,6 +75,31 @@ fn draw(report: &EvalReport, path: &Path, with_text: bool) -> Result<(), String>
 }
 
 #[cfg(test)]
-pub(super) fn draw_without_text(report: &EvalReport, path: &Path) -> Result<(), String> {
-    draw(report, path, false)
+mod tests {
+    use super::*;
+    use crate::eval::{evaluate, EvalOptions, PairEmbeddings};
+
+    #[test]
+    fn draws_without_a_font() {
+        // Two folds of 2-d unit vectors: same pairs 0.1 rad apart, different ones 2 rad.
+        let unit = |a: f32| vec![a.cos(), a.sin()];
+        let mut emb = PairEmbeddings::default();
+        for i in 0..8 {
+            let same = i % 2 == 0;
+            emb.left.push(unit(i as f32));
+            emb.right.push(unit(i as f32 + if same { 0.1 } else { 2.0 }));
+            emb.same.push(same);
+        }
+        let report = evaluate(&emb, &EvalOptions { folds: 2, ..EvalOptions::default() }).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("plain.png");
+        draw(&report, &path, false).unwrap();
+        let img = image::open(&path).unwrap().to_rgb8();
+        // Perfect separation: the operating point (red) sits at the top-left corner.
+        let red: Vec<(u32, u32)> = img.enumerate_pixels().filter(|(_, _, p)| p.0 == [255, 0, 0]).map(|(x, y, _)| (x, y)).collect();
+        assert!(!red.is_empty());
+        assert!(red.iter().all(|(x, y)| *x < 60 && *y < 60), "{:?}", &red[..3]);
+        let err = write_roc_png(&report, &dir.path().join("missing/dir/roc.png")).unwrap_err().to_string();
+        assert!(err.contains("missing/dir/roc.png"), "{err}");
+    }
 }
