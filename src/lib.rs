@@ -23,3 +23,4 @@ pub use facedb::{
     default_db_path, EnrollOptions, EnrollReport, EnrollStatus, FaceDb, Match, OpenOptions, SearchResult, Stats,
     Verification,
 };
+pub mod eval;
