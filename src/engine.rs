@@ -2,12 +2,12 @@
 
 use std::path::{Path, PathBuf};
 
-use candle_core::{DType, Device};
-use candle_nn::VarBuilder;
-use fdb_models::align::{self, Detection};
+
+use candle_core::Device;
+use fdb_models::align;
 use fdb_models::facenet::Embedder;
 use fdb_models::imageio;
-use fdb_models::mtcnn::Mtcnn;
+use fdb_models::mtcnn::{Detection, FaceSource, Mtcnn};
 use fdb_models::weights::Installed;
 use image::RgbImage;
 use rayon::prelude::*;
@@ -67,8 +67,8 @@ impl Engine {
             .get(model_id)
             .map(|entry| models.dir.join(&entry.file))
             .ok_or_else(|| FdbError::Invalid(format!("model {model_id} is not in {}", models.dir.display())))?;
-        let detector = Mtcnn::load(mmap(&models.mtcnn, &device)?)?;
-        let embedder = Embedder::new(mmap(&embedder_file, &device)?, device.clone())?;
+        let detector = Mtcnn::from_file(&models.mtcnn, &device)?;
+        let embedder = Embedder::load(&embedder_file, &device)?.with_max_batch(EMBED_BATCH);
         Ok(Self { device, detector, embedder, model_id: model_id.into() })
     }
 
@@ -85,7 +85,9 @@ impl Engine {
         paths.par_iter().map(|path| decode_file(path)).collect()
     }
 
-    /// Detect faces in several photos at once and cut out the chosen ones.
+    /// Detect faces in several photos at once and cut out the chosen ones. A photo where the
+    /// batched pass finds nothing is retried alone on a padded copy (a tight crop), and may
+    /// stand for its face whole when `allow_whole_image`.
     pub fn find_faces(
         &self,
         photos: &[&Photo],
@@ -95,11 +97,19 @@ impl Engine {
     ) -> Result<Vec<Result<Vec<FoundFace>>>> {
         let images: Vec<RgbImage> = photos.iter().map(|p| p.image.clone()).collect();
         let detections = self.detector.detect_many(&images)?;
-        Ok(photos
+        photos
             .iter()
             .zip(detections)
-            .map(|(photo, found)| choose(photo, found, choice, alignment, allow_whole_image))
-            .collect())
+            .map(|(photo, found)| {
+                let (found, whole_image) = if found.is_empty() {
+                    let retry = self.detector.detect_with_fallback(&photo.image, allow_whole_image)?;
+                    (retry.faces, retry.source == FaceSource::WholeImage)
+                } else {
+                    (found, false)
+                };
+                Ok(choose(photo, found, whole_image, choice, alignment))
+            })
+            .collect()
     }
 
     /// The trunk's 1792-d features (before the bottleneck) of aligned crops, for retraining the head.
@@ -121,13 +131,9 @@ impl Engine {
     }
 }
 
-fn mmap(file: &Path, device: &Device) -> Result<VarBuilder<'static>> {
-    // SAFETY: the models dir is fdb's own; files there are replaced by rename, never rewritten in place.
-    Ok(unsafe { VarBuilder::from_mmaped_safetensors(&[file], DType::F32, device)? })
-}
-
 pub fn decode_file(path: &Path) -> Result<Photo> {
-    let bytes = std::fs::read(path).map_err(|e| imageio::ImageError::io(path, e))?;
+    let bytes = std::fs::read(path)
+        .map_err(|source| imageio::ImageError::Io { file: path.display().to_string(), source })?;
     let bytes_sha256 = sha256(&bytes);
     let image = imageio::decode_image(&bytes, &path.display().to_string())?;
     Ok(Photo { path: path.to_path_buf(), bytes_sha256, image })
@@ -141,15 +147,12 @@ pub fn sha256(bytes: &[u8]) -> [u8; 32] {
 fn choose(
     photo: &Photo,
     mut found: Vec<Detection>,
+    whole_image: bool,
     choice: FaceChoice,
     alignment: Alignment,
-    allow_whole_image: bool,
 ) -> Result<Vec<FoundFace>> {
     let (w, h) = photo.image.dimensions();
     if found.is_empty() {
-        if allow_whole_image {
-            return Ok(vec![whole_image_face(&photo.image)]);
-        }
         return Err(FdbError::NoFace { path: photo.path.clone() });
     }
     if let FaceChoice::One { strict } = choice {
@@ -161,7 +164,7 @@ fn choose(
     }
     Ok(found
         .into_iter()
-        .map(|detection| FoundFace { crop: cut(&photo.image, &detection, alignment), detection, whole_image: false })
+        .map(|detection| FoundFace { crop: cut(&photo.image, &detection, alignment), detection, whole_image })
         .collect())
 }
 
@@ -170,12 +173,4 @@ fn cut(image: &RgbImage, detection: &Detection, alignment: Alignment) -> RgbImag
         Alignment::Crop => align::crop_facenet(image, detection, 160, 32),
         Alignment::Warp => align::warp_5pt(image, detection, 160),
     }
-}
-
-/// A tight crop stands for its own face: the whole image, resized like any crop.
-fn whole_image_face(image: &RgbImage) -> FoundFace {
-    let (w, h) = image.dimensions();
-    let detection = Detection { bbox: [0.0, 0.0, w as f32, h as f32], prob: 0.0, landmarks: [[0.0; 2]; 5] };
-    let crop = image::imageops::resize(image, 160, 160, image::imageops::FilterType::Triangle);
-    FoundFace { detection, crop, whole_image: true }
 }

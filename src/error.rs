@@ -14,6 +14,8 @@ pub enum FdbError {
     Models(#[from] fdb_models::weights::InstallError),
     #[error("the database: {0}")]
     Storage(#[from] fdb_storage::StoreError),
+    #[error(transparent)]
+    Embed(#[from] fdb_models::facenet::EmbedError),
     #[error("the network failed: {0}")]
     Inference(#[from] candle_core::Error),
     #[error("unknown device {0:?}: use cpu, cuda or cuda:N")]

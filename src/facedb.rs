@@ -106,7 +106,9 @@ pub struct Stats {
     pub verify_threshold: f32,
     pub search_threshold: f32,
     pub far_1n: f64,
-    pub storage: fdb_storage::Stats,
+    /// Deleted faces still in the index graph, filtered out of answers until a compaction.
+    pub tombstones: usize,
+    pub disk_bytes: u64,
 }
 
 pub struct FaceDb {
@@ -145,7 +147,7 @@ impl FaceDb {
         }
         let models = self.models()?;
         let device = crate::device::select_device(self.options.device.as_deref())?;
-        let model_id = self.model_id();
+        let model_id = self.model_id()?;
         let engine = Arc::new(Engine::load(&models, &model_id, device)?);
         *slot = Some(engine.clone());
         Ok(engine)
@@ -170,8 +172,8 @@ impl FaceDb {
     }
 
     /// The embedder whose vectors this database holds.
-    pub fn model_id(&self) -> String {
-        self.store.active_model().unwrap_or_else(|| weights::FACENET_MODEL_ID.to_string())
+    pub fn model_id(&self) -> Result<String> {
+        Ok(self.store.active_model()?.unwrap_or_else(|| weights::FACENET_MODEL_ID.to_string()))
     }
 
     // ---- enrolment ----
@@ -191,7 +193,7 @@ impl FaceDb {
         progress: impl Fn(usize),
     ) -> Result<Vec<EnrollReport>> {
         let engine = self.engine()?;
-        if self.store.active_model().is_none() {
+        if self.store.active_model()?.is_none() {
             self.store.set_active_model(engine.model_id())?;
         }
         let mut reports = Vec::with_capacity(items.len());
@@ -394,15 +396,19 @@ impl FaceDb {
         Ok(decision::search_threshold(self.verify_threshold()?, &self.impostor_fit(), self.far_1n()?, people))
     }
 
-    fn model_entry_default(&self) -> Option<f32> {
+    /// The active model's manifest entry, when the models are installed.
+    fn model_entry(&self) -> Option<weights::ModelEntry> {
         let models = weights::installed(&self.options.models_dir).ok()?;
-        models.manifest.get(&self.model_id())?.default_threshold
+        models.manifest.get(&self.model_id().ok()?).cloned()
+    }
+
+    fn model_entry_default(&self) -> Option<f32> {
+        self.model_entry()?.default_threshold
     }
 
     fn impostor_fit(&self) -> ImpostorFit {
-        weights::installed(&self.options.models_dir)
-            .ok()
-            .and_then(|m| m.manifest.get(&self.model_id()).and_then(|e| e.impostor_fit))
+        self.model_entry()
+            .and_then(|e| e.impostor_fit)
             .map(|(mean, std)| ImpostorFit { mean, std })
             .unwrap_or(crate::decision::BASE_IMPOSTOR_FIT)
     }
@@ -440,11 +446,12 @@ impl FaceDb {
         Ok(Stats {
             people: storage.people,
             faces: storage.faces,
-            model: self.model_id(),
+            model: self.model_id()?,
             verify_threshold: self.verify_threshold()?,
             search_threshold: self.search_threshold()?,
             far_1n: self.far_1n()?,
-            storage,
+            tombstones: storage.tombstones,
+            disk_bytes: storage.disk_bytes,
         })
     }
 }

@@ -14,7 +14,9 @@ pub mod decision;
 pub mod device;
 pub mod engine;
 pub mod error;
+pub mod eval;
 pub mod facedb;
+pub mod plot;
 pub mod retrain;
 
 pub use engine::{Alignment, FaceChoice};
@@ -23,4 +25,3 @@ pub use facedb::{
     default_db_path, EnrollOptions, EnrollReport, EnrollStatus, FaceDb, Match, OpenOptions, SearchResult, Stats,
     Verification,
 };
-pub mod eval;

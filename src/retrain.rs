@@ -60,7 +60,7 @@ impl FaceDb {
     pub fn retrain(&self, options: &RetrainOptions, on_epoch: impl FnMut(&EpochLog)) -> Result<RetrainReport> {
         let engine = self.engine()?;
         let models = self.models()?;
-        let parent = self.model_id();
+        let parent = self.model_id()?;
         let parent_entry = models.manifest.get(&parent).cloned().ok_or_else(|| missing_model(&parent))?;
 
         let gallery = self.gallery_with_two_faces()?;

@@ -63,7 +63,7 @@ pub fn run(cli: Cli) -> Result<u8> {
                     stats.people,
                     stats.far_1n * 100.0
                 );
-                println!("on disk      {} bytes", stats.storage.disk_bytes);
+                println!("on disk      {} bytes ({} deleted faces awaiting compaction)", stats.disk_bytes, stats.tombstones);
             });
             Ok(0)
         }

@@ -21,7 +21,7 @@ const SYSTEM_FONTS: [&str; 4] = [
 ];
 
 /// Registers a font for plotters once; false when none could be loaded.
-fn font_available() -> bool {
+pub(crate) fn font_available() -> bool {
     static LOADED: OnceLock<bool> = OnceLock::new();
     *LOADED.get_or_init(|| {
         let env = std::env::var_os("FDB_PLOT_FONT").map(PathBuf::from);

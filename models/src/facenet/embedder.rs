@@ -79,6 +79,16 @@ impl Embedder {
         }
         Ok(embeddings)
     }
+
+    /// The frozen trunk's `[1792]` features per aligned face, the input of the trainable head.
+    pub fn trunk_features(&self, faces: &[RgbImage]) -> Result<Vec<Vec<f32>>, EmbedError> {
+        let mut features = Vec::with_capacity(faces.len());
+        for (chunk_index, chunk) in faces.chunks(self.max_batch).enumerate() {
+            let input = standardised_nhwc(chunk, chunk_index * self.max_batch, &self.device)?;
+            features.extend(self.model.trunk_nhwc(&input)?.to_vec2::<f32>()?);
+        }
+        Ok(features)
+    }
 }
 
 /// The network input for `faces`: `[N, 3, 160, 160]`, `(pixel − 127.5) / 128`.
