@@ -29,7 +29,7 @@ pub const DEFAULT_FAR_1N: f64 = 0.01;
 pub fn per_person_far(far_1n: f64, people: usize) -> f64 {
     let n = people.max(1) as f64;
     // 1 − (1 − far)^(1/n), written to stay exact for tiny rates.
-    -(-(1.0 - far_1n).ln() / n).exp_m1()
+    -((-far_1n).ln_1p() / n).exp_m1()
 }
 
 /// The search threshold for a gallery of `people`, never looser than the 1:1 `verify` threshold.

