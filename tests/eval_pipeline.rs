@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 use fdb::eval::report::write_roc_csv;
 use fdb::eval::source::EmbedRun;
 use fdb::eval::{
-    embed_pairs, evaluate, read_pairs, resolve_lfw_pairs, write_roc_png, EmbeddingCache, EvalError,
-    EvalOptions, FlipMode, FnSource, ImagePair, SourceId,
+    embed_pairs, evaluate, read_pairs, resolve_lfw_pairs, write_roc_png, EmbedSource,
+    EmbeddingCache, EvalError, EvalOptions, FlipMode, FnSource, ImagePair, SourceId,
 };
 
 /// `../shared` next to the workspace root, or `FDB_SHARED`.
@@ -105,6 +105,12 @@ fn fake_embedding(path: &Path, mirrored: bool) -> Result<Vec<f32>, String> {
     Ok(vec![angle.cos(), angle.sin()])
 }
 
+fn fake_source() -> impl EmbedSource {
+    FnSource::new(id(), |paths: &[PathBuf], m| {
+        paths.iter().map(|p| fake_embedding(p, m)).collect()
+    })
+}
+
 fn id() -> SourceId {
     SourceId {
         model: "fake".into(),
@@ -126,12 +132,10 @@ fn cache_makes_the_second_run_embed_nothing() {
     let first = embed_pairs(
         &pairs,
         &mut source,
-        EmbedRun {
-            flip: FlipMode::Concat,
-            batch_size: 7,
-            cache: Some(&mut cache),
-            progress: &mut |d, t| progress_seen.push((d, t)),
-        },
+        EmbedRun::new(FlipMode::Concat)
+            .with_batch_size(7)
+            .with_cache(&mut cache)
+            .with_progress(|d, t| progress_seen.push((d, t))),
     )
     .unwrap();
     // 20 distinct images, each embedded plain and mirrored once; progress counts both.
@@ -144,12 +148,9 @@ fn cache_makes_the_second_run_embed_nothing() {
     let again = embed_pairs(
         &pairs,
         &mut source,
-        EmbedRun {
-            flip: FlipMode::Concat,
-            batch_size: 7,
-            cache: Some(&mut cache),
-            progress: &mut |_, _| {},
-        },
+        EmbedRun::new(FlipMode::Concat)
+            .with_batch_size(7)
+            .with_cache(&mut cache),
     )
     .unwrap();
     assert_eq!(*calls.borrow(), 40, "all from the cache");
@@ -160,12 +161,9 @@ fn cache_makes_the_second_run_embed_nothing() {
     embed_pairs(
         &pairs,
         &mut source,
-        EmbedRun {
-            flip: FlipMode::None,
-            batch_size: 7,
-            cache: Some(&mut cache),
-            progress: &mut |_, _| {},
-        },
+        EmbedRun::new(FlipMode::None)
+            .with_batch_size(7)
+            .with_cache(&mut cache),
     )
     .unwrap();
     assert_eq!(*calls.borrow(), 41);
@@ -180,18 +178,11 @@ fn cache_makes_the_second_run_embed_nothing() {
 fn failed_images_are_reported_by_name() {
     let (dir, pairs) = fixture();
     std::fs::write(dir.path().join("p4/0.jpg"), []).unwrap();
-    let mut source = FnSource::new(id(), |paths: &[PathBuf], m| {
-        paths.iter().map(|p| fake_embedding(p, m)).collect()
-    });
+    let mut source = fake_source();
     let err = embed_pairs(
         &pairs,
         &mut source,
-        EmbedRun {
-            flip: FlipMode::None,
-            batch_size: 4,
-            cache: None,
-            progress: &mut |_, _| {},
-        },
+        EmbedRun::new(FlipMode::None).with_batch_size(4),
     )
     .unwrap_err();
     let text = err.to_string();
@@ -204,20 +195,8 @@ fn failed_images_are_reported_by_name() {
 #[test]
 fn sum_flip_and_outputs() {
     let (dir, pairs) = fixture();
-    let mut source = FnSource::new(id(), |paths: &[PathBuf], m| {
-        paths.iter().map(|p| fake_embedding(p, m)).collect()
-    });
-    let emb = embed_pairs(
-        &pairs,
-        &mut source,
-        EmbedRun {
-            flip: FlipMode::Sum,
-            batch_size: 64,
-            cache: None,
-            progress: &mut |_, _| {},
-        },
-    )
-    .unwrap();
+    let mut source = fake_source();
+    let emb = embed_pairs(&pairs, &mut source, EmbedRun::new(FlipMode::Sum)).unwrap();
     // Sum of two unit vectors 0.01 rad apart, normalised: the bisector at +0.005 rad.
     let expected = 0.005f32;
     assert!((emb.left[0][1].atan2(emb.left[0][0]) - expected).abs() < 1e-6);
@@ -242,12 +221,7 @@ fn sum_flip_and_outputs() {
     assert_eq!(report.auc, 1.0);
 
     // The one-call form takes the flip mode from the options, whatever the run says.
-    let run = EmbedRun {
-        flip: FlipMode::None,
-        batch_size: 3,
-        cache: None,
-        progress: &mut |_, _| {},
-    };
+    let run = EmbedRun::new(FlipMode::None).with_batch_size(3);
     assert_eq!(
         fdb::eval::evaluate_pairs(&pairs, &mut source, run, &options).unwrap(),
         report
@@ -293,15 +267,8 @@ fn identification_on_a_folder_dataset() {
     let people = fdb::eval::list_people(dir.path()).unwrap();
     let split = fdb::eval::split_gallery(&people, 1);
     assert_eq!((split.gallery.len(), split.probes.len()), (10, 11));
-    let mut source = FnSource::new(id(), |paths: &[PathBuf], m| {
-        paths.iter().map(|p| fake_embedding(p, m)).collect()
-    });
-    let run = EmbedRun {
-        flip: FlipMode::None,
-        batch_size: 8,
-        cache: None,
-        progress: &mut |_, _| {},
-    };
+    let mut source = fake_source();
+    let run = EmbedRun::new(FlipMode::None).with_batch_size(8);
     let report =
         fdb::eval::identify_exhaustive(&split, &mut source, run, fdb::eval::Metric::SquaredL2)
             .unwrap();

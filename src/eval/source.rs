@@ -61,7 +61,37 @@ pub struct EmbedRun<'a> {
     pub cache: Option<&'a mut EmbeddingCache>,
     /// Called with (images embedded so far, images to embed) after each batch;
     /// cached images are not counted.
-    pub progress: &'a mut dyn FnMut(usize, usize),
+    pub progress: Box<dyn FnMut(usize, usize) + 'a>,
+}
+
+impl<'a> EmbedRun<'a> {
+    /// Batches of 64, no cache, no progress report.
+    pub fn new(flip: FlipMode) -> Self {
+        EmbedRun {
+            flip,
+            batch_size: 64,
+            cache: None,
+            progress: Box::new(|_, _| {}),
+        }
+    }
+
+    pub fn with_cache(self, cache: &'a mut EmbeddingCache) -> Self {
+        EmbedRun {
+            cache: Some(cache),
+            ..self
+        }
+    }
+
+    pub fn with_batch_size(self, batch_size: usize) -> Self {
+        EmbedRun { batch_size, ..self }
+    }
+
+    pub fn with_progress(self, progress: impl FnMut(usize, usize) + 'a) -> Self {
+        EmbedRun {
+            progress: Box::new(progress),
+            ..self
+        }
+    }
 }
 
 /// Embeds each distinct image once (through the cache when given), combines
@@ -97,7 +127,7 @@ pub fn embed_paths(
         flip,
         batch_size,
         mut cache,
-        progress,
+        mut progress,
     } = run;
     let id = source.id();
     let views: &[bool] = if flip.needs_mirror() {
