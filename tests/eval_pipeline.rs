@@ -280,3 +280,54 @@ fn identification_on_a_folder_dataset() {
         "{report:?}"
     );
 }
+
+/// The golden end-to-end pairs: their pairs.txt index, fold (1-based there) and
+/// squared L2 distance of the reference embeddings (`l2sq`).
+#[test]
+fn golden_pairs_match_pairs_txt_folds_and_distances() {
+    let Some(shared) = shared_dir() else {
+        println!("skipping: ../shared not found (set FDB_SHARED)");
+        return;
+    };
+    let golden_path = shared.join("golden/e2e/golden_e2e.json");
+    let Ok(text) = std::fs::read_to_string(&golden_path) else {
+        println!("skipping: {} not found", golden_path.display());
+        return;
+    };
+    let golden: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let lfw = shared.join("datasets/lfw");
+    let file = read_pairs(&lfw.join("pairs.txt")).unwrap();
+    let pairs = resolve_lfw_pairs(&lfw.join("images"), &file.pairs).unwrap();
+    let folds = fdb::eval::folds::kfold_ranges(pairs.len(), 10);
+    let embedding = |i: &serde_json::Value| -> Vec<f64> {
+        let image = &golden["images"][i.as_u64().unwrap() as usize];
+        let values = image["embedding"].as_array().unwrap();
+        // Stored as the network's f32 values; facenet evaluates them in f64.
+        values
+            .iter()
+            .map(|v| f64::from(v.as_f64().unwrap() as f32))
+            .collect()
+    };
+    for g in golden["pairs"].as_array().unwrap() {
+        let index = g["pairs_txt_index"].as_u64().unwrap() as usize;
+        let paths = g["paths"].as_array().unwrap();
+        assert!(pairs[index].left.ends_with(paths[0].as_str().unwrap()));
+        assert!(pairs[index].right.ends_with(paths[1].as_str().unwrap()));
+        let fold = g["fold"].as_u64().unwrap() as usize - 1;
+        assert!(
+            folds[fold].contains(&index),
+            "pair {index} not in fold {fold}"
+        );
+        let images = g["images"].as_array().unwrap();
+        let d = fdb::eval::distance::distance(
+            &embedding(&images[0]),
+            &embedding(&images[1]),
+            fdb::eval::Metric::SquaredL2,
+        );
+        let expected = g["l2sq"].as_f64().unwrap();
+        assert!(
+            (d - expected).abs() < 1e-12,
+            "pair {index}: {d} vs {expected}"
+        );
+    }
+}
