@@ -1,7 +1,10 @@
 //! The metric core on small synthetic distance sets worked out by hand.
 
 use fdb::eval::folds::kfold_ranges;
-use fdb::eval::roc::{accuracy_thresholds, arange, auc, calculate_roc, calculate_val, eer, mean_std, slinear_interp, val_thresholds, FoldedDistances};
+use fdb::eval::roc::{
+    accuracy_thresholds, arange, auc, calculate_roc, calculate_val, eer, mean_std, slinear_interp,
+    val_thresholds, FoldedDistances,
+};
 
 const EPS: f64 = 1e-12;
 
@@ -14,7 +17,9 @@ fn close(a: f64, b: f64) -> bool {
 ///   fold A (pairs 0..4): same 0.1055, 0.3055; different 0.2055, 0.5055
 ///   fold B (pairs 4..8): same 0.0555, 0.6055; different 0.7055, 0.9055
 fn two_folds() -> (Vec<std::ops::Range<usize>>, Vec<Vec<f64>>, Vec<bool>) {
-    let dist = vec![0.1055, 0.2055, 0.3055, 0.5055, 0.0555, 0.7055, 0.6055, 0.9055];
+    let dist = vec![
+        0.1055, 0.2055, 0.3055, 0.5055, 0.0555, 0.7055, 0.6055, 0.9055,
+    ];
     let same = vec![true, false, true, false, true, false, true, false];
     (kfold_ranges(8, 2), vec![dist.clone(), dist], same)
 }
@@ -34,7 +39,11 @@ fn threshold_grids_match_numpy_arange() {
 #[test]
 fn roc_accuracy_best_threshold_auc_eer_by_hand() {
     let (folds, per_fold, same) = two_folds();
-    let data = FoldedDistances { folds: &folds, per_fold: &per_fold, issame: &same };
+    let data = FoldedDistances {
+        folds: &folds,
+        per_fold: &per_fold,
+        issame: &same,
+    };
     let roc = calculate_roc(&accuracy_thresholds(), &data);
     // Fold 0 trains on B: correct = 2 for t <= .0555, 3 up to .6055, 4 in (.6055, .7055]:
     //   first max at t = 0.61. On A at 0.61 every pair is "same": TP 2, FP 2 -> acc 0.5.
@@ -58,18 +67,33 @@ fn roc_accuracy_best_threshold_auc_eer_by_hand() {
 #[test]
 fn val_at_far_by_hand() {
     let (folds, per_fold, same) = two_folds();
-    let data = FoldedDistances { folds: &folds, per_fold: &per_fold, issame: &same };
+    let data = FoldedDistances {
+        folds: &folds,
+        per_fold: &per_fold,
+        issame: &same,
+    };
     // FAR target 0.25, fold 0 trains on B: FAR 0 up to t = 0.705, 0.5 from t = 0.706;
     //   interpolation: 0.705 + (0.25 - 0)/(0.5 - 0) * 0.001 = 0.7055. On A at 0.7055: VAL 1, FAR 1.
     // Fold 1 trains on A: FAR 0 up to 0.205, 0.5 from 0.206 -> threshold 0.2055.
     //   On B: VAL 1/2 (0.0555 only), FAR 0.
     let v = calculate_val(&val_thresholds(), &data, 0.25);
-    assert!(close(v.thresholds[0], 0.7055) && close(v.thresholds[1], 0.2055), "{:?}", v.thresholds);
-    assert_eq!((v.val.clone(), v.far.clone()), (vec![1.0, 0.5], vec![1.0, 0.0]));
+    assert!(
+        close(v.thresholds[0], 0.7055) && close(v.thresholds[1], 0.2055),
+        "{:?}",
+        v.thresholds
+    );
+    assert_eq!(
+        (v.val.clone(), v.far.clone()),
+        (vec![1.0, 0.5], vec![1.0, 0.0])
+    );
     // FAR target 0.5 is reached exactly on a plateau: scipy takes its last threshold,
     // 0.905 (fold 0: FAR .5 on 0.706..0.905) and 0.505 (fold 1). On B at 0.505: VAL .5, FAR 0.
     let v = calculate_val(&val_thresholds(), &data, 0.5);
-    assert!(close(v.thresholds[0], 0.905) && close(v.thresholds[1], 0.505), "{:?}", v.thresholds);
+    assert!(
+        close(v.thresholds[0], 0.905) && close(v.thresholds[1], 0.505),
+        "{:?}",
+        v.thresholds
+    );
     let (val, val_std) = mean_std(&v.val);
     assert!(close(val, 0.75) && close(val_std, 0.25) && close(mean_std(&v.far).0, 0.5));
 }
@@ -82,7 +106,15 @@ fn val_threshold_is_zero_when_far_never_reaches_target() {
     let same = vec![true, false, true, false];
     let folds = kfold_ranges(4, 2);
     let per_fold = vec![dist.clone(), dist];
-    let v = calculate_val(&val_thresholds(), &FoldedDistances { folds: &folds, per_fold: &per_fold, issame: &same }, 1e-3);
+    let v = calculate_val(
+        &val_thresholds(),
+        &FoldedDistances {
+            folds: &folds,
+            per_fold: &per_fold,
+            issame: &same,
+        },
+        1e-3,
+    );
     assert_eq!(v.thresholds, vec![0.0, 0.0]);
     assert_eq!((v.val, v.far), (vec![0.0, 0.0], vec![0.0, 0.0]));
 }

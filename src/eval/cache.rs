@@ -37,20 +37,33 @@ pub struct EmbeddingCache {
 impl EmbeddingCache {
     /// Opens the cache at `path`, empty when the file does not exist yet.
     pub fn open(path: &Path) -> Result<Self, EvalError> {
-        let corrupt = |reason: String| EvalError::Cache { path: path.to_path_buf(), reason };
+        let corrupt = |reason: String| EvalError::Cache {
+            path: path.to_path_buf(),
+            reason,
+        };
         let entries = match std::fs::read(path) {
             Ok(bytes) => {
-                let (file, _): (CacheFile, usize) = bincode::serde::decode_from_slice(&bytes, bincode::config::standard())
-                    .map_err(|e| corrupt(format!("unreadable ({e}); delete it to start afresh")))?;
+                let (file, _): (CacheFile, usize) =
+                    bincode::serde::decode_from_slice(&bytes, bincode::config::standard())
+                        .map_err(|e| {
+                            corrupt(format!("unreadable ({e}); delete it to start afresh"))
+                        })?;
                 if file.version != FORMAT_VERSION {
-                    return Err(corrupt(format!("format version {} (expected {FORMAT_VERSION}); delete it", file.version)));
+                    return Err(corrupt(format!(
+                        "format version {} (expected {FORMAT_VERSION}); delete it",
+                        file.version
+                    )));
                 }
                 file.entries.into_iter().collect()
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => HashMap::new(),
             Err(e) => return Err(EvalError::io(path, e)),
         };
-        Ok(EmbeddingCache { path: path.to_path_buf(), entries, dirty: false })
+        Ok(EmbeddingCache {
+            path: path.to_path_buf(),
+            entries,
+            dirty: false,
+        })
     }
 
     pub fn len(&self) -> usize {
@@ -78,9 +91,21 @@ impl EmbeddingCache {
         if !self.dirty {
             return Ok(());
         }
-        let file = CacheFile { version: FORMAT_VERSION, entries: self.entries.iter().map(|(k, v)| (k.clone(), v.clone())).collect() };
-        let bytes = bincode::serde::encode_to_vec(&file, bincode::config::standard())
-            .map_err(|e| EvalError::Cache { path: self.path.clone(), reason: e.to_string() })?;
+        let file = CacheFile {
+            version: FORMAT_VERSION,
+            entries: self
+                .entries
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+        };
+        let bytes =
+            bincode::serde::encode_to_vec(&file, bincode::config::standard()).map_err(|e| {
+                EvalError::Cache {
+                    path: self.path.clone(),
+                    reason: e.to_string(),
+                }
+            })?;
         let tmp = self.path.with_extension("tmp");
         std::fs::write(&tmp, bytes).map_err(|e| EvalError::io(&tmp, e))?;
         std::fs::rename(&tmp, &self.path).map_err(|e| EvalError::io(&self.path, e))?;
@@ -92,7 +117,18 @@ impl EmbeddingCache {
 /// None when the image cannot be stat'ed: such an image is simply not cached.
 fn key(source: &SourceId, image: &Path, mirrored: bool) -> Option<Key> {
     let meta = std::fs::metadata(image).ok()?;
-    let mtime_ns = meta.modified().ok()?.duration_since(UNIX_EPOCH).ok()?.as_nanos();
+    let mtime_ns = meta
+        .modified()
+        .ok()?
+        .duration_since(UNIX_EPOCH)
+        .ok()?
+        .as_nanos();
     let path = std::fs::canonicalize(image).ok()?;
-    Some(Key { source: source.clone(), mirrored, path, size: meta.len(), mtime_ns })
+    Some(Key {
+        source: source.clone(),
+        mirrored,
+        path,
+        size: meta.len(),
+        mtime_ns,
+    })
 }

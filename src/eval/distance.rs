@@ -82,8 +82,14 @@ pub fn mean_embedding<'a>(rows: impl Iterator<Item = &'a [f32]>, dim: usize) -> 
 }
 
 /// Distances of all pairs after subtracting `mean` (zeros when no mean subtraction).
-pub fn pair_distances(left: &[Vec<f32>], right: &[Vec<f32>], mean: &[f64], metric: Metric) -> Vec<f64> {
-    let centred = |e: &[f32]| -> Vec<f64> { e.iter().zip(mean).map(|(v, m)| f64::from(*v) - m).collect() };
+pub fn pair_distances(
+    left: &[Vec<f32>],
+    right: &[Vec<f32>],
+    mean: &[f64],
+    metric: Metric,
+) -> Vec<f64> {
+    let centred =
+        |e: &[f32]| -> Vec<f64> { e.iter().zip(mean).map(|(v, m)| f64::from(*v) - m).collect() };
     left.iter()
         .zip(right)
         .map(|(a, b)| distance(&centred(a), &centred(b), metric))
@@ -108,11 +114,19 @@ mod tests {
     fn flip_combinations() {
         let (o, m) = ([0.6f32, 0.8], [0.8f32, 0.6]);
         assert_eq!(combine_flip(&o, &m, FlipMode::None), vec![0.6, 0.8]);
-        assert_eq!(combine_flip(&o, &m, FlipMode::Concat), vec![0.6, 0.8, 0.8, 0.6]);
+        assert_eq!(
+            combine_flip(&o, &m, FlipMode::Concat),
+            vec![0.6, 0.8, 0.8, 0.6]
+        );
         // Sum (1.4, 1.4) normalised -> (1/√2, 1/√2).
         let s = combine_flip(&o, &m, FlipMode::Sum);
-        assert!(s.iter().all(|v| (v - std::f32::consts::FRAC_1_SQRT_2).abs() < 1e-6));
-        assert_eq!(combine_flip(&[1.0, 0.0], &[-1.0, 0.0], FlipMode::Sum), vec![0.0, 0.0]);
+        assert!(s
+            .iter()
+            .all(|v| (v - std::f32::consts::FRAC_1_SQRT_2).abs() < 1e-6));
+        assert_eq!(
+            combine_flip(&[1.0, 0.0], &[-1.0, 0.0], FlipMode::Sum),
+            vec![0.0, 0.0]
+        );
     }
 
     #[test]
@@ -124,6 +138,9 @@ mod tests {
         assert_eq!(mean, vec![2.0, 0.0]);
         let d = pair_distances(&left, &right, &mean, Metric::Cosine);
         assert!((d[0] - 1.0).abs() < 1e-15);
-        assert_eq!(pair_distances(&left, &right, &[0.0, 0.0], Metric::Cosine)[0], 0.0);
+        assert_eq!(
+            pair_distances(&left, &right, &[0.0, 0.0], Metric::Cosine)[0],
+            0.0
+        );
     }
 }

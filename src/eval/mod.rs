@@ -20,21 +20,55 @@ use std::path::PathBuf;
 pub use cache::EmbeddingCache;
 pub use dataset::{list_people, random_pairs, PersonImages};
 pub use distance::{combine_flip, FlipMode, Metric};
-pub use identify::{identification_accuracy, split_gallery, GallerySplit, IdentifyReport};
+pub use identify::{
+    identification_accuracy, identify_exhaustive, split_gallery, GallerySplit, IdentifyReport,
+};
 pub use pairs::{read_pairs, resolve_lfw_pairs, ImagePair, PairsFile};
 pub use plot::write_roc_png;
 pub use report::{evaluate, EvalOptions, EvalReport};
-pub use source::{embed_pairs, EmbedSource, FnSource, PairEmbeddings, SourceId};
+pub use source::{
+    embed_pairs, embed_paths, EmbedRun, EmbedSource, FnSource, PairEmbeddings, SourceId,
+};
+
+/// Embeds the pairs (flip mode from `options`) and evaluates them: the whole
+/// `fdb eval lfw` / `fdb eval pairs` computation.
+pub fn evaluate_pairs(
+    pairs: &[ImagePair],
+    source: &mut dyn EmbedSource,
+    run: EmbedRun,
+    options: &EvalOptions,
+) -> Result<EvalReport, EvalError> {
+    let embeddings = embed_pairs(
+        pairs,
+        source,
+        EmbedRun {
+            flip: options.flip,
+            ..run
+        },
+    )?;
+    evaluate(&embeddings, options)
+}
 
 /// Everything that can go wrong in an evaluation; each names the file at fault.
 #[derive(Debug, thiserror::Error)]
 pub enum EvalError {
     #[error("{path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{path}:{line}: {reason}")]
-    PairsSyntax { path: PathBuf, line: usize, reason: String },
+    PairsSyntax {
+        path: PathBuf,
+        line: usize,
+        reason: String,
+    },
     #[error("{count} image(s) of the pairs are missing under {dir}: {}", list_paths(.missing))]
-    MissingImages { dir: PathBuf, count: usize, missing: Vec<PathBuf> },
+    MissingImages {
+        dir: PathBuf,
+        count: usize,
+        missing: Vec<PathBuf>,
+    },
     #[error("embedding failed for {} image(s): {}", .failures.len(), list_failures(.failures))]
     Embedding { failures: Vec<(PathBuf, String)> },
     #[error("embedding cache {path}: {reason}")]
@@ -49,7 +83,10 @@ pub enum EvalError {
 
 impl EvalError {
     pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        EvalError::Io { path: path.into(), source }
+        EvalError::Io {
+            path: path.into(),
+            source,
+        }
     }
 }
 
@@ -57,7 +94,11 @@ impl EvalError {
 const LISTED: usize = 20;
 
 fn list_paths(paths: &[PathBuf]) -> String {
-    let mut s: Vec<String> = paths.iter().take(LISTED).map(|p| p.display().to_string()).collect();
+    let mut s: Vec<String> = paths
+        .iter()
+        .take(LISTED)
+        .map(|p| p.display().to_string())
+        .collect();
     if paths.len() > LISTED {
         s.push(format!("... and {} more", paths.len() - LISTED));
     }
@@ -65,7 +106,11 @@ fn list_paths(paths: &[PathBuf]) -> String {
 }
 
 fn list_failures(failures: &[(PathBuf, String)]) -> String {
-    let mut s: Vec<String> = failures.iter().take(LISTED).map(|(p, why)| format!("{} ({why})", p.display())).collect();
+    let mut s: Vec<String> = failures
+        .iter()
+        .take(LISTED)
+        .map(|(p, why)| format!("{} ({why})", p.display()))
+        .collect();
     if failures.len() > LISTED {
         s.push(format!("... and {} more", failures.len() - LISTED));
     }

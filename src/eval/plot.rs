@@ -9,8 +9,8 @@ use plotters::prelude::*;
 use plotters::style::{register_font, FontStyle};
 
 use super::report::EvalReport;
-use super::Metric;
 use super::EvalError;
+use super::Metric;
 
 /// Fonts tried in order; `FDB_PLOT_FONT` comes first when set.
 const SYSTEM_FONTS: [&str; 4] = [
@@ -25,17 +25,29 @@ pub(crate) fn font_available() -> bool {
     static LOADED: OnceLock<bool> = OnceLock::new();
     *LOADED.get_or_init(|| {
         let env = std::env::var_os("FDB_PLOT_FONT").map(PathBuf::from);
-        env.into_iter().chain(SYSTEM_FONTS.iter().map(PathBuf::from)).any(|path| {
-            let Ok(bytes) = std::fs::read(&path) else { return false };
-            // plotters keeps fonts for the whole process: leaking once is the intended use.
-            register_font("sans-serif", FontStyle::Normal, Box::leak(bytes.into_boxed_slice())).is_ok()
-        })
+        env.into_iter()
+            .chain(SYSTEM_FONTS.iter().map(PathBuf::from))
+            .any(|path| {
+                let Ok(bytes) = std::fs::read(&path) else {
+                    return false;
+                };
+                // plotters keeps fonts for the whole process: leaking once is the intended use.
+                register_font(
+                    "sans-serif",
+                    FontStyle::Normal,
+                    Box::leak(bytes.into_boxed_slice()),
+                )
+                .is_ok()
+            })
     })
 }
 
 /// Draws the mean ROC curve (FPR on x, TPR on y) with the operating point marked.
 pub fn write_roc_png(report: &EvalReport, path: &Path) -> Result<(), EvalError> {
-    draw(report, path, font_available()).map_err(|reason| EvalError::Plot { path: path.to_path_buf(), reason })
+    draw(report, path, font_available()).map_err(|reason| EvalError::Plot {
+        path: path.to_path_buf(),
+        reason,
+    })
 }
 
 fn draw(report: &EvalReport, path: &Path, with_text: bool) -> Result<(), String> {
@@ -50,26 +62,65 @@ fn draw(report: &EvalReport, path: &Path, with_text: bool) -> Result<(), String>
             Metric::SquaredL2 => "squared L2",
             Metric::Cosine => "cosine",
         };
-        let caption = format!("ROC: accuracy {:.4}, AUC {:.4}, EER {:.4} ({metric}{})", report.accuracy_mean, report.auc, report.eer, if o.subtract_mean { ", mean subtracted" } else { "" });
-        builder.caption(caption, ("sans-serif", 20)).x_label_area_size(40).y_label_area_size(50);
+        let caption = format!(
+            "ROC: accuracy {:.4}, AUC {:.4}, EER {:.4} ({metric}{})",
+            report.accuracy_mean,
+            report.auc,
+            report.eer,
+            if o.subtract_mean {
+                ", mean subtracted"
+            } else {
+                ""
+            }
+        );
+        builder
+            .caption(caption, ("sans-serif", 20))
+            .x_label_area_size(40)
+            .y_label_area_size(50);
     } else {
         builder.x_label_area_size(5).y_label_area_size(5);
     }
-    let mut chart = builder.build_cartesian_2d(0.0f64..1.0, 0.0f64..1.0).map_err(|e| err(&e))?;
+    let mut chart = builder
+        .build_cartesian_2d(0.0f64..1.0, 0.0f64..1.0)
+        .map_err(|e| err(&e))?;
     let mut mesh = chart.configure_mesh();
     if with_text {
-        mesh.x_desc("false positive rate").y_desc("true positive rate");
+        mesh.x_desc("false positive rate")
+            .y_desc("true positive rate");
     } else {
-        mesh.disable_x_mesh().disable_y_mesh().x_labels(0).y_labels(0);
+        mesh.disable_x_mesh()
+            .disable_y_mesh()
+            .x_labels(0)
+            .y_labels(0);
     }
     mesh.draw().map_err(|e| err(&e))?;
-    chart.draw_series(LineSeries::new(report.roc.iter().map(|p| (p.fpr, p.tpr)), BLUE.stroke_width(2))).map_err(|e| err(&e))?;
+    chart
+        .draw_series(LineSeries::new(
+            report.roc.iter().map(|p| (p.fpr, p.tpr)),
+            BLUE.stroke_width(2),
+        ))
+        .map_err(|e| err(&e))?;
     let op = report.operating_point;
-    chart.draw_series(std::iter::once(Circle::new((op.fpr, op.tpr), 7, RED.filled()))).map_err(|e| err(&e))?;
+    chart
+        .draw_series(std::iter::once(Circle::new(
+            (op.fpr, op.tpr),
+            7,
+            RED.filled(),
+        )))
+        .map_err(|e| err(&e))?;
     if with_text {
-        let label = format!("threshold {:.3}: TPR {:.4}, FPR {:.4}", op.threshold, op.tpr, op.fpr);
+        let label = format!(
+            "threshold {:.3}: TPR {:.4}, FPR {:.4}",
+            op.threshold, op.tpr, op.fpr
+        );
         let at = (op.fpr.min(0.55) + 0.03, (op.tpr - 0.06).max(0.05));
-        chart.draw_series(std::iter::once(Text::new(label, at, ("sans-serif", 18).into_font().color(&RED)))).map_err(|e| err(&e))?;
+        chart
+            .draw_series(std::iter::once(Text::new(
+                label,
+                at,
+                ("sans-serif", 18).into_font().color(&RED),
+            )))
+            .map_err(|e| err(&e))?;
     }
     root.present().map_err(|e| err(&e))
 }
@@ -87,19 +138,37 @@ mod tests {
         for i in 0..8 {
             let same = i % 2 == 0;
             emb.left.push(unit(i as f32));
-            emb.right.push(unit(i as f32 + if same { 0.1 } else { 2.0 }));
+            emb.right
+                .push(unit(i as f32 + if same { 0.1 } else { 2.0 }));
             emb.same.push(same);
         }
-        let report = evaluate(&emb, &EvalOptions { folds: 2, ..EvalOptions::default() }).unwrap();
+        let report = evaluate(
+            &emb,
+            &EvalOptions {
+                folds: 2,
+                ..EvalOptions::default()
+            },
+        )
+        .unwrap();
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("plain.png");
         draw(&report, &path, false).unwrap();
         let img = image::open(&path).unwrap().to_rgb8();
         // Perfect separation: the operating point (red) sits at the top-left corner.
-        let red: Vec<(u32, u32)> = img.enumerate_pixels().filter(|(_, _, p)| p.0 == [255, 0, 0]).map(|(x, y, _)| (x, y)).collect();
+        let red: Vec<(u32, u32)> = img
+            .enumerate_pixels()
+            .filter(|(_, _, p)| p.0 == [255, 0, 0])
+            .map(|(x, y, _)| (x, y))
+            .collect();
         assert!(!red.is_empty());
-        assert!(red.iter().all(|(x, y)| *x < 60 && *y < 60), "{:?}", &red[..3]);
-        let err = write_roc_png(&report, &dir.path().join("missing/dir/roc.png")).unwrap_err().to_string();
+        assert!(
+            red.iter().all(|(x, y)| *x < 60 && *y < 60),
+            "{:?}",
+            &red[..3]
+        );
+        let err = write_roc_png(&report, &dir.path().join("missing/dir/roc.png"))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("missing/dir/roc.png"), "{err}");
     }
 }

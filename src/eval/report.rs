@@ -9,7 +9,10 @@ use serde::{Deserialize, Serialize};
 
 use super::distance::{mean_embedding, pair_distances, FlipMode, Metric};
 use super::folds::{kfold_ranges, train_indices};
-use super::roc::{accuracy_thresholds, auc, calculate_roc, calculate_val, eer, mean_std, val_thresholds, FoldedDistances};
+use super::roc::{
+    accuracy_thresholds, auc, calculate_roc, calculate_val, eer, mean_std, val_thresholds,
+    FoldedDistances,
+};
 use super::source::PairEmbeddings;
 use super::EvalError;
 
@@ -28,7 +31,13 @@ pub struct EvalOptions {
 
 impl Default for EvalOptions {
     fn default() -> Self {
-        EvalOptions { metric: Metric::SquaredL2, subtract_mean: false, far_target: 1e-3, folds: 10, flip: FlipMode::None }
+        EvalOptions {
+            metric: Metric::SquaredL2,
+            subtract_mean: false,
+            far_target: 1e-3,
+            folds: 10,
+            flip: FlipMode::None,
+        }
     }
 }
 
@@ -74,19 +83,31 @@ pub fn evaluate(emb: &PairEmbeddings, options: &EvalOptions) -> Result<EvalRepor
     let folds = kfold_ranges(n, options.folds);
     let dim = emb.left[0].len();
     let no_mean = vec![0.0; dim];
-    let shared = (!options.subtract_mean).then(|| pair_distances(&emb.left, &emb.right, &no_mean, options.metric));
+    let shared = (!options.subtract_mean)
+        .then(|| pair_distances(&emb.left, &emb.right, &no_mean, options.metric));
     let per_fold: Vec<Vec<f64>> = folds
         .iter()
         .map(|test| match &shared {
             Some(d) => d.clone(),
             None => {
                 let train = || train_indices(n, test);
-                let rows = train().map(|i| emb.left[i].as_slice()).chain(train().map(|i| emb.right[i].as_slice()));
-                pair_distances(&emb.left, &emb.right, &mean_embedding(rows, dim), options.metric)
+                let rows = train()
+                    .map(|i| emb.left[i].as_slice())
+                    .chain(train().map(|i| emb.right[i].as_slice()));
+                pair_distances(
+                    &emb.left,
+                    &emb.right,
+                    &mean_embedding(rows, dim),
+                    options.metric,
+                )
             }
         })
         .collect();
-    let data = FoldedDistances { folds: &folds, per_fold: &per_fold, issame: &emb.same };
+    let data = FoldedDistances {
+        folds: &folds,
+        per_fold: &per_fold,
+        issame: &emb.same,
+    };
 
     let roc = calculate_roc(&accuracy_thresholds(), &data);
     let val = calculate_val(&val_thresholds(), &data, options.far_target);
@@ -116,24 +137,48 @@ pub fn evaluate(emb: &PairEmbeddings, options: &EvalOptions) -> Result<EvalRepor
         auc: auc(&roc.fpr, &roc.tpr),
         eer: eer(&roc.fpr, &roc.tpr),
         operating_point,
-        roc: roc.thresholds.iter().zip(&roc.fpr).zip(&roc.tpr).map(|((t, f), p)| RocPoint { threshold: *t, fpr: *f, tpr: *p }).collect(),
+        roc: roc
+            .thresholds
+            .iter()
+            .zip(&roc.fpr)
+            .zip(&roc.tpr)
+            .map(|((t, f), p)| RocPoint {
+                threshold: *t,
+                fpr: *f,
+                tpr: *p,
+            })
+            .collect(),
     })
 }
 
 fn validate(emb: &PairEmbeddings, options: &EvalOptions) -> Result<(), EvalError> {
     let invalid = |m: String| Err(EvalError::Invalid(m));
     if emb.left.len() != emb.same.len() || emb.right.len() != emb.same.len() {
-        return invalid(format!("{} left, {} right embeddings for {} pairs", emb.left.len(), emb.right.len(), emb.same.len()));
+        return invalid(format!(
+            "{} left, {} right embeddings for {} pairs",
+            emb.left.len(),
+            emb.right.len(),
+            emb.same.len()
+        ));
     }
     if options.folds < 2 || emb.same.len() < options.folds {
-        return invalid(format!("{} pairs cannot be split into {} folds (need at least 2 folds and one pair per fold)", emb.same.len(), options.folds));
+        return invalid(format!(
+            "{} pairs cannot be split into {} folds (need at least 2 folds and one pair per fold)",
+            emb.same.len(),
+            options.folds
+        ));
     }
     if !(options.far_target > 0.0 && options.far_target <= 1.0) {
-        return invalid(format!("FAR target {} is not in (0, 1]", options.far_target));
+        return invalid(format!(
+            "FAR target {} is not in (0, 1]",
+            options.far_target
+        ));
     }
     let dim = emb.left[0].len();
     if dim == 0 || emb.left.iter().chain(&emb.right).any(|e| e.len() != dim) {
-        return invalid(format!("embeddings must all have the same non-zero dimension (first is {dim})"));
+        return invalid(format!(
+            "embeddings must all have the same non-zero dimension (first is {dim})"
+        ));
     }
     Ok(())
 }
@@ -150,12 +195,40 @@ impl fmt::Display for EvalReport {
             FlipMode::Concat => "concat",
             FlipMode::Sum => "sum+normalise",
         };
-        let (tmin, tmax) = self.fold_thresholds.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), t| (a.min(*t), b.max(*t)));
-        writeln!(f, "pairs            {} ({} same, {} different), {} folds", self.pairs, self.same_pairs, self.pairs - self.same_pairs, o.folds)?;
-        writeln!(f, "options          metric {metric}, flip {flip}, subtract mean {}", if o.subtract_mean { "yes" } else { "no" })?;
-        writeln!(f, "accuracy         {:.5} ± {:.5}", self.accuracy_mean, self.accuracy_std)?;
-        writeln!(f, "threshold        {:.4} (fold range {tmin:.2}–{tmax:.2})", self.threshold)?;
-        writeln!(f, "VAL @ FAR={:<7}{:.5} ± {:.5} (mean FAR {:.5}, threshold {:.4})", o.far_target, self.val_mean, self.val_std, self.far_mean, self.far_threshold)?;
+        let (tmin, tmax) = self
+            .fold_thresholds
+            .iter()
+            .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), t| {
+                (a.min(*t), b.max(*t))
+            });
+        writeln!(
+            f,
+            "pairs            {} ({} same, {} different), {} folds",
+            self.pairs,
+            self.same_pairs,
+            self.pairs - self.same_pairs,
+            o.folds
+        )?;
+        writeln!(
+            f,
+            "options          metric {metric}, flip {flip}, subtract mean {}",
+            if o.subtract_mean { "yes" } else { "no" }
+        )?;
+        writeln!(
+            f,
+            "accuracy         {:.5} ± {:.5}",
+            self.accuracy_mean, self.accuracy_std
+        )?;
+        writeln!(
+            f,
+            "threshold        {:.4} (fold range {tmin:.2}–{tmax:.2})",
+            self.threshold
+        )?;
+        writeln!(
+            f,
+            "VAL @ FAR={:<7}{:.5} ± {:.5} (mean FAR {:.5}, threshold {:.4})",
+            o.far_target, self.val_mean, self.val_std, self.far_mean, self.far_threshold
+        )?;
         writeln!(f, "AUC              {:.4}", self.auc)?;
         write!(f, "EER              {:.4}", self.eer)
     }

@@ -36,7 +36,13 @@ impl SortedSplit {
     fn new(indices: impl Iterator<Item = usize>, dist: &[f64], issame: &[bool]) -> Self {
         let (mut same, mut diff, mut n_same, mut n_diff) = (Vec::new(), Vec::new(), 0, 0);
         for i in indices {
-            let bucket = if issame[i] { n_same += 1; &mut same } else { n_diff += 1; &mut diff };
+            let bucket = if issame[i] {
+                n_same += 1;
+                &mut same
+            } else {
+                n_diff += 1;
+                &mut diff
+            };
             // NaN is never below a threshold: it only counts in the totals.
             if !dist[i].is_nan() {
                 bucket.push(dist[i]);
@@ -44,7 +50,12 @@ impl SortedSplit {
         }
         same.sort_by(f64::total_cmp);
         diff.sort_by(f64::total_cmp);
-        SortedSplit { same, diff, n_same, n_diff }
+        SortedSplit {
+            same,
+            diff,
+            n_same,
+            n_diff,
+        }
     }
 
     /// (true accepts, false accepts) at `threshold`.
@@ -61,7 +72,11 @@ impl SortedSplit {
     fn rates(&self, threshold: f64) -> (f64, f64, f64) {
         let (tp, fp) = self.accepts(threshold);
         let tn = self.n_diff - fp;
-        (ratio(tp, self.n_same), ratio(fp, self.n_diff), ratio(tp + tn, self.n()))
+        (
+            ratio(tp, self.n_same),
+            ratio(fp, self.n_diff),
+            ratio(tp + tn, self.n()),
+        )
     }
 
     /// facenet `calculate_val_far`: (val, far). facenet divides by zero on a
@@ -144,7 +159,14 @@ pub fn calculate_roc(thresholds: &[f64], data: &FoldedDistances) -> Roc {
         best_thresholds.push(thresholds[best]);
         operating.push((op_tpr, op_fpr));
     }
-    Roc { thresholds: thresholds.to_vec(), tpr, fpr, accuracy, best_thresholds, operating }
+    Roc {
+        thresholds: thresholds.to_vec(),
+        tpr,
+        fpr,
+        accuracy,
+        best_thresholds,
+        operating,
+    }
 }
 
 /// Output of [`calculate_val`].
@@ -160,12 +182,20 @@ pub struct ValFar {
 /// equals `far_target` (interp1d 'slinear' of threshold against FAR; 0 when
 /// FAR never reaches the target), then VAL and FAR on the held-out fold.
 pub fn calculate_val(thresholds: &[f64], data: &FoldedDistances, far_target: f64) -> ValFar {
-    let mut out = ValFar { val: vec![], far: vec![], thresholds: vec![] };
+    let mut out = ValFar {
+        val: vec![],
+        far: vec![],
+        thresholds: vec![],
+    };
     for fold in 0..data.folds.len() {
         let (train, test) = data.splits(fold);
         let far_train: Vec<f64> = thresholds.iter().map(|t| train.val_far(*t).1).collect();
         let max_far = far_train.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-        let threshold = if max_far >= far_target { slinear_interp(&far_train, thresholds, far_target) } else { 0.0 };
+        let threshold = if max_far >= far_target {
+            slinear_interp(&far_train, thresholds, far_target)
+        } else {
+            0.0
+        };
         let (val, far) = test.val_far(threshold);
         out.val.push(val);
         out.far.push(far);

@@ -54,83 +54,146 @@ pub struct PairEmbeddings {
     pub same: Vec<bool>,
 }
 
-/// How [`embed_pairs`] runs.
+/// How [`embed_pairs`] / [`embed_paths`] run.
 pub struct EmbedRun<'a> {
     pub flip: FlipMode,
     pub batch_size: usize,
     pub cache: Option<&'a mut EmbeddingCache>,
-    /// Called with (images done, images to embed) after each batch.
-    pub progress: &'a mut dyn FnMut(usize, usize),
+    /// Called with (images embedded so far, images to embed) after each batch;
+    /// cached images are not counted.
+    pub progress: Box<dyn FnMut(usize, usize) + 'a>,
+}
+
+impl<'a> EmbedRun<'a> {
+    /// Batches of 64, no cache, no progress report.
+    pub fn new(flip: FlipMode) -> Self {
+        EmbedRun {
+            flip,
+            batch_size: 64,
+            cache: None,
+            progress: Box::new(|_, _| {}),
+        }
+    }
+
+    pub fn with_cache(self, cache: &'a mut EmbeddingCache) -> Self {
+        EmbedRun {
+            cache: Some(cache),
+            ..self
+        }
+    }
+
+    pub fn with_batch_size(self, batch_size: usize) -> Self {
+        EmbedRun { batch_size, ..self }
+    }
+
+    pub fn with_progress(self, progress: impl FnMut(usize, usize) + 'a) -> Self {
+        EmbedRun {
+            progress: Box::new(progress),
+            ..self
+        }
+    }
 }
 
 /// Embeds each distinct image once (through the cache when given), combines
 /// mirrored embeddings per `flip`, and fails listing every image that failed.
-pub fn embed_pairs(pairs: &[ImagePair], source: &mut dyn EmbedSource, run: EmbedRun) -> Result<PairEmbeddings, EvalError> {
-    let mut unique: Vec<PathBuf> = pairs.iter().flat_map(|p| [p.left.clone(), p.right.clone()]).collect();
+pub fn embed_pairs(
+    pairs: &[ImagePair],
+    source: &mut dyn EmbedSource,
+    run: EmbedRun,
+) -> Result<PairEmbeddings, EvalError> {
+    let mut unique: Vec<PathBuf> = pairs
+        .iter()
+        .flat_map(|p| [p.left.clone(), p.right.clone()])
+        .collect();
     unique.sort();
     unique.dedup();
-    let EmbedRun { flip, batch_size, mut cache, progress } = run;
-    let views: &[bool] = if flip.needs_mirror() { &[false, true] } else { &[false] };
-    let mut per_view = Vec::new();
-    for &mirrored in views {
-        per_view.push(embed_images(&unique, mirrored, source, batch_size, cache.as_deref_mut(), progress)?);
-    }
-    if let Some(cache) = cache {
-        cache.save()?;
-    }
-    let combined: HashMap<&PathBuf, Vec<f32>> = unique
-        .iter()
-        .enumerate()
-        .map(|(i, p)| {
-            let original = &per_view[0][i];
-            let e = per_view.get(1).map_or_else(|| original.clone(), |m| combine_flip(original, &m[i], flip));
-            (p, e)
-        })
-        .collect();
+    let embeddings = embed_paths(&unique, source, run)?;
+    let by_path: HashMap<&PathBuf, &Vec<f32>> = unique.iter().zip(&embeddings).collect();
     Ok(PairEmbeddings {
-        left: pairs.iter().map(|p| combined[&p.left].clone()).collect(),
-        right: pairs.iter().map(|p| combined[&p.right].clone()).collect(),
+        left: pairs.iter().map(|p| by_path[&p.left].clone()).collect(),
+        right: pairs.iter().map(|p| by_path[&p.right].clone()).collect(),
         same: pairs.iter().map(|p| p.same).collect(),
     })
 }
 
-fn embed_images(
+/// One embedding per path (flip-combined), in order; cached ones are reused and
+/// new ones stored. Fails listing every image that could not be embedded.
+pub fn embed_paths(
     paths: &[PathBuf],
-    mirrored: bool,
     source: &mut dyn EmbedSource,
-    batch_size: usize,
-    mut cache: Option<&mut EmbeddingCache>,
-    progress: &mut dyn FnMut(usize, usize),
+    run: EmbedRun,
 ) -> Result<Vec<Vec<f32>>, EvalError> {
+    let EmbedRun {
+        flip,
+        batch_size,
+        mut cache,
+        mut progress,
+    } = run;
     let id = source.id();
-    let mut out: Vec<Option<Vec<f32>>> = paths.iter().map(|p| cache.as_deref().and_then(|c| c.get(&id, p, mirrored))).collect();
-    let todo: Vec<usize> = (0..paths.len()).filter(|i| out[*i].is_none()).collect();
+    let views: &[bool] = if flip.needs_mirror() {
+        &[false, true]
+    } else {
+        &[false]
+    };
+    // out[view][i]; None until embedded.
+    let mut out: Vec<Vec<Option<Vec<f32>>>> = views
+        .iter()
+        .map(|&m| {
+            paths
+                .iter()
+                .map(|p| cache.as_deref().and_then(|c| c.get(&id, p, m)))
+                .collect()
+        })
+        .collect();
+    let todo: Vec<(usize, usize)> = (0..views.len())
+        .flat_map(|v| (0..paths.len()).map(move |i| (v, i)))
+        .filter(|&(v, i)| out[v][i].is_none())
+        .collect();
     let mut failures = Vec::new();
-    for (done, chunk) in todo.chunks(batch_size.max(1)).enumerate() {
-        let batch: Vec<PathBuf> = chunk.iter().map(|i| paths[*i].clone()).collect();
-        let results = source.embed(&batch, mirrored);
-        if results.len() != batch.len() {
-            return Err(EvalError::Invalid(format!("embed source returned {} results for {} images", results.len(), batch.len())));
-        }
-        for (i, result) in chunk.iter().zip(results) {
-            match result {
-                Ok(e) => {
-                    if let Some(c) = cache.as_deref_mut() {
-                        c.insert(&id, &paths[*i], mirrored, e.clone());
-                    }
-                    out[*i] = Some(e);
-                }
-                Err(why) => failures.push((paths[*i].clone(), why)),
+    let mut done = 0;
+    for (v, &mirrored) in views.iter().enumerate() {
+        let jobs: Vec<usize> = todo.iter().filter(|j| j.0 == v).map(|j| j.1).collect();
+        for chunk in jobs.chunks(batch_size.max(1)) {
+            let batch: Vec<PathBuf> = chunk.iter().map(|i| paths[*i].clone()).collect();
+            let results = source.embed(&batch, mirrored);
+            if results.len() != batch.len() {
+                return Err(EvalError::Invalid(format!(
+                    "embed source returned {} results for {} images",
+                    results.len(),
+                    batch.len()
+                )));
             }
+            for (&i, result) in chunk.iter().zip(results) {
+                match result {
+                    Ok(e) => {
+                        if let Some(c) = cache.as_deref_mut() {
+                            c.insert(&id, &paths[i], mirrored, e.clone());
+                        }
+                        out[v][i] = Some(e);
+                    }
+                    Err(why) => failures.push((paths[i].clone(), why)),
+                }
+            }
+            done += chunk.len();
+            progress(done, todo.len());
         }
-        progress((done * batch_size.max(1) + chunk.len()).min(todo.len()), todo.len());
+    }
+    // Saved even on failure, so a rerun after fixing the bad images is quick.
+    if let Some(c) = cache {
+        c.save()?;
     }
     if !failures.is_empty() {
-        // Keep what succeeded so a rerun after fixing the failures is quick.
-        if let Some(c) = cache {
-            c.save()?;
-        }
         return Err(EvalError::Embedding { failures });
     }
-    Ok(out.into_iter().map(|e| e.expect("every image is cached or embedded")).collect())
+    let mut views_out = out
+        .into_iter()
+        .map(|view| view.into_iter().map(|e| e.expect("embedded or cached")));
+    let originals = views_out.next().expect("at least one view");
+    Ok(match views_out.next() {
+        Some(mirrored) => originals
+            .zip(mirrored)
+            .map(|(o, m)| combine_flip(&o, &m, flip))
+            .collect(),
+        None => originals.collect(),
+    })
 }
