@@ -47,7 +47,8 @@ pub fn crop_facenet(img: &RgbImage, face: &Detection, image_size: u32, margin: u
 /// OpenCV's fixed-point bilinear weights for one axis: for each output index, the source
 /// index pair and their 11-bit weights (half-pixel centres, edge pixels clamped).
 fn linear_taps(src: u32, dst: u32) -> Vec<(usize, usize, i32, i32)> {
-    let scale = src as f64 / dst as f64;
+    // OpenCV derives the step from the inverse ratio; kept so rounding matches.
+    let scale = 1.0 / (dst as f64 / src as f64);
     (0..dst)
         .map(|d| {
             let f = ((d as f64 + 0.5) * scale - 0.5) as f32;

@@ -43,15 +43,18 @@ pub fn decode_image(bytes: &[u8], name: &str) -> Result<RgbImage, ImageError> {
         return Err(ImageError::Empty { file: file() });
     }
     let format = image::guess_format(bytes).map_err(|_| ImageError::NotAnImage { file: file() })?;
+    // The header is read without limits so an oversized image is reported with its size;
+    // the limits then guard the decode itself.
     let mut reader = ImageReader::with_format(Cursor::new(bytes), format);
+    reader.no_limits();
+    let mut decoder = reader.into_decoder().map_err(|e| classify(e, name, None))?;
+    let (width, height) = decoder.dimensions();
+    check_size(width, height, decoder.total_bytes(), name)?;
     let mut limits = Limits::default();
     limits.max_image_width = Some(MAX_SIDE);
     limits.max_image_height = Some(MAX_SIDE);
     limits.max_alloc = Some(MAX_DECODED_BYTES);
-    reader.limits(limits);
-    let mut decoder = reader.into_decoder().map_err(|e| classify(e, name, None))?;
-    let (width, height) = decoder.dimensions();
-    check_size(width, height, decoder.total_bytes(), name)?;
+    decoder.set_limits(limits).map_err(|e| classify(e, name, Some((width, height))))?;
     // A broken EXIF block should not cost the photo: fall back to no rotation.
     let orientation = decoder.orientation().unwrap_or(image::metadata::Orientation::NoTransforms);
     let mut img = DynamicImage::from_decoder(decoder).map_err(|e| classify(e, name, Some((width, height))))?;

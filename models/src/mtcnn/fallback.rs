@@ -12,8 +12,8 @@ use image::{Rgb, RgbImage};
 const PAD_FRACTION: f32 = 0.25;
 /// Flat mid-grey: a mirrored border would add half faces for the detector to find.
 const PAD_COLOUR: Rgb<u8> = Rgb([127, 127, 127]);
-/// Aspect ratios (width / height) that a tight face crop plausibly has.
-const FACE_CROP_ASPECT: std::ops::RangeInclusive<f32> = 0.5..=1.5;
+/// Aspect ratios (width / height) that a tight face crop plausibly has: square or portrait.
+const FACE_CROP_ASPECT: std::ops::RangeInclusive<f32> = 0.6..=1.1;
 
 /// How the faces in a [`FoundFaces`] were obtained.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,11 +24,14 @@ pub enum FaceSource {
     DetectedAfterPadding,
     /// Nothing was detected; the whole image stands in for the face (caller allowed it).
     WholeImage,
+    /// No face: `faces` is empty.
+    NotFound,
 }
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct FoundFaces {
-    /// Empty when no face was found and the whole-image fallback was not allowed or not plausible.
+    /// Empty (with `NotFound`) when nothing was detected and the whole-image fallback was not
+    /// allowed or the image is not shaped like a face crop.
     pub faces: Vec<Detection>,
     pub source: FaceSource,
 }
@@ -47,12 +50,11 @@ impl Mtcnn {
             return Ok(FoundFaces { faces, source: FaceSource::DetectedAfterPadding });
         }
         let aspect = img.width() as f32 / img.height().max(1) as f32;
-        let faces = if allow_whole_image && FACE_CROP_ASPECT.contains(&aspect) {
-            vec![whole_image_face(img.width(), img.height())]
+        Ok(if allow_whole_image && FACE_CROP_ASPECT.contains(&aspect) {
+            FoundFaces { faces: vec![whole_image_face(img.width(), img.height())], source: FaceSource::WholeImage }
         } else {
-            Vec::new()
-        };
-        Ok(FoundFaces { faces, source: FaceSource::WholeImage })
+            FoundFaces { faces: Vec::new(), source: FaceSource::NotFound }
+        })
     }
 }
 

@@ -39,10 +39,10 @@ impl Default for MtcnnConfig {
 }
 
 pub struct Mtcnn {
-    pub(crate) pnet: PNet,
-    pub(crate) rnet: RNet,
-    pub(crate) onet: ONet,
-    pub(crate) device: Device,
+    pnet: PNet,
+    rnet: RNet,
+    onet: ONet,
+    device: Device,
     pub config: MtcnnConfig,
 }
 
@@ -64,6 +64,26 @@ impl Mtcnn {
         // SAFETY: the weights file is not modified while mapped (it is written atomically once).
         let vb = unsafe { VarBuilder::from_mmaped_safetensors(&[path], candle_core::DType::F32, device)? };
         Self::load(vb)
+    }
+
+    /// Builds the detector from converted tensors named `pnet.*`, `rnet.*`, `onet.*` (what
+    /// the weight install writes), without a file in between.
+    pub fn from_tensors(tensors: Vec<crate::weights::NamedTensor>, device: &Device) -> Result<Self> {
+        let map = tensors
+            .into_iter()
+            .map(|t| Ok((t.name, candle_core::Tensor::from_vec(t.data, t.shape, device)?)))
+            .collect::<Result<std::collections::HashMap<_, _>>>()?;
+        Self::load(VarBuilder::from_tensors(map, candle_core::DType::F32, device))
+    }
+
+    pub fn pnet(&self) -> &PNet {
+        &self.pnet
+    }
+    pub fn rnet(&self) -> &RNet {
+        &self.rnet
+    }
+    pub fn onet(&self) -> &ONet {
+        &self.onet
     }
 
     pub fn with_config(mut self, config: MtcnnConfig) -> Self {
