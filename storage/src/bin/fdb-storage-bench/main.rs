@@ -7,7 +7,7 @@
 
 mod vecio;
 
-use fdb_storage::{distance::dot, FaceId, IndexLoad, IndexParams, NewFace, PersonId, Store, StoreOptions};
+use fdb_storage::{disk_bytes, distance::dot, FaceId, IndexLoad, IndexParams, NewFace, PersonId, Store, StoreOptions};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
 use std::time::Instant;
@@ -61,7 +61,7 @@ fn run(a: &Args) -> Result<(), String> {
     let t = Instant::now();
     drop(store); // a clean close writes the index snapshot
     println!("close (snapshot + flush): {:.2} s", t.elapsed().as_secs_f64());
-    let disk = dir_bytes(&a.db);
+    let disk = disk_bytes(&a.db);
     println!("disk: {:.1} MB = {:.0} bytes/face (crops are empty here)", disk as f64 / 1e6, disk as f64 / n as f64);
 
     let rss_before = rss_kb();
@@ -167,21 +167,6 @@ fn rss_kb() -> u64 {
 
 fn peak_rss_kb() -> u64 {
     proc_status_kb("VmHWM:")
-}
-
-fn dir_bytes(path: &std::path::Path) -> u64 {
-    std::fs::read_dir(path)
-        .map(|entries| {
-            entries
-                .flatten()
-                .map(|e| match e.metadata() {
-                    Ok(m) if m.is_dir() => dir_bytes(&e.path()),
-                    Ok(m) => m.len(),
-                    Err(_) => 0,
-                })
-                .sum()
-        })
-        .unwrap_or(0)
 }
 
 fn parse_args() -> Result<Args, String> {
