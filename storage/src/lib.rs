@@ -18,6 +18,7 @@ mod txn;
 mod types;
 
 pub use error::{Result, StoreError};
+pub use maintenance::disk_bytes;
 pub use store::{Store, METRIC, SCHEMA_VERSION};
 pub use types::{Face, FaceId, Hit, IndexLoad, IndexParams, NewFace, Person, PersonId, Stats, StoreOptions};
 

@@ -204,7 +204,7 @@ impl Store {
             tombstones,
             index_points,
             active_model: self.active_model()?,
-            disk_bytes: dir_bytes(&self.path),
+            disk_bytes: disk_bytes(&self.path),
         })
     }
 }
@@ -241,13 +241,13 @@ fn read_vectors(
     })
 }
 
-/// Bytes of all files under the database directory (sled's own `size_on_disk` misses some).
-fn dir_bytes(path: &std::path::Path) -> u64 {
+/// Bytes of all files under a database directory (sled's own `size_on_disk` misses some).
+pub fn disk_bytes(path: &std::path::Path) -> u64 {
     let Ok(entries) = std::fs::read_dir(path) else { return 0 };
     entries
         .flatten()
         .map(|e| match e.metadata() {
-            Ok(m) if m.is_dir() => dir_bytes(&e.path()),
+            Ok(m) if m.is_dir() => disk_bytes(&e.path()),
             Ok(m) => m.len(),
             Err(_) => 0,
         })
