@@ -56,8 +56,8 @@ pub struct Engine {
     model_id: String,
 }
 
-/// How many faces go through the embedder at once.
-pub const EMBED_BATCH: usize = 32;
+/// Faces per forward pass on a GPU; on the CPU the embedder's own default (where its bench peaks).
+pub const GPU_EMBED_BATCH: usize = 128;
 
 impl Engine {
     /// Load the detector and the embedder `model_id` from the installed models dir.
@@ -68,7 +68,8 @@ impl Engine {
             .map(|entry| models.dir.join(&entry.file))
             .ok_or_else(|| FdbError::Invalid(format!("model {model_id} is not in {}", models.dir.display())))?;
         let detector = Mtcnn::from_file(&models.mtcnn, &device)?;
-        let embedder = Embedder::load(&embedder_file, &device)?.with_max_batch(EMBED_BATCH);
+        let batch = if device.is_cpu() { fdb_models::facenet::DEFAULT_MAX_BATCH } else { GPU_EMBED_BATCH };
+        let embedder = Embedder::load(&embedder_file, &device)?.with_max_batch(batch);
         Ok(Self { device, detector, embedder, model_id: model_id.into() })
     }
 
@@ -114,20 +115,12 @@ impl Engine {
 
     /// The trunk's 1792-d features (before the bottleneck) of aligned crops, for retraining the head.
     pub fn trunk_features(&self, crops: &[RgbImage]) -> Result<Vec<Vec<f32>>> {
-        let mut out = Vec::with_capacity(crops.len());
-        for chunk in crops.chunks(EMBED_BATCH) {
-            out.extend(self.embedder.trunk_features(chunk)?);
-        }
-        Ok(out)
+        Ok(self.embedder.trunk_features(crops)?)
     }
 
     /// L2-normalised embeddings of aligned 160×160 crops, in batches.
     pub fn embed(&self, crops: &[RgbImage]) -> Result<Vec<Vec<f32>>> {
-        let mut out = Vec::with_capacity(crops.len());
-        for chunk in crops.chunks(EMBED_BATCH) {
-            out.extend(self.embedder.embed(chunk)?);
-        }
-        Ok(out)
+        Ok(self.embedder.embed(crops)?)
     }
 }
 
