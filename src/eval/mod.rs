@@ -25,7 +25,7 @@ pub use identify::{
 };
 pub use pairs::{read_pairs, resolve_lfw_pairs, ImagePair, PairsFile};
 pub use plot::write_roc_png;
-pub use report::{evaluate, EvalOptions, EvalReport};
+pub use report::{evaluate, write_roc_csv, EvalOptions, EvalReport, RocPoint};
 pub use source::{
     embed_pairs, embed_paths, EmbedRun, EmbedSource, FnSource, PairEmbeddings, SourceId,
 };
