@@ -53,6 +53,7 @@ impl Store {
             }
             Err(_why) => {
                 self.rebuild_index_locked()?;
+                *self.index_load.lock() = IndexLoad::Rebuilt;
             }
         }
         Ok(())
@@ -84,7 +85,6 @@ impl Store {
             self.t.snapshot.clear()?;
         }
         *self.index.write() = index;
-        *self.index_load.lock() = IndexLoad::Rebuilt;
         self.t.tombstones.clear()?;
         Ok(())
     }

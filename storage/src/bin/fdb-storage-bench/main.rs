@@ -114,6 +114,9 @@ fn insert_all(store: &Store, base: &vecio::Matrix<f32>, n: usize) -> Result<Vec<
             batch.push(bench_face(person, row, base.row(row)));
         }
         ids.extend(store.add_faces(batch).map_err(|e| e.to_string())?);
+        if ids.len() % 20_000 == 0 {
+            eprintln!("  inserted {}", ids.len());
+        }
     }
     Ok(ids)
 }
