@@ -26,8 +26,46 @@ fn pad_neg_inf(xs: &Tensor, dim: usize, extra: usize) -> Result<Tensor> {
     Tensor::cat(&[xs, &fill], dim)
 }
 
-fn conv(in_c: usize, out_c: usize, k: usize, vb: VarBuilder) -> Result<Conv2d> {
-    conv2d(in_c, out_c, k, Conv2dConfig::default(), vb)
+/// A convolution `conv{i}` followed by its per-channel PReLU `prelu{i}`.
+struct ConvPrelu {
+    conv: Conv2d,
+    prelu: PReLU,
+}
+
+impl ConvPrelu {
+    fn load(i: usize, in_c: usize, out_c: usize, kernel: usize, vb: &VarBuilder) -> Result<Self> {
+        Ok(Self {
+            conv: conv2d(in_c, out_c, kernel, Conv2dConfig::default(), vb.pp(format!("conv{i}")))?,
+            prelu: prelu(Some(out_c), vb.pp(format!("prelu{i}")))?,
+        })
+    }
+}
+
+impl Module for ConvPrelu {
+    fn forward(&self, xs: &Tensor) -> Result<Tensor> {
+        self.prelu.forward(&self.conv.forward(xs)?)
+    }
+}
+
+/// A fully connected layer `dense{i}` followed by its PReLU `prelu{i}`.
+struct DensePrelu {
+    dense: Linear,
+    prelu: PReLU,
+}
+
+impl DensePrelu {
+    fn load(i: usize, in_f: usize, out_f: usize, vb: &VarBuilder) -> Result<Self> {
+        Ok(Self {
+            dense: linear(in_f, out_f, vb.pp(format!("dense{i}")))?,
+            prelu: prelu(Some(out_f), vb.pp(format!("prelu{i}")))?,
+        })
+    }
+}
+
+impl Module for DensePrelu {
+    fn forward(&self, xs: &Tensor) -> Result<Tensor> {
+        self.prelu.forward(&self.dense.forward(xs)?)
+    }
 }
 
 /// facenet-pytorch flattens R-/O-Net features after permuting NCHW to NWHC; the dense weights
@@ -38,12 +76,9 @@ fn flatten_nwhc(xs: &Tensor) -> Result<Tensor> {
 
 /// Proposal network: fully convolutional, one 12×12 window per output cell (stride 2).
 pub struct PNet {
-    conv1: Conv2d,
-    prelu1: PReLU,
-    conv2: Conv2d,
-    prelu2: PReLU,
-    conv3: Conv2d,
-    prelu3: PReLU,
+    block1: ConvPrelu,
+    block2: ConvPrelu,
+    block3: ConvPrelu,
     conv4_1: Conv2d,
     conv4_2: Conv2d,
 }
@@ -51,23 +86,18 @@ pub struct PNet {
 impl PNet {
     pub fn load(vb: VarBuilder) -> Result<Self> {
         Ok(Self {
-            conv1: conv(3, 10, 3, vb.pp("conv1"))?,
-            prelu1: prelu(Some(10), vb.pp("prelu1"))?,
-            conv2: conv(10, 16, 3, vb.pp("conv2"))?,
-            prelu2: prelu(Some(16), vb.pp("prelu2"))?,
-            conv3: conv(16, 32, 3, vb.pp("conv3"))?,
-            prelu3: prelu(Some(32), vb.pp("prelu3"))?,
-            conv4_1: conv(32, 2, 1, vb.pp("conv4_1"))?,
-            conv4_2: conv(32, 4, 1, vb.pp("conv4_2"))?,
+            block1: ConvPrelu::load(1, 3, 10, 3, &vb)?,
+            block2: ConvPrelu::load(2, 10, 16, 3, &vb)?,
+            block3: ConvPrelu::load(3, 16, 32, 3, &vb)?,
+            conv4_1: conv2d(32, 2, 1, Conv2dConfig::default(), vb.pp("conv4_1"))?,
+            conv4_2: conv2d(32, 4, 1, Conv2dConfig::default(), vb.pp("conv4_2"))?,
         })
     }
 
     /// Returns (box regression `[N,4,h,w]`, face probability `[N,2,h,w]`).
     pub fn forward(&self, xs: &Tensor) -> Result<(Tensor, Tensor)> {
-        let xs = self.prelu1.forward(&self.conv1.forward(xs)?)?;
-        let xs = max_pool_ceil(&xs, 2, 2)?;
-        let xs = self.prelu2.forward(&self.conv2.forward(&xs)?)?;
-        let xs = self.prelu3.forward(&self.conv3.forward(&xs)?)?;
+        let xs = max_pool_ceil(&self.block1.forward(xs)?, 2, 2)?;
+        let xs = self.block3.forward(&self.block2.forward(&xs)?)?;
         let prob = candle_nn::ops::softmax(&self.conv4_1.forward(&xs)?, 1)?;
         let reg = self.conv4_2.forward(&xs)?;
         Ok((reg, prob))
@@ -76,14 +106,10 @@ impl PNet {
 
 /// Refinement network on 24×24 candidates.
 pub struct RNet {
-    conv1: Conv2d,
-    prelu1: PReLU,
-    conv2: Conv2d,
-    prelu2: PReLU,
-    conv3: Conv2d,
-    prelu3: PReLU,
-    dense4: Linear,
-    prelu4: PReLU,
+    block1: ConvPrelu,
+    block2: ConvPrelu,
+    block3: ConvPrelu,
+    dense4: DensePrelu,
     dense5_1: Linear,
     dense5_2: Linear,
 }
@@ -91,14 +117,10 @@ pub struct RNet {
 impl RNet {
     pub fn load(vb: VarBuilder) -> Result<Self> {
         Ok(Self {
-            conv1: conv(3, 28, 3, vb.pp("conv1"))?,
-            prelu1: prelu(Some(28), vb.pp("prelu1"))?,
-            conv2: conv(28, 48, 3, vb.pp("conv2"))?,
-            prelu2: prelu(Some(48), vb.pp("prelu2"))?,
-            conv3: conv(48, 64, 2, vb.pp("conv3"))?,
-            prelu3: prelu(Some(64), vb.pp("prelu3"))?,
-            dense4: linear(576, 128, vb.pp("dense4"))?,
-            prelu4: prelu(Some(128), vb.pp("prelu4"))?,
+            block1: ConvPrelu::load(1, 3, 28, 3, &vb)?,
+            block2: ConvPrelu::load(2, 28, 48, 3, &vb)?,
+            block3: ConvPrelu::load(3, 48, 64, 2, &vb)?,
+            dense4: DensePrelu::load(4, 576, 128, &vb)?,
             dense5_1: linear(128, 2, vb.pp("dense5_1"))?,
             dense5_2: linear(128, 4, vb.pp("dense5_2"))?,
         })
@@ -106,12 +128,10 @@ impl RNet {
 
     /// Returns (box regression `[N,4]`, face probability `[N,2]`).
     pub fn forward(&self, xs: &Tensor) -> Result<(Tensor, Tensor)> {
-        let xs = self.prelu1.forward(&self.conv1.forward(xs)?)?;
-        let xs = max_pool_ceil(&xs, 3, 2)?;
-        let xs = self.prelu2.forward(&self.conv2.forward(&xs)?)?;
-        let xs = max_pool_ceil(&xs, 3, 2)?;
-        let xs = self.prelu3.forward(&self.conv3.forward(&xs)?)?;
-        let xs = self.prelu4.forward(&self.dense4.forward(&flatten_nwhc(&xs)?)?)?;
+        let xs = max_pool_ceil(&self.block1.forward(xs)?, 3, 2)?;
+        let xs = max_pool_ceil(&self.block2.forward(&xs)?, 3, 2)?;
+        let xs = self.block3.forward(&xs)?;
+        let xs = self.dense4.forward(&flatten_nwhc(&xs)?)?;
         let prob = candle_nn::ops::softmax(&self.dense5_1.forward(&xs)?, D::Minus1)?;
         let reg = self.dense5_2.forward(&xs)?;
         Ok((reg, prob))
@@ -120,16 +140,11 @@ impl RNet {
 
 /// Output network on 48×48 candidates: final box, probability and five landmarks.
 pub struct ONet {
-    conv1: Conv2d,
-    prelu1: PReLU,
-    conv2: Conv2d,
-    prelu2: PReLU,
-    conv3: Conv2d,
-    prelu3: PReLU,
-    conv4: Conv2d,
-    prelu4: PReLU,
-    dense5: Linear,
-    prelu5: PReLU,
+    block1: ConvPrelu,
+    block2: ConvPrelu,
+    block3: ConvPrelu,
+    block4: ConvPrelu,
+    dense5: DensePrelu,
     dense6_1: Linear,
     dense6_2: Linear,
     dense6_3: Linear,
@@ -138,16 +153,11 @@ pub struct ONet {
 impl ONet {
     pub fn load(vb: VarBuilder) -> Result<Self> {
         Ok(Self {
-            conv1: conv(3, 32, 3, vb.pp("conv1"))?,
-            prelu1: prelu(Some(32), vb.pp("prelu1"))?,
-            conv2: conv(32, 64, 3, vb.pp("conv2"))?,
-            prelu2: prelu(Some(64), vb.pp("prelu2"))?,
-            conv3: conv(64, 64, 3, vb.pp("conv3"))?,
-            prelu3: prelu(Some(64), vb.pp("prelu3"))?,
-            conv4: conv(64, 128, 2, vb.pp("conv4"))?,
-            prelu4: prelu(Some(128), vb.pp("prelu4"))?,
-            dense5: linear(1152, 256, vb.pp("dense5"))?,
-            prelu5: prelu(Some(256), vb.pp("prelu5"))?,
+            block1: ConvPrelu::load(1, 3, 32, 3, &vb)?,
+            block2: ConvPrelu::load(2, 32, 64, 3, &vb)?,
+            block3: ConvPrelu::load(3, 64, 64, 3, &vb)?,
+            block4: ConvPrelu::load(4, 64, 128, 2, &vb)?,
+            dense5: DensePrelu::load(5, 1152, 256, &vb)?,
             dense6_1: linear(256, 2, vb.pp("dense6_1"))?,
             dense6_2: linear(256, 4, vb.pp("dense6_2"))?,
             dense6_3: linear(256, 10, vb.pp("dense6_3"))?,
@@ -156,14 +166,11 @@ impl ONet {
 
     /// Returns (box regression `[N,4]`, landmarks `[N,10]` (5 x then 5 y), probability `[N,2]`).
     pub fn forward(&self, xs: &Tensor) -> Result<(Tensor, Tensor, Tensor)> {
-        let xs = self.prelu1.forward(&self.conv1.forward(xs)?)?;
-        let xs = max_pool_ceil(&xs, 3, 2)?;
-        let xs = self.prelu2.forward(&self.conv2.forward(&xs)?)?;
-        let xs = max_pool_ceil(&xs, 3, 2)?;
-        let xs = self.prelu3.forward(&self.conv3.forward(&xs)?)?;
-        let xs = max_pool_ceil(&xs, 2, 2)?;
-        let xs = self.prelu4.forward(&self.conv4.forward(&xs)?)?;
-        let xs = self.prelu5.forward(&self.dense5.forward(&flatten_nwhc(&xs)?)?)?;
+        let xs = max_pool_ceil(&self.block1.forward(xs)?, 3, 2)?;
+        let xs = max_pool_ceil(&self.block2.forward(&xs)?, 3, 2)?;
+        let xs = max_pool_ceil(&self.block3.forward(&xs)?, 2, 2)?;
+        let xs = self.block4.forward(&xs)?;
+        let xs = self.dense5.forward(&flatten_nwhc(&xs)?)?;
         let prob = candle_nn::ops::softmax(&self.dense6_1.forward(&xs)?, D::Minus1)?;
         let reg = self.dense6_2.forward(&xs)?;
         let landmarks = self.dense6_3.forward(&xs)?;

@@ -48,38 +48,15 @@ fn load_mtcnn() -> Option<Mtcnn> {
     }
     // A downloaded wheel converts in memory, without touching the models dir.
     if let Some(wheel) = local_wheel() {
-        return Some(from_wheel(&wheel));
+        return Some(Mtcnn::from_facenet_pytorch_wheel(&wheel, &Device::Cpu).expect("wheel converts"));
     }
     let found = weights::ensure_installed(&dir).ok()?;
     Some(Mtcnn::from_file(&found.mtcnn, &Device::Cpu).expect("installed mtcnn.safetensors loads"))
 }
 
-fn local_wheel() -> Option<PathBuf> {
+pub fn local_wheel() -> Option<PathBuf> {
     let dir = std::env::var_os("FDB_WHEELS").map(PathBuf::from).unwrap_or_else(|| "/tmp/wheels".into());
     Some(dir.join("facenet_pytorch-2.6.0-py3-none-any.whl")).filter(|p| p.is_file())
-}
-
-/// The three networks' state dicts, read from the wheel with fdb's legacy torch reader.
-pub fn wheel_state_dicts() -> Option<Vec<(&'static str, Vec<weights::NamedTensor>)>> {
-    let wheel = local_wheel()?;
-    let mut zip = zip::ZipArchive::new(std::fs::File::open(wheel).ok()?).ok()?;
-    let mut out = Vec::new();
-    for net in ["pnet", "rnet", "onet"] {
-        let mut entry = zip.by_name(&format!("facenet_pytorch/data/{net}.pt")).ok()?;
-        let mut bytes = Vec::new();
-        std::io::Read::read_to_end(&mut entry, &mut bytes).ok()?;
-        out.push((net, weights::torch_legacy::read_state_dict(&bytes).expect("legacy .pt parses")));
-    }
-    Some(out)
-}
-
-fn from_wheel(_wheel: &Path) -> Mtcnn {
-    let tensors = wheel_state_dicts()
-        .expect("wheel readable")
-        .into_iter()
-        .flat_map(|(net, dict)| dict.into_iter().map(move |t| weights::NamedTensor { name: format!("{net}.{}", t.name), ..t }))
-        .collect();
-    Mtcnn::from_tensors(tensors, &Device::Cpu).expect("networks load")
 }
 
 pub fn iou(a: [f32; 4], b: [f32; 4]) -> f32 {
