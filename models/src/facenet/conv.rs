@@ -1,0 +1,186 @@
+//! Convolutions over NHWC activations, as TensorFlow computes them.
+//!
+//! Activations stay NHWC and contiguous through the whole network, so a 1×1 conv is one matmul
+//! over `[N·H·W, C]` with no copy, a k×k conv is one im2col copy plus one matmul, and the
+//! branch concatenations are along the last, contiguous axis. Kernels are re-laid out once at
+//! load time from OIHW to `[kh·kw·C_in, C_out]`, matching the im2col column order `(dy, dx, c)`.
+
+use candle_core::{CpuStorage, CustomOp1, DType, Layout, Module, Result, Shape, Tensor, D};
+use candle_nn::VarBuilder;
+use rayon::prelude::*;
+
+/// TensorFlow padding modes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Padding {
+    /// Output `ceil(in / stride)`; the odd padding pixel goes at the end (bottom/right).
+    Same,
+    /// No padding: output `(in − k) / stride + 1`.
+    Valid,
+}
+
+/// Output size and padding before the first pixel along one axis, with TensorFlow's rules.
+pub fn out_size_and_pad(input: usize, kernel: usize, stride: usize, padding: Padding) -> (usize, usize) {
+    match padding {
+        Padding::Valid => ((input.saturating_sub(kernel)) / stride + 1, 0),
+        Padding::Same => {
+            let out = input.div_ceil(stride);
+            let total = ((out - 1) * stride + kernel).saturating_sub(input);
+            (out, total / 2)
+        }
+    }
+}
+
+/// A sliding window over an NHWC map: kernel, stride and padding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Window {
+    pub kernel: (usize, usize),
+    pub stride: usize,
+    pub padding: Padding,
+}
+
+impl Window {
+    pub fn new(kernel: (usize, usize), stride: usize, padding: Padding) -> Self {
+        Self { kernel, stride, padding }
+    }
+
+    /// `(out_h, pad_top, out_w, pad_left)` for an `h × w` input.
+    fn geometry(&self, h: usize, w: usize) -> (usize, usize, usize, usize) {
+        let (out_h, pad_top) = out_size_and_pad(h, self.kernel.0, self.stride, self.padding);
+        let (out_w, pad_left) = out_size_and_pad(w, self.kernel.1, self.stride, self.padding);
+        (out_h, pad_top, out_w, pad_left)
+    }
+
+    fn is_pointwise(&self) -> bool {
+        self.kernel == (1, 1) && self.stride == 1
+    }
+}
+
+/// Gathers every window of `x: [N, H, W, C]` into a row: `[N, out_h, out_w, kh·kw·C]`, columns
+/// ordered `(dy, dx, c)`; pixels in the padding read as zero.
+pub fn im2col(x: &Tensor, window: Window) -> Result<Tensor> {
+    if x.device().is_cpu() && x.dtype() == DType::F32 {
+        x.apply_op1_no_bwd(&Im2Col(window))
+    } else {
+        im2col_with_tensor_ops(x, window)
+    }
+}
+
+/// The device-independent im2col (used off the CPU): pad, pick rows and columns, concatenate.
+pub fn im2col_with_tensor_ops(x: &Tensor, window: Window) -> Result<Tensor> {
+    let (_, h, w, _) = x.dims4()?;
+    let (out_h, pad_top, out_w, pad_left) = window.geometry(h, w);
+    let (kh, kw) = window.kernel;
+    let s = window.stride;
+    let pad_bottom = ((out_h - 1) * s + kh).saturating_sub(h + pad_top);
+    let pad_right = ((out_w - 1) * s + kw).saturating_sub(w + pad_left);
+    let x = x.pad_with_zeros(1, pad_top, pad_bottom)?.pad_with_zeros(2, pad_left, pad_right)?;
+    let taps = |offset: usize, n: usize| {
+        let ids: Vec<u32> = (0..n).map(|i| (offset + i * s) as u32).collect();
+        Tensor::new(ids, x.device())
+    };
+    let mut cols = Vec::with_capacity(kh * kw);
+    for dy in 0..kh {
+        let rows = x.index_select(&taps(dy, out_h)?, 1)?;
+        for dx in 0..kw {
+            cols.push(rows.index_select(&taps(dx, out_w)?, 2)?);
+        }
+    }
+    Tensor::cat(&cols, D::Minus1)
+}
+
+/// im2col on the CPU in one pass: each output pixel's row is `kh` runs of `kw·C` floats, copied
+/// straight from the input (no padded copy, no per-tap tensors).
+struct Im2Col(Window);
+
+impl CustomOp1 for Im2Col {
+    fn name(&self) -> &'static str {
+        "nhwc-im2col"
+    }
+
+    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
+        let (n, h, w, c) = layout.shape().dims4()?;
+        let src = match (storage, layout.contiguous_offsets()) {
+            (CpuStorage::F32(data), Some((start, end))) => &data[start..end],
+            _ => candle_core::bail!("im2col expects a contiguous f32 tensor"),
+        };
+        let (out_h, pad_top, out_w, pad_left) = self.0.geometry(h, w);
+        let (kh, kw) = self.0.kernel;
+        let s = self.0.stride;
+        let row_len = kh * kw * c;
+        let mut dst = vec![0f32; n * out_h * out_w * row_len];
+        // One output image row per task: enough parallel work, and each writes its own slice.
+        dst.par_chunks_mut(out_w * row_len).enumerate().for_each(|(task, out_row)| {
+            let (b, oy) = (task / out_h, task % out_h);
+            let image = &src[b * h * w * c..(b + 1) * h * w * c];
+            for (ox, cols) in out_row.chunks_mut(row_len).enumerate() {
+                for dy in 0..kh {
+                    let Some(iy) = (oy * s + dy).checked_sub(pad_top).filter(|&iy| iy < h) else {
+                        continue; // a padding row: stays zero
+                    };
+                    let x0 = (ox * s) as isize - pad_left as isize;
+                    // Clip the run of kw pixels to the image; the clipped part stays zero.
+                    let first = (-x0).max(0) as usize;
+                    let last = ((w as isize - x0).min(kw as isize)).max(0) as usize;
+                    if first < last {
+                        let from = (iy * w + (x0 + first as isize) as usize) * c;
+                        let to = (dy * kw + first) * c;
+                        let len = (last - first) * c;
+                        cols[to..to + len].copy_from_slice(&image[from..from + len]);
+                    }
+                }
+            }
+        });
+        Ok((CpuStorage::F32(dst), Shape::from((n, out_h, out_w, row_len))))
+    }
+}
+
+/// A conv layer with TensorFlow padding, bias and optional ReLU, over NHWC maps.
+#[derive(Debug, Clone)]
+pub struct Conv {
+    /// `[kh·kw·C_in, C_out]`.
+    weight: Tensor,
+    bias: Tensor,
+    window: Window,
+    relu: bool,
+}
+
+impl Conv {
+    /// Loads `weight` (OIHW) and `bias`, multiplying both by `scale` (a residual block's scale
+    /// folded into its up-projection saves a pass over the activations).
+    pub fn load(vb: VarBuilder, c_in: usize, c_out: usize, window: Window, relu: bool, scale: f64) -> Result<Self> {
+        let (kh, kw) = window.kernel;
+        let oihw = vb.get((c_out, c_in, kh, kw), "weight")?;
+        let weight = (oihw.permute((2, 3, 1, 0))?.contiguous()?.reshape((kh * kw * c_in, c_out))? * scale)?;
+        let bias = (vb.get(c_out, "bias")? * scale)?;
+        Ok(Self { weight, bias, window, relu })
+    }
+
+    pub fn out_channels(&self) -> usize {
+        self.bias.dims1().unwrap_or(0)
+    }
+}
+
+impl Module for Conv {
+    /// `[N, H, W, C_in]` → `[N, H', W', C_out]`.
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let (n, h, w, c) = x.dims4()?;
+        let (rows, out_h, out_w) = if self.window.is_pointwise() {
+            (x.reshape((n * h * w, c))?, h, w)
+        } else {
+            let cols = im2col(x, self.window)?;
+            let (_, out_h, out_w, k) = cols.dims4()?;
+            (cols.reshape((n * out_h * out_w, k))?, out_h, out_w)
+        };
+        let y = rows.matmul(&self.weight)?.broadcast_add(&self.bias)?;
+        let y = if self.relu { y.relu()? } else { y };
+        y.reshape((n, out_h, out_w, self.out_channels()))
+    }
+}
+
+/// 3×3 max-pool, stride 2, VALID, over NHWC: the max over each im2col window.
+pub fn max_pool_3x3_s2(x: &Tensor) -> Result<Tensor> {
+    let c = x.dim(3)?;
+    let cols = im2col(x, Window::new((3, 3), 2, Padding::Valid))?;
+    let (n, h, w, _) = cols.dims4()?;
+    cols.reshape((n, h, w, 9, c))?.max(3)
+}

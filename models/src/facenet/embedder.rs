@@ -1,0 +1,111 @@
+//! Aligned 160×160 RGB faces → FaceNet embeddings, in batches, on a chosen device.
+
+use std::path::{Path, PathBuf};
+
+use candle_core::{DType, Device, Tensor};
+use candle_nn::VarBuilder;
+use image::RgbImage;
+
+use super::{InceptionResnetV1, INPUT_SIZE};
+
+/// Faces per forward pass unless told otherwise; the batch where the CPU bench peaks.
+pub const DEFAULT_MAX_BATCH: usize = 8;
+
+#[derive(Debug, thiserror::Error)]
+pub enum EmbedError {
+    #[error("cannot load FaceNet weights from {path}: {source}")]
+    Load { path: PathBuf, source: candle_core::Error },
+    #[error("face {index} is {width}×{height}; the embedder takes aligned {INPUT_SIZE}×{INPUT_SIZE} crops")]
+    WrongSize { index: usize, width: u32, height: u32 },
+    #[error("unknown device {0:?}: use \"cpu\", \"cuda\" or \"cuda:N\"")]
+    UnknownDevice(String),
+    #[error("device {name}: {source}")]
+    Device { name: String, source: candle_core::Error },
+    #[error(transparent)]
+    Candle(#[from] candle_core::Error),
+}
+
+/// `"cpu"`, `"cuda"` or `"cuda:N"` → a candle device; CUDA needs the crate's `cuda` feature.
+pub fn device_from_name(name: &str) -> Result<Device, EmbedError> {
+    let ordinal = match name {
+        "cpu" => return Ok(Device::Cpu),
+        "cuda" => 0,
+        _ => name
+            .strip_prefix("cuda:")
+            .and_then(|n| n.parse().ok())
+            .ok_or_else(|| EmbedError::UnknownDevice(name.to_string()))?,
+    };
+    Device::new_cuda(ordinal).map_err(|source| EmbedError::Device { name: name.to_string(), source })
+}
+
+/// The FaceNet network on a device, with the preprocessing it was trained with.
+#[derive(Debug, Clone)]
+pub struct Embedder {
+    device: Device,
+    model: InceptionResnetV1,
+    max_batch: usize,
+}
+
+impl Embedder {
+    /// Loads the safetensors written by the weight install (`facenet-20180408-102900.safetensors`).
+    pub fn load(weights: &Path, device: &Device) -> Result<Self, EmbedError> {
+        let load_error = |source| EmbedError::Load { path: weights.to_path_buf(), source };
+        let bytes = std::fs::read(weights).map_err(|e| load_error(e.into()))?;
+        let vb = VarBuilder::from_buffered_safetensors(bytes, DType::F32, device).map_err(load_error)?;
+        let model = InceptionResnetV1::load(vb).map_err(load_error)?;
+        Ok(Self { device: device.clone(), model, max_batch: DEFAULT_MAX_BATCH })
+    }
+
+    /// Faces per forward pass (at least 1): bigger batches use the cores better, up to a point.
+    pub fn with_max_batch(mut self, max_batch: usize) -> Self {
+        self.max_batch = max_batch.max(1);
+        self
+    }
+
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    pub fn model(&self) -> &InceptionResnetV1 {
+        &self.model
+    }
+
+    /// One 512-d, L2-normalised embedding per aligned 160×160 face, in order.
+    pub fn embed(&self, faces: &[RgbImage]) -> Result<Vec<Vec<f32>>, EmbedError> {
+        let mut embeddings = Vec::with_capacity(faces.len());
+        for (chunk_index, chunk) in faces.chunks(self.max_batch).enumerate() {
+            let input = standardised_nhwc(chunk, chunk_index * self.max_batch, &self.device)?;
+            embeddings.extend(self.model.forward_nhwc(&input)?.to_vec2::<f32>()?);
+        }
+        Ok(embeddings)
+    }
+
+    /// The frozen trunk's `[1792]` features per aligned face, the input of the trainable head.
+    pub fn trunk_features(&self, faces: &[RgbImage]) -> Result<Vec<Vec<f32>>, EmbedError> {
+        let mut features = Vec::with_capacity(faces.len());
+        for (chunk_index, chunk) in faces.chunks(self.max_batch).enumerate() {
+            let input = standardised_nhwc(chunk, chunk_index * self.max_batch, &self.device)?;
+            features.extend(self.model.trunk_nhwc(&input)?.to_vec2::<f32>()?);
+        }
+        Ok(features)
+    }
+}
+
+/// The network input for `faces`: `[N, 3, 160, 160]`, `(pixel − 127.5) / 128`.
+pub fn preprocess(faces: &[RgbImage], device: &Device) -> Result<Tensor, EmbedError> {
+    Ok(standardised_nhwc(faces, 0, device)?.permute((0, 3, 1, 2))?.contiguous()?)
+}
+
+/// `[N, 160, 160, 3]`, `(pixel − 127.5) / 128`: the fixed standardisation this model was
+/// trained with (not per-image prewhitening). `first_index` numbers the faces in errors.
+fn standardised_nhwc(faces: &[RgbImage], first_index: usize, device: &Device) -> Result<Tensor, EmbedError> {
+    let mut data = Vec::with_capacity(faces.len() * INPUT_SIZE * INPUT_SIZE * 3);
+    for (i, face) in faces.iter().enumerate() {
+        if face.dimensions() != (INPUT_SIZE as u32, INPUT_SIZE as u32) {
+            let (width, height) = face.dimensions();
+            return Err(EmbedError::WrongSize { index: first_index + i, width, height });
+        }
+        data.extend(face.as_raw().iter().map(|&p| (p as f32 - 127.5) / 128.0));
+    }
+    Ok(Tensor::from_vec(data, (faces.len(), INPUT_SIZE, INPUT_SIZE, 3), device)?)
+}
