@@ -55,6 +55,7 @@ fn bench_detect(c: &mut Criterion) {
         })
     });
     group.sample_size(10);
+    group.measurement_time(std::time::Duration::from_secs(30));
     group.throughput(Throughput::Elements(images.len() as u64));
     group.bench_function("detect_many batch of 64", |b| b.iter(|| m.detect_many(&images).unwrap()));
     group.finish();
