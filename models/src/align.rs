@@ -192,17 +192,21 @@ mod tests {
 
     #[test]
     fn warp_5pt_puts_landmarks_on_the_template() {
-        // A white dot at each landmark of an identity-placed face lands at the template spots.
+        // A face at half size in the top-left corner, with a 3x3 white spot on each landmark:
+        // the warp doubles it, so each spot lands on the template position.
         let mut img = RgbImage::new(160, 160);
         let k = 160.0 / 112.0;
-        let marks = TEMPLATE_112.map(|[x, y]| [(x * k).round(), (y * k).round()]);
+        let marks = TEMPLATE_112.map(|[x, y]| [(x * k / 2.0).round(), (y * k / 2.0).round()]);
         for [x, y] in marks {
-            img.put_pixel(x as u32, y as u32, Rgb([255; 3]));
+            for (dx, dy) in (0..9).map(|i| (i % 3, i / 3)) {
+                img.put_pixel(x as u32 + dx - 1, y as u32 + dy - 1, Rgb([255; 3]));
+            }
         }
-        let det = Detection { bbox: [0.0, 0.0, 160.0, 160.0], prob: 1.0, landmarks: marks };
+        let det = Detection { bbox: [0.0, 0.0, 80.0, 80.0], prob: 1.0, landmarks: marks };
         let out = warp_5pt(&img, &det, 160);
-        for [x, y] in marks {
-            assert!(out.get_pixel(x as u32, y as u32)[0] > 200);
+        for [x, y] in TEMPLATE_112 {
+            assert_eq!(out.get_pixel((x * k).round() as u32, (y * k).round() as u32)[0], 255);
         }
+        assert_eq!(out.get_pixel(80, 5)[0], 0);
     }
 }

@@ -4,7 +4,8 @@
 mod mtcnn_support;
 
 use candle_core::{Device, Tensor};
-use mtcnn_support::{mtcnn, shared_or_skip, wheel_state_dicts};
+use fdb_models::mtcnn::read_facenet_pytorch_wheel;
+use mtcnn_support::{local_wheel, mtcnn, shared_or_skip};
 
 const TOLERANCE: f32 = 1e-4;
 
@@ -46,30 +47,28 @@ fn onet_matches_reference() {
 
 #[test]
 fn legacy_reader_keeps_keys_and_shapes() {
-    let Some(dicts) = wheel_state_dicts() else {
+    let Some(wheel) = local_wheel() else {
         println!("skipping: facenet-pytorch wheel not found (set FDB_WHEELS)");
         return;
     };
-    let (name, pnet) = &dicts[0];
-    assert_eq!(*name, "pnet");
-    let keys: Vec<&str> = pnet.iter().map(|t| t.name.as_str()).collect();
+    let tensors = read_facenet_pytorch_wheel(&wheel).unwrap();
+    let pnet: Vec<&str> = tensors.iter().map(|t| t.name.as_str()).filter(|n| n.starts_with("pnet.")).collect();
     assert_eq!(
-        keys,
+        pnet,
         [
-            "conv1.weight", "conv1.bias", "prelu1.weight", "conv2.weight", "conv2.bias", "prelu2.weight",
-            "conv3.weight", "conv3.bias", "prelu3.weight", "conv4_1.weight", "conv4_1.bias", "conv4_2.weight",
-            "conv4_2.bias"
+            "pnet.conv1.weight", "pnet.conv1.bias", "pnet.prelu1.weight", "pnet.conv2.weight", "pnet.conv2.bias",
+            "pnet.prelu2.weight", "pnet.conv3.weight", "pnet.conv3.bias", "pnet.prelu3.weight", "pnet.conv4_1.weight",
+            "pnet.conv4_1.bias", "pnet.conv4_2.weight", "pnet.conv4_2.bias"
         ]
     );
-    assert_eq!(pnet[0].shape, vec![10, 3, 3, 3]);
-    let onet = &dicts[2].1;
-    let dense5 = onet.iter().find(|t| t.name == "dense5.weight").expect("onet dense5");
-    assert_eq!(dense5.shape, vec![256, 1152]);
-    // Every tensor is fully populated from its storage and finite.
-    for (_, dict) in &dicts {
-        for t in dict {
-            assert_eq!(t.data.len(), t.shape.iter().product::<usize>(), "{}", t.name);
-            assert!(t.data.iter().all(|v| v.is_finite()), "{}", t.name);
-        }
+    let shape = |name: &str| tensors.iter().find(|t| t.name == name).map(|t| t.shape.clone());
+    assert_eq!(shape("pnet.conv1.weight"), Some(vec![10, 3, 3, 3]));
+    assert_eq!(shape("rnet.dense4.weight"), Some(vec![128, 576]));
+    assert_eq!(shape("onet.dense5.weight"), Some(vec![256, 1152]));
+    // 13 + 16 + 21 tensors, each fully populated from its storage and finite.
+    assert_eq!(tensors.len(), 50);
+    for t in &tensors {
+        assert_eq!(t.data.len(), t.shape.iter().product::<usize>(), "{}", t.name);
+        assert!(t.data.iter().all(|v| v.is_finite()), "{}", t.name);
     }
 }

@@ -7,8 +7,12 @@ use candle_core::{Result, Tensor};
 use image::RgbImage;
 use std::collections::BTreeMap;
 
-/// Candidates per R-/O-Net forward pass: bounds memory on photos with many proposals.
-const STAGE_BATCH: usize = 512;
+/// Candidates per R-/O-Net forward pass: keeps the activations cache-sized and bounds memory
+/// on photos with many proposals.
+const STAGE_BATCH: usize = 128;
+/// Same-sized images per P-Net pass: larger batches only grow the im2col buffers past the
+/// caches (64 at once was slower per image than one at a time).
+const PNET_BATCH: usize = 4;
 
 /// A face candidate between stages.
 #[derive(Clone, Copy, Debug)]
@@ -54,7 +58,10 @@ fn propose(m: &Mtcnn, planes: &[Planar]) -> Result<Vec<Candidate>> {
         by_size.entry((p.width, p.height)).or_default().push(i);
     }
     let mut per_image: Vec<Vec<Candidate>> = vec![Vec::new(); planes.len()];
-    for ((w, h), members) in by_size {
+    let groups = by_size.into_iter().flat_map(|(size, members)| {
+        members.chunks(PNET_BATCH).map(|chunk| (size, chunk.to_vec())).collect::<Vec<_>>()
+    });
+    for ((w, h), members) in groups {
         for scale in pyramid(w, h, m.config.min_face, m.config.factor) {
             let (sw, sh) = ((w as f32 * scale + 1.0) as usize, (h as f32 * scale + 1.0) as usize);
             let mut batch = Vec::with_capacity(members.len() * 3 * sw * sh);

