@@ -4,3 +4,6 @@
 pub mod facenet;
 pub mod train;
 pub mod weights;
+pub mod align;
+pub mod imageio;
+pub mod mtcnn;

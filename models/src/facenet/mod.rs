@@ -19,6 +19,9 @@ use conv::{add_then_relu, max_pool_3x3_s2};
 pub const INPUT_SIZE: usize = 160;
 /// Length of an embedding.
 pub const EMBEDDING_DIM: usize = 512;
+/// The head's tensors in the safetensors file, the part `fdb retrain` replaces.
+pub const BOTTLENECK_WEIGHT: &str = "bottleneck.weight";
+pub const BOTTLENECK_BIAS: &str = "bottleneck.bias";
 
 fn same(k: (usize, usize)) -> Window {
     Window::new(k, 1, Padding::Same)
@@ -182,6 +185,12 @@ impl InceptionResnetV1 {
 
     /// The same from `[N, 160, 160, 3]`, the layout images come in (saves a transpose).
     pub fn forward_nhwc(&self, x: &Tensor) -> Result<Tensor> {
+        self.head(&self.trunk_nhwc(x)?)
+    }
+
+    /// Everything before the bottleneck: `[N, 160, 160, 3]` → `[N, 1792]` pooled features.
+    /// Retraining keeps this frozen and trains the head on its output.
+    pub fn trunk_nhwc(&self, x: &Tensor) -> Result<Tensor> {
         let x = self.conv2d_1a.forward(x)?; // 160 → 79
         let x = self.conv2d_2a.forward(&x)?; // → 77
         let x = self.conv2d_2b.forward(&x)?;
@@ -196,8 +205,12 @@ impl InceptionResnetV1 {
         let x = self.repeat_2.iter().try_fold(x, |x, b| b.forward(&x))?;
         let x = self.block8.forward(&x)?;
         // AvgPool_1a_8x8 covers the whole 3×3 map: a mean over H and W.
-        let x = self.bottleneck.forward(&x.mean((1, 2))?)?;
-        l2_normalize(&x)
+        x.mean((1, 2))
+    }
+
+    /// The bottleneck and L2 normalisation: `[N, 1792]` → `[N, 512]` unit vectors.
+    pub fn head(&self, features: &Tensor) -> Result<Tensor> {
+        l2_normalize(&self.bottleneck.forward(features)?)
     }
 }
 

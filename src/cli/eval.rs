@@ -1,0 +1,239 @@
+//! `fdb eval lfw|pairs|identify`: the evaluator wired to the real pipeline.
+
+use std::path::{Path, PathBuf};
+
+use clap::{Args, Subcommand};
+use fdb::engine::Engine;
+use fdb::eval::{self, EmbedRun, EmbeddingCache, EvalOptions, EvalReport, FlipMode, ImagePair, Metric};
+use fdb::eval_source::EngineSource;
+use fdb::facedb::{EnrollOptions, FaceDb, OpenOptions};
+use fdb::{Alignment, FdbError, Result};
+use serde_json::json;
+
+use super::args::AlignArg;
+use super::{emit, progress_bar};
+
+#[derive(Subcommand, Debug)]
+pub enum EvalCommand {
+    /// facenet's 10-fold LFW protocol on pairs.txt.
+    #[command(after_help = "Examples:\n  fdb eval lfw --dir lfw/images --pairs lfw/pairs.txt\n  fdb eval lfw --dir lfw/images --pairs lfw/pairs.txt --metric cosine --flip concat --subtract-mean\n  fdb eval lfw --dir lfw/images --pairs lfw/pairs.txt --save-threshold")]
+    Lfw {
+        #[command(flatten)]
+        common: PairsEval,
+        /// pairs.txt (View 2) or a View 1 file [default: DIR/../pairs.txt].
+        #[arg(long)]
+        pairs: Option<PathBuf>,
+    },
+    /// Random pairs from any folder-per-person dataset, evaluated the same way.
+    #[command(after_help = "Example:\n  fdb eval pairs --dir faces/ --random-pairs 10000 --same-ratio 0.33 --seed 7")]
+    Pairs {
+        #[command(flatten)]
+        common: PairsEval,
+        #[arg(long, default_value_t = 10_000)]
+        random_pairs: usize,
+        #[arg(long, default_value_t = 0.33)]
+        same_ratio: f64,
+        #[arg(long, default_value_t = 7)]
+        seed: u64,
+    },
+    /// Enrol N images per person into a scratch database, probe with the rest: rank-1 and rank-5.
+    #[command(after_help = "Example:\n  fdb eval identify --dir yaleb/ --gallery 5")]
+    Identify {
+        /// A folder per person.
+        #[arg(long)]
+        dir: PathBuf,
+        /// Images per person enrolled; the rest are probes.
+        #[arg(long, default_value_t = 1)]
+        gallery: usize,
+        #[arg(long, value_enum, default_value_t = AlignArg::Crop)]
+        align: AlignArg,
+    },
+}
+
+#[derive(Args, Debug)]
+pub struct PairsEval {
+    /// Images as DIR/name/name_NNNN.jpg.
+    #[arg(long)]
+    dir: PathBuf,
+    #[arg(long, value_enum, default_value_t = Metric::SquaredL2)]
+    metric: Metric,
+    /// Add the mirrored crop's embedding: concat (facenet) or sum (InsightFace).
+    #[arg(long, value_enum, default_value_t = FlipMode::None, num_args = 0..=1, default_missing_value = "concat")]
+    flip: FlipMode,
+    /// Subtract the training folds' mean embedding per fold.
+    #[arg(long)]
+    subtract_mean: bool,
+    #[arg(long, value_enum, default_value_t = AlignArg::Crop)]
+    align: AlignArg,
+    /// FAR target of VAL@FAR (and of the saved threshold with --save-threshold).
+    #[arg(long)]
+    far: Option<f64>,
+    /// Write the mean ROC curve as CSV.
+    #[arg(long)]
+    csv: Option<PathBuf>,
+    /// Write the ROC curve as a PNG with the operating point marked.
+    #[arg(long)]
+    plot: Option<PathBuf>,
+    /// Embedding cache [default: ~/.cache/fdb/eval-embeddings.bin]; `--cache none` disables it.
+    #[arg(long)]
+    cache: Option<PathBuf>,
+    /// Store the tuned threshold in the database: accuracy-optimal, or the --far one.
+    #[arg(long)]
+    save_threshold: bool,
+}
+
+fn alignment(a: AlignArg) -> Alignment {
+    match a {
+        AlignArg::Crop => Alignment::Crop,
+        AlignArg::Warp => Alignment::Warp,
+    }
+}
+
+fn eval_err(e: eval::EvalError) -> FdbError {
+    FdbError::Invalid(e.to_string())
+}
+
+pub fn run(command: EvalCommand, options: &OpenOptions, db_path: &Path, json: bool) -> Result<u8> {
+    match command {
+        EvalCommand::Lfw { common, pairs } => {
+            let pairs_file = pairs.unwrap_or_else(|| common.dir.join("..").join("pairs.txt"));
+            let file = eval::read_pairs(&pairs_file).map_err(eval_err)?;
+            let pairs = eval::resolve_lfw_pairs(&common.dir, &file.pairs).map_err(eval_err)?;
+            evaluate_pairs(&pairs, &common, options, db_path, json)
+        }
+        EvalCommand::Pairs { common, random_pairs, same_ratio, seed } => {
+            let pairs = eval::random_pairs(&common.dir, random_pairs, same_ratio, seed).map_err(eval_err)?;
+            evaluate_pairs(&pairs, &common, options, db_path, json)
+        }
+        EvalCommand::Identify { dir, gallery, align } => identify(&dir, gallery, alignment(align), options, json),
+    }
+}
+
+fn engine(options: &OpenOptions) -> Result<Engine> {
+    super::engine(options)
+}
+
+fn evaluate_pairs(pairs: &[ImagePair], c: &PairsEval, options: &OpenOptions, db_path: &Path, json: bool) -> Result<u8> {
+    let engine = engine(options)?;
+    let mut source = EngineSource::new(&engine, alignment(c.align));
+    let eval_options = EvalOptions {
+        metric: c.metric,
+        subtract_mean: c.subtract_mean,
+        far_target: c.far.unwrap_or(1e-3),
+        flip: c.flip,
+        ..EvalOptions::default()
+    };
+    let cache_path = c.cache.clone().unwrap_or_else(|| options.models_dir.join("..").join("eval-embeddings.bin"));
+    let mut cache = if cache_path.as_os_str() == "none" {
+        None
+    } else {
+        Some(EmbeddingCache::open(&cache_path).map_err(eval_err)?)
+    };
+    let bar = progress_bar(pairs.len(), json);
+    let mut run = EmbedRun::new(c.flip).with_progress(|done, total| {
+        bar.set_length(total as u64);
+        bar.set_position(done as u64);
+    });
+    if let Some(cache) = cache.as_mut() {
+        run = run.with_cache(cache);
+    }
+    let embeddings = eval::embed_pairs(pairs, &mut source, run).map_err(eval_err)?;
+    bar.finish_and_clear();
+    if let Some(cache) = cache.as_mut() {
+        cache.save().map_err(eval_err)?;
+    }
+    let report = eval::evaluate(&embeddings, &eval_options).map_err(eval_err)?;
+    if let Some(path) = &c.csv {
+        eval::report::write_roc_csv(&report, path).map_err(eval_err)?;
+    }
+    if let Some(path) = &c.plot {
+        eval::write_roc_png(&report, path).map_err(eval_err)?;
+    }
+    let impostor = impostor_fit(&embeddings);
+    let saved = if c.save_threshold { Some(save_threshold(&report, c.far.is_some(), impostor, options, db_path)?) } else { None };
+    emit(json, &json!({ "report": report, "impostor_fit": impostor, "no_face_fallbacks": source.fallbacks, "saved_threshold": saved }), || {
+        println!("{report}");
+        println!(
+            "impostor squared-L2 distances (different-person pairs): mean {:.4}, std {:.4}",
+            impostor.0, impostor.1
+        );
+        for path in &source.fallbacks {
+            println!("no face found, central region used: {}", path.display());
+        }
+        if let Some(t) = saved {
+            println!("saved verify threshold {t:.3} in {}", db_path.display());
+        }
+    });
+    Ok(0)
+}
+
+/// Mean and standard deviation of the squared L2 distance over the different-person pairs
+/// (plain embeddings), the fit behind the 1:N threshold.
+fn impostor_fit(e: &eval::PairEmbeddings) -> (f64, f64) {
+    let d: Vec<f64> = e
+        .left
+        .iter()
+        .zip(&e.right)
+        .zip(&e.same)
+        .filter(|(_, same)| !**same)
+        .map(|((l, r), _)| l.iter().zip(r).map(|(a, b)| ((a - b) * (a - b)) as f64).sum())
+        .collect();
+    eval::roc::mean_std(&d)
+}
+
+fn save_threshold(report: &EvalReport, at_far: bool, impostor: (f64, f64), options: &OpenOptions, db_path: &Path) -> Result<f64> {
+    if report.options.metric != Metric::SquaredL2 || report.options.flip != FlipMode::None || report.options.subtract_mean {
+        return Err(FdbError::Invalid(
+            "--save-threshold needs the plain protocol (squared L2, no flip, no mean subtraction): that is the distance verify and search use".into(),
+        ));
+    }
+    let t = if at_far { report.far_threshold } else { report.threshold };
+    let db = FaceDb::open_with(db_path, options.clone())?;
+    db.set_verify_threshold(t as f32)?;
+    db.set_impostor_fit(impostor.0, impostor.1)?;
+    Ok(t)
+}
+
+fn identify(dir: &Path, gallery: usize, alignment: Alignment, options: &OpenOptions, json: bool) -> Result<u8> {
+    let people = eval::list_people(dir).map_err(eval_err)?;
+    let split = eval::split_gallery(&people, gallery);
+    let scratch = tempfile::tempdir().map_err(|e| FdbError::Invalid(format!("a scratch database: {e}")))?;
+    let db = FaceDb::open_with(scratch.path().join("db"), options.clone())?;
+    let items: Vec<(String, PathBuf)> = split.gallery.iter().map(|(l, p)| (split.names[*l].clone(), p.clone())).collect();
+    let bar = progress_bar(items.len() + split.probes.len(), json);
+    let enrolled = db.enroll_many(&items, &EnrollOptions { allow_whole_image: true, ..Default::default() }, |n| bar.inc(n as u64))?;
+    let failed_enrol = enrolled.iter().filter(|r| matches!(r.status, fdb::EnrollStatus::Failed { .. })).count();
+    let engine = db.engine()?;
+    let mut source = EngineSource::new(&engine, alignment);
+    let probe_paths: Vec<PathBuf> = split.probes.iter().map(|(_, p)| p.clone()).collect();
+    let probes = eval::embed_paths(&probe_paths, &mut source, EmbedRun::new(FlipMode::None)).map_err(eval_err)?;
+    bar.inc(probe_paths.len() as u64);
+    let labels: Vec<usize> = split.probes.iter().map(|(l, _)| *l).collect();
+    let index: std::collections::HashMap<&str, usize> = split.names.iter().enumerate().map(|(i, n)| (n.as_str(), i)).collect();
+    let mut failure = None;
+    let report = eval::identification_accuracy(&labels, |i| match db.nearest_people(&probes[i], 5, None) {
+        Ok(matches) => matches.iter().filter_map(|m| index.get(m.person.as_str()).copied()).collect(),
+        Err(e) => {
+            failure = Some(e);
+            Vec::new()
+        }
+    });
+    bar.finish_and_clear();
+    drop(db);
+    if let Some(e) = failure {
+        return Err(e);
+    }
+    emit(json, &json!({ "report": report, "people": split.names.len(), "gallery_images": items.len(), "gallery_failed": failed_enrol }), || {
+        println!(
+            "{} people, {} gallery images ({} failed to enrol), {} probes: rank-1 {:.4}, rank-5 {:.4}",
+            split.names.len(),
+            items.len(),
+            failed_enrol,
+            report.probes,
+            report.rank1,
+            report.rank5
+        );
+    });
+    Ok(0)
+}
+

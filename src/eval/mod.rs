@@ -1,0 +1,118 @@
+//! The verification evaluator: facenet's 10-fold LFW protocol (`src/lfw.py`,
+//! `calculate_roc` / `calculate_val` in `src/facenet.py`), random pairs from any
+//! folder-per-person dataset, and a rank-k identification protocol.
+//!
+//! It is independent of the networks: embeddings come from an [`EmbedSource`].
+
+pub mod cache;
+pub mod dataset;
+pub mod distance;
+pub mod folds;
+pub mod identify;
+pub mod pairs;
+pub mod plot;
+pub mod report;
+pub mod roc;
+pub mod source;
+
+use std::path::PathBuf;
+
+pub use cache::EmbeddingCache;
+pub use dataset::{list_people, random_pairs, PersonImages};
+pub use distance::{combine_flip, FlipMode, Metric};
+pub use identify::{
+    identification_accuracy, identify_exhaustive, split_gallery, GallerySplit, IdentifyReport,
+};
+pub use pairs::{read_pairs, resolve_lfw_pairs, ImagePair, PairsFile};
+pub use plot::write_roc_png;
+pub use report::{evaluate, write_roc_csv, EvalOptions, EvalReport, RocPoint};
+pub use source::{
+    embed_pairs, embed_paths, EmbedRun, EmbedSource, FnSource, PairEmbeddings, SourceId,
+};
+
+/// Embeds the pairs (flip mode from `options`) and evaluates them: the whole
+/// `fdb eval lfw` / `fdb eval pairs` computation.
+pub fn evaluate_pairs(
+    pairs: &[ImagePair],
+    source: &mut dyn EmbedSource,
+    run: EmbedRun,
+    options: &EvalOptions,
+) -> Result<EvalReport, EvalError> {
+    let embeddings = embed_pairs(
+        pairs,
+        source,
+        EmbedRun {
+            flip: options.flip,
+            ..run
+        },
+    )?;
+    evaluate(&embeddings, options)
+}
+
+/// Everything that can go wrong in an evaluation; each names the file at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum EvalError {
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}:{line}: {reason}")]
+    PairsSyntax {
+        path: PathBuf,
+        line: usize,
+        reason: String,
+    },
+    #[error("{count} image(s) of the pairs are missing under {dir}: {}", list_paths(.missing))]
+    MissingImages {
+        dir: PathBuf,
+        count: usize,
+        missing: Vec<PathBuf>,
+    },
+    #[error("embedding failed for {} image(s): {}", .failures.len(), list_failures(.failures))]
+    Embedding { failures: Vec<(PathBuf, String)> },
+    #[error("embedding cache {path}: {reason}")]
+    Cache { path: PathBuf, reason: String },
+    #[error("dataset {dir}: {reason}")]
+    Dataset { dir: PathBuf, reason: String },
+    #[error("invalid evaluation input: {0}")]
+    Invalid(String),
+    #[error("plot {path}: {reason}")]
+    Plot { path: PathBuf, reason: String },
+}
+
+impl EvalError {
+    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        EvalError::Io {
+            path: path.into(),
+            source,
+        }
+    }
+}
+
+/// At most this many names in a message; the count says how many there are.
+const LISTED: usize = 20;
+
+fn list_paths(paths: &[PathBuf]) -> String {
+    let mut s: Vec<String> = paths
+        .iter()
+        .take(LISTED)
+        .map(|p| p.display().to_string())
+        .collect();
+    if paths.len() > LISTED {
+        s.push(format!("... and {} more", paths.len() - LISTED));
+    }
+    s.join(", ")
+}
+
+fn list_failures(failures: &[(PathBuf, String)]) -> String {
+    let mut s: Vec<String> = failures
+        .iter()
+        .take(LISTED)
+        .map(|(p, why)| format!("{} ({why})", p.display()))
+        .collect();
+    if failures.len() > LISTED {
+        s.push(format!("... and {} more", failures.len() - LISTED));
+    }
+    s.join(", ")
+}

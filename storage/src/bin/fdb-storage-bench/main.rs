@@ -1,0 +1,200 @@
+//! Bench binary for large sizes: insert rate, snapshot and open time, bytes on disk per face,
+//! memory, and recall@10 / p50 / p99 latency at one query thread for several `ef`.
+//!
+//! fdb-storage-bench --base base.npy --queries query.npy --gt groundtruth.ivecs --db DIR
+//!                   [--n N] [--m 16] [--efc 200] [--ef 16,32,64,128] [--exact 200]
+//! Vectors may be .npy or .fvecs, ground truth .npy or .ivecs (exact top-k row numbers).
+
+mod vecio;
+
+use fdb_storage::{disk_bytes, distance::dot, FaceId, IndexLoad, IndexParams, NewFace, PersonId, Store, StoreOptions};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::PathBuf;
+use std::time::Instant;
+
+const K: usize = 10;
+const INSERT_BATCH: usize = 2_000;
+const FACES_PER_PERSON: usize = 20;
+
+struct Args {
+    base: PathBuf,
+    queries: PathBuf,
+    gt: PathBuf,
+    db: PathBuf,
+    n: Option<usize>,
+    params: IndexParams,
+    efs: Vec<usize>,
+    exact_queries: usize,
+}
+
+fn main() {
+    let args = match parse_args() {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("error: {e}\nusage: fdb-storage-bench --base FILE --queries FILE --gt FILE --db DIR [--n N] [--m 16] [--efc 200] [--ef 16,32,64] [--exact 200]");
+            std::process::exit(2);
+        }
+    };
+    if let Err(e) = run(&args) {
+        eprintln!("error: {e}");
+        std::process::exit(1);
+    }
+}
+
+fn run(a: &Args) -> Result<(), String> {
+    let base = vecio::read_f32(&a.base)?;
+    let queries = vecio::read_f32(&a.queries)?;
+    let gt = vecio::read_i32(&a.gt)?;
+    let n = a.n.unwrap_or(base.rows).min(base.rows);
+    if n < base.rows && a.n.is_some() {
+        println!("note: using the first {n} of {} base vectors; the ground truth is only valid for all of them", base.rows);
+    }
+    println!("data: {n} x {} base, {} queries, M={} efC={}", base.cols, queries.rows, a.params.m, a.params.ef_construction);
+
+    let _ = std::fs::remove_dir_all(&a.db);
+    let opts = StoreOptions { index: a.params, ..StoreOptions::default() };
+    let store = Store::open(&a.db, opts.clone()).map_err(|e| e.to_string())?;
+    let t = Instant::now();
+    let ids = insert_all(&store, &base, n)?;
+    let insert_s = t.elapsed().as_secs_f64();
+    println!("insert: {n} faces in {insert_s:.1} s = {:.0} faces/s", n as f64 / insert_s);
+    let t = Instant::now();
+    drop(store); // a clean close writes the index snapshot
+    println!("close (snapshot + flush): {:.2} s", t.elapsed().as_secs_f64());
+    let disk = disk_bytes(&a.db);
+    println!("disk: {:.1} MB = {:.0} bytes/face (crops are empty here)", disk as f64 / 1e6, disk as f64 / n as f64);
+
+    let rss_before = rss_kb();
+    let t = Instant::now();
+    let store = Store::open(&a.db, opts).map_err(|e| e.to_string())?;
+    println!("open: {:.2} s ({:?}), RSS +{} MB, peak RSS {} MB", t.elapsed().as_secs_f64(), store.index_load(),
+        (rss_kb().saturating_sub(rss_before)) / 1024, peak_rss_kb() / 1024);
+    if store.index_load() == IndexLoad::Rebuilt {
+        return Err("open rebuilt the index instead of loading the snapshot".into());
+    }
+
+    let row_of: HashMap<u64, usize> = ids.iter().enumerate().map(|(row, id)| (id.0, row)).collect();
+    println!("| ef | recall@{K} | p50 ms | p99 ms | mean ms |");
+    println!("|---|---|---|---|---|");
+    for &ef in &a.efs {
+        let mut lat = Vec::with_capacity(queries.rows);
+        let mut found = 0usize;
+        for q in 0..queries.rows {
+            let t = Instant::now();
+            let hits = store.search(queries.row(q), K, Some(ef)).map_err(|e| e.to_string())?;
+            lat.push(t.elapsed().as_secs_f64() * 1e3);
+            let truth: HashSet<i32> = gt.row(q)[..K].iter().copied().collect();
+            found += hits.iter().filter(|h| truth.contains(&(row_of[&h.face.0] as i32))).count();
+        }
+        let (p50, p99, mean) = percentiles(&mut lat);
+        println!("| {ef} | {:.4} | {p50:.3} | {p99:.3} | {mean:.3} |", found as f64 / (K * queries.rows) as f64);
+    }
+    if a.exact_queries > 0 {
+        let mut lat = Vec::new();
+        for q in 0..a.exact_queries.min(queries.rows) {
+            let t = Instant::now();
+            std::hint::black_box(exact_top_k(&base, n, queries.row(q)));
+            lat.push(t.elapsed().as_secs_f64() * 1e3);
+        }
+        let (p50, p99, _) = percentiles(&mut lat);
+        println!("exact scan ({} queries): p50 {p50:.2} ms, p99 {p99:.2} ms", lat.len());
+    }
+    Ok(())
+}
+
+fn insert_all(store: &Store, base: &vecio::Matrix<f32>, n: usize) -> Result<Vec<FaceId>, String> {
+    let mut ids = Vec::with_capacity(n);
+    let mut person = PersonId(0);
+    for start in (0..n).step_by(INSERT_BATCH) {
+        let mut batch = Vec::with_capacity(INSERT_BATCH);
+        for row in start..(start + INSERT_BATCH).min(n) {
+            if row % FACES_PER_PERSON == 0 {
+                person = store.add_person(&format!("person {row}"), BTreeMap::new()).map_err(|e| e.to_string())?;
+            }
+            batch.push(bench_face(person, row, base.row(row)));
+        }
+        ids.extend(store.add_faces(batch).map_err(|e| e.to_string())?);
+    }
+    Ok(ids)
+}
+
+fn bench_face(person: PersonId, row: usize, v: &[f32]) -> NewFace {
+    let mut sha = [0u8; 32];
+    sha[..8].copy_from_slice(&(row as u64).to_be_bytes());
+    NewFace {
+        person,
+        source_name: format!("face_{row:07}.jpg"),
+        source_sha256: sha,
+        bbox: [10.0, 12.0, 110.0, 140.0],
+        landmarks: [[40.0, 50.0], [80.0, 50.0], [60.0, 75.0], [45.0, 100.0], [75.0, 100.0]],
+        score: 0.999,
+        model_id: "bench".into(),
+        crop: Vec::new(),
+        embedding: v.to_vec(),
+    }
+}
+
+/// The baseline: every base vector scored against the query, best 10 kept.
+fn exact_top_k(base: &vecio::Matrix<f32>, n: usize, q: &[f32]) -> Vec<usize> {
+    let mut best: Vec<(f32, usize)> = Vec::with_capacity(K + 1);
+    for row in 0..n {
+        let d = 2.0 - 2.0 * dot(q, base.row(row));
+        if best.len() < K || d < best[K - 1].0 {
+            let at = best.partition_point(|(bd, _)| *bd <= d);
+            best.insert(at, (d, row));
+            best.truncate(K);
+        }
+    }
+    best.into_iter().map(|(_, r)| r).collect()
+}
+
+fn percentiles(lat: &mut [f64]) -> (f64, f64, f64) {
+    lat.sort_by(f64::total_cmp);
+    let at = |p: f64| lat[((lat.len() as f64 * p) as usize).min(lat.len() - 1)];
+    (at(0.50), at(0.99), lat.iter().sum::<f64>() / lat.len() as f64)
+}
+
+fn proc_status_kb(field: &str) -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with(field)).and_then(|l| l.split_whitespace().nth(1)?.parse().ok()))
+        .unwrap_or(0)
+}
+
+fn rss_kb() -> u64 {
+    proc_status_kb("VmRSS:")
+}
+
+fn peak_rss_kb() -> u64 {
+    proc_status_kb("VmHWM:")
+}
+
+fn parse_args() -> Result<Args, String> {
+    let mut map: HashMap<String, String> = HashMap::new();
+    let mut it = std::env::args().skip(1);
+    while let Some(key) = it.next() {
+        let name = key.strip_prefix("--").ok_or_else(|| format!("unexpected argument {key:?}"))?;
+        let value = it.next().ok_or_else(|| format!("--{name} needs a value"))?;
+        map.insert(name.to_string(), value);
+    }
+    let path = |k: &str| map.get(k).map(PathBuf::from).ok_or_else(|| format!("--{k} is required"));
+    let num = |k: &str, default: usize| -> Result<usize, String> {
+        map.get(k).map_or(Ok(default), |v| v.parse().map_err(|_| format!("--{k}: {v:?} is not a number")))
+    };
+    let efs = map
+        .get("ef")
+        .map_or("16,24,32,48,64,96,128", |s| s.as_str())
+        .split(',')
+        .map(|s| s.trim().parse().map_err(|_| format!("--ef: {s:?} is not a number")))
+        .collect::<Result<Vec<usize>, String>>()?;
+    Ok(Args {
+        base: path("base")?,
+        queries: path("queries")?,
+        gt: path("gt")?,
+        db: path("db")?,
+        n: map.get("n").map(|v| v.parse().map_err(|_| format!("--n: {v:?} is not a number"))).transpose()?,
+        params: IndexParams { m: num("m", 16)?, ef_construction: num("efc", 200)?, ef_search: 64 },
+        efs,
+        exact_queries: num("exact", 200)?,
+    })
+}

@@ -1,0 +1,78 @@
+//! Byte encodings: bincode 2 for records, big-endian ids for keys, raw little-endian f32 for vectors.
+
+use crate::error::{Result, StoreError};
+use serde::{de::DeserializeOwned, Serialize};
+
+fn config() -> bincode::config::Configuration {
+    bincode::config::standard()
+}
+
+pub(crate) fn encode<T: Serialize>(value: &T) -> Vec<u8> {
+    // Encoding into a Vec only fails for types serde cannot express; ours are plain structs.
+    bincode::serde::encode_to_vec(value, config()).expect("bincode encodes plain records")
+}
+
+pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8], what: &str) -> Result<T> {
+    let (value, used) = bincode::serde::decode_from_slice(bytes, config())
+        .map_err(|e| StoreError::Corrupt(format!("{what}: {e}")))?;
+    if used != bytes.len() {
+        return Err(StoreError::Corrupt(format!("{what}: {} trailing bytes", bytes.len() - used)));
+    }
+    Ok(value)
+}
+
+pub(crate) fn id_key(id: u64) -> [u8; 8] {
+    id.to_be_bytes()
+}
+
+pub(crate) fn key_id(key: &[u8], what: &str) -> Result<u64> {
+    let bytes: [u8; 8] = key
+        .try_into()
+        .map_err(|_| StoreError::Corrupt(format!("{what}: key of {} bytes, expected 8", key.len())))?;
+    Ok(u64::from_be_bytes(bytes))
+}
+
+/// Key of the (person, face) pair index: person id then face id, so a prefix scan lists a person's faces.
+pub(crate) fn pair_key(person: u64, face: u64) -> [u8; 16] {
+    let mut k = [0u8; 16];
+    k[..8].copy_from_slice(&person.to_be_bytes());
+    k[8..].copy_from_slice(&face.to_be_bytes());
+    k
+}
+
+pub(crate) fn f32s_to_bytes(v: &[f32]) -> Vec<u8> {
+    v.iter().flat_map(|x| x.to_le_bytes()).collect()
+}
+
+pub(crate) fn bytes_to_f32s(bytes: &[u8], what: &str) -> Result<Vec<f32>> {
+    if bytes.len() % 4 != 0 {
+        return Err(StoreError::Corrupt(format!("{what}: vector of {} bytes is not a multiple of 4", bytes.len())));
+    }
+    Ok(bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect())
+}
+
+/// Returns the unit vector of `v`, or an error for empty, non-finite or zero vectors.
+pub(crate) fn normalized(v: &[f32]) -> Result<Vec<f32>> {
+    if v.is_empty() {
+        return Err(StoreError::InvalidEmbedding("the embedding is empty".into()));
+    }
+    if v.iter().any(|x| !x.is_finite()) {
+        return Err(StoreError::InvalidEmbedding("the embedding holds NaN or infinite values".into()));
+    }
+    let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+    if norm == 0.0 {
+        return Err(StoreError::InvalidEmbedding("the embedding is the zero vector".into()));
+    }
+    Ok(v.iter().map(|x| x / norm).collect())
+}
+
+pub(crate) fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}

@@ -1,0 +1,278 @@
+//! Faces: enrolment (single and atomic batches), lookups, removal, and search.
+
+use crate::ann::AnnIndex;
+use crate::codec::{self, id_key, pair_key};
+use crate::error::{Result, StoreError};
+use crate::store::{check_model_id, meta_dim_key, tx, Store, META_ACTIVE_MODEL};
+use crate::txn::{abort, TxResult};
+use sled::Transactional;
+use crate::types::{Face, FaceId, Hit, NewFace, PersonId};
+use serde::{Deserialize, Serialize};
+use sled::transaction::TransactionalTree;
+use std::collections::{BTreeSet, HashSet};
+
+/// Batches at least this large are inserted into the index on all cores.
+const PARALLEL_INSERT_MIN: usize = 64;
+
+#[derive(Serialize, Deserialize)]
+struct FaceRecord {
+    person: u64,
+    source_name: String,
+    source_sha256: [u8; 32],
+    bbox: [f32; 4],
+    landmarks: [[f32; 2]; 5],
+    score: f32,
+    model_id: String,
+    created_ms: u64,
+}
+
+pub(crate) fn decode_face(id: u64, bytes: &[u8]) -> Result<Face> {
+    let r: FaceRecord = codec::decode(bytes, &format!("face {id}"))?;
+    Ok(Face {
+        id: FaceId(id),
+        person: PersonId(r.person),
+        source_name: r.source_name,
+        source_sha256: r.source_sha256,
+        bbox: r.bbox,
+        landmarks: r.landmarks,
+        score: r.score,
+        model_id: r.model_id,
+        created_ms: r.created_ms,
+    })
+}
+
+/// A validated face ready to write: its id, record bytes and unit embedding.
+struct Prepared<'a> {
+    id: u64,
+    face: &'a NewFace,
+    record: Vec<u8>,
+    unit: Vec<f32>,
+}
+
+impl Store {
+    pub fn add_face(&self, face: NewFace) -> Result<FaceId> {
+        Ok(self.add_faces(vec![face])?[0])
+    }
+
+    /// Adds faces atomically: either all are stored or none (one sled transaction).
+    /// The first face ever added makes its model the active one.
+    pub fn add_faces(&self, faces: Vec<NewFace>) -> Result<Vec<FaceId>> {
+        if faces.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut seen = HashSet::new();
+        for f in &faces {
+            check_model_id(&f.model_id)?;
+            if !seen.insert(f.source_sha256) {
+                return Err(StoreError::Duplicate(codec::hex(&f.source_sha256)));
+            }
+        }
+        let w = self.writer.lock();
+        let now = codec::now_ms();
+        let mut prepared = Vec::with_capacity(faces.len());
+        for face in &faces {
+            let record = FaceRecord {
+                person: face.person.0,
+                source_name: face.source_name.clone(),
+                source_sha256: face.source_sha256,
+                bbox: face.bbox,
+                landmarks: face.landmarks,
+                score: face.score,
+                model_id: face.model_id.clone(),
+                created_ms: now,
+            };
+            let unit = codec::normalized(&face.embedding)?;
+            prepared.push(Prepared { id: self.db.generate_id()?, face, record: codec::encode(&record), unit });
+        }
+        let models: Vec<String> =
+            faces.iter().map(|f| f.model_id.clone()).collect::<BTreeSet<_>>().into_iter().collect();
+        let trees = self.tx_trees(&models)?;
+        let active = trees.as_slice().transaction(|t| -> TxResult<String> {
+            let active = match t[tx::META].get(META_ACTIVE_MODEL)? {
+                Some(m) => String::from_utf8_lossy(&m).into_owned(),
+                None => {
+                    t[tx::META].insert(META_ACTIVE_MODEL, prepared[0].face.model_id.as_bytes())?;
+                    prepared[0].face.model_id.clone()
+                }
+            };
+            for p in &prepared {
+                let emb = &t[tx::EMB0 + models.iter().position(|m| *m == p.face.model_id).unwrap()];
+                write_face(t, emb, p)?;
+            }
+            Ok(active)
+        })?;
+        let ids: Vec<FaceId> = prepared.iter().map(|p| FaceId(p.id)).collect();
+        let to_index: Vec<(u64, Vec<f32>)> =
+            prepared.into_iter().filter(|p| p.face.model_id == active).map(|p| (p.id, p.unit)).collect();
+        self.index_new_locked(&active, to_index, &w)?;
+        Ok(ids)
+    }
+
+    fn index_new_locked(
+        &self,
+        model: &str,
+        vectors: Vec<(u64, Vec<f32>)>,
+        _writer: &parking_lot::MutexGuard<()>,
+    ) -> Result<()> {
+        if vectors.is_empty() {
+            return Ok(());
+        }
+        if self.index.read().is_none() {
+            let dim = vectors[0].1.len();
+            *self.index.write() = Some(AnnIndex::new(&self.opts.index, model, dim, vectors.len()));
+        }
+        let index = self.index.read();
+        let index = index.as_ref().expect("index was just created");
+        if vectors.len() >= PARALLEL_INSERT_MIN {
+            index.insert_batch(&vectors);
+        } else {
+            for (id, v) in &vectors {
+                index.insert(*id, v);
+            }
+        }
+        Ok(())
+    }
+
+    pub fn face(&self, id: FaceId) -> Result<Option<Face>> {
+        self.t.faces.get(id_key(id.0))?.map(|b| decode_face(id.0, &b)).transpose()
+    }
+
+    /// A person's faces, in id order.
+    pub fn faces_of(&self, person: PersonId) -> Result<Vec<Face>> {
+        self.face_ids_of(person)?
+            .into_iter()
+            .map(|id| self.face(id)?.ok_or_else(|| StoreError::Corrupt(format!("face index lists missing face {}", id.0))))
+            .collect()
+    }
+
+    pub fn face_by_sha256(&self, sha256: &[u8; 32]) -> Result<Option<FaceId>> {
+        match self.t.sha.get(sha256)? {
+            None => Ok(None),
+            Some(v) => Ok(Some(FaceId(codec::key_id(&v, "faces by sha256")?))),
+        }
+    }
+
+    pub fn face_count(&self) -> usize {
+        self.t.faces.len()
+    }
+
+    pub fn face_crop(&self, id: FaceId) -> Result<Vec<u8>> {
+        self.t
+            .crops
+            .get(id_key(id.0))?
+            .map(|v| v.to_vec())
+            .ok_or_else(|| StoreError::NotFound(format!("no crop for face {}", id.0)))
+    }
+
+    /// The stored (unit-length) embedding of a face by a model.
+    pub fn embedding(&self, id: FaceId, model: &str) -> Result<Option<Vec<f32>>> {
+        match self.emb_tree(model)?.get(id_key(id.0))? {
+            None => Ok(None),
+            Some(b) => Ok(Some(codec::bytes_to_f32s(&b, &format!("embedding of face {}", id.0))?)),
+        }
+    }
+
+    pub fn remove_face(&self, id: FaceId) -> Result<()> {
+        let w = self.writer.lock();
+        let models = self.models();
+        let active = self.active_model()?;
+        let trees = self.tx_trees(&models)?;
+        trees.as_slice().transaction(|t| -> TxResult<()> {
+            if t[tx::FACES].get(id_key(id.0))?.is_none() {
+                return abort(StoreError::NotFound(format!("no face {}", id.0)));
+            }
+            self.tx_remove_face(t, id, &models, active.as_deref())
+        })?;
+        self.after_removal_locked(&[id], &w)
+    }
+
+    /// Removes a face's records inside a transaction. Its active-model vector moves to the
+    /// tombstones tree: the index graph still holds the point and needs it to reload.
+    pub(crate) fn tx_remove_face(
+        &self,
+        t: &[TransactionalTree],
+        id: FaceId,
+        models: &[String],
+        active: Option<&str>,
+    ) -> TxResult<()> {
+        let key = id_key(id.0);
+        let Some(bytes) = t[tx::FACES].remove(&key)? else {
+            return Ok(());
+        };
+        let face = decode_face(id.0, &bytes).or_else(abort)?;
+        t[tx::SHA].remove(&face.source_sha256)?;
+        t[tx::BY_PERSON].remove(&pair_key(face.person.0, id.0))?;
+        t[tx::CROPS].remove(&key)?;
+        for (i, model) in models.iter().enumerate() {
+            if let Some(v) = t[tx::EMB0 + i].remove(&key)? {
+                if Some(model.as_str()) == active {
+                    t[tx::TOMBSTONES].insert(&key, v)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The `k` nearest live faces of the active model, nearest first. `ef` widens the search
+    /// (more recall, more time); `None` uses the store's default.
+    pub fn search(&self, query: &[f32], k: usize, ef: Option<usize>) -> Result<Vec<Hit>> {
+        let unit = codec::normalized(query)?;
+        let guard = self.index.read();
+        let Some(index) = guard.as_ref() else {
+            return Ok(Vec::new());
+        };
+        if unit.len() != index.dim {
+            return Err(StoreError::InvalidEmbedding(format!(
+                "query has {} dimensions, model {:?} has {}",
+                unit.len(),
+                index.model,
+                index.dim
+            )));
+        }
+        let found = index.search(&unit, k, ef.unwrap_or(self.opts.index.ef_search));
+        drop(guard);
+        let mut hits = Vec::with_capacity(found.len());
+        for (face, distance) in found {
+            // A face removed since the search ran is simply left out.
+            if let Some(bytes) = self.t.faces.get(id_key(face))? {
+                let person = codec::decode::<FaceRecord>(&bytes, &format!("face {face}"))?.person;
+                hits.push(Hit { face: FaceId(face), person: PersonId(person), distance });
+            }
+        }
+        Ok(hits)
+    }
+}
+
+/// Writes one face into the transaction, refusing unknown people and already-enrolled images.
+fn write_face(t: &[TransactionalTree], emb: &TransactionalTree, p: &Prepared) -> TxResult<()> {
+    let f = p.face;
+    if t[tx::PEOPLE].get(id_key(f.person.0))?.is_none() {
+        return abort(StoreError::NotFound(format!("no person with id {}", f.person.0)));
+    }
+    if t[tx::SHA].get(f.source_sha256)?.is_some() {
+        return abort(StoreError::Duplicate(codec::hex(&f.source_sha256)));
+    }
+    let dim_key = meta_dim_key(&f.model_id);
+    match t[tx::META].get(&dim_key)? {
+        None => {
+            t[tx::META].insert(dim_key, &(p.unit.len() as u64).to_be_bytes())?;
+        }
+        Some(d) => {
+            let dim = codec::key_id(&d, "model dimension").or_else(abort)? as usize;
+            if dim != p.unit.len() {
+                return abort(StoreError::InvalidEmbedding(format!(
+                    "model {:?} embeddings have {dim} dimensions, this one has {}",
+                    f.model_id,
+                    p.unit.len()
+                )));
+            }
+        }
+    }
+    let key = id_key(p.id);
+    t[tx::FACES].insert(&key, p.record.as_slice())?;
+    t[tx::SHA].insert(&f.source_sha256, &key)?;
+    t[tx::BY_PERSON].insert(&pair_key(f.person.0, p.id), &[])?;
+    t[tx::CROPS].insert(&key, f.crop.as_slice())?;
+    emb.insert(&key, codec::f32s_to_bytes(&p.unit))?;
+    Ok(())
+}

@@ -1,0 +1,255 @@
+//! Keeping the index and the store in step: load at open, snapshot, rebuild, compaction,
+//! model switch, flush and stats.
+
+use crate::ann::AnnIndex;
+use crate::codec::{self, id_key};
+use crate::error::{Result, StoreError};
+use crate::snapshot;
+use crate::store::{check_model_id, meta_dim_key, Store, META_ACTIVE_MODEL};
+use crate::types::{FaceId, IndexLoad, Stats};
+use parking_lot::MutexGuard;
+use std::collections::HashSet;
+
+/// Vectors read per step when (re)building the index, bounding memory at 1M faces.
+const REBUILD_CHUNK: usize = 20_000;
+/// Embeddings written per sled batch during a model switch.
+const SWITCH_BATCH: usize = 5_000;
+
+type WriterGuard<'a> = MutexGuard<'a, ()>;
+
+impl Store {
+    /// At open: the snapshot plus the faces stored after it, or a rebuild when the snapshot
+    /// is missing, corrupt or for another model.
+    pub(crate) fn load_index(&self) -> Result<()> {
+        let _w = self.writer.lock();
+        let Some(model) = self.active_model()? else {
+            return Ok(());
+        };
+        let emb = self.emb_tree(&model)?;
+        let tombstones = self.stored_tombstones()?;
+        let vector = |id: u64| -> Result<Option<Vec<f32>>> {
+            let key = id_key(id);
+            match emb.get(key)?.or(self.t.tombstones.get(key)?) {
+                None => Ok(None),
+                Some(b) => Ok(Some(codec::bytes_to_f32s(&b, "embedding")?)),
+            }
+        };
+        match snapshot::load(&self.t.snapshot, &model, &self.scratch_dir(), vector, tombstones)? {
+            Ok(index) => {
+                let start = index.covered_upto().checked_add(1);
+                let mut added = 0;
+                if let Some(start) = start {
+                    for chunk in read_vectors(emb.range(id_key(start)..), REBUILD_CHUNK) {
+                        let chunk = chunk?;
+                        added += chunk.len();
+                        index.insert_batch(&chunk);
+                    }
+                }
+                if added == 0 {
+                    index.mark_saved();
+                }
+                *self.index.write() = Some(index);
+                *self.index_load.lock() = IndexLoad::Snapshot { added };
+            }
+            Err(_why) => {
+                self.rebuild_index_locked()?;
+            }
+        }
+        Ok(())
+    }
+
+    fn stored_tombstones(&self) -> Result<HashSet<u64>> {
+        self.t.tombstones.iter().keys().map(|k| codec::key_id(&k?, "tombstones")).collect()
+    }
+
+    /// Builds the index afresh from the active model's embeddings (no tombstones), stores its
+    /// snapshot, then forgets the tombstones it made obsolete.
+    pub(crate) fn rebuild_index_locked(&self) -> Result<()> {
+        let Some(model) = self.active_model()? else {
+            *self.index.write() = None;
+            return Ok(());
+        };
+        let emb = self.emb_tree(&model)?;
+        let index = match self.dim_of(&model)? {
+            Some(dim) if !emb.is_empty() => Some(AnnIndex::new(&self.opts.index, &model, dim, emb.len())),
+            _ => None, // no embeddings of this model yet
+        };
+        if let Some(index) = &index {
+            for chunk in read_vectors(emb.iter(), REBUILD_CHUNK) {
+                index.insert_batch(&chunk?);
+            }
+            snapshot::write(&self.t.snapshot, index, &self.scratch_dir())?;
+            index.mark_saved();
+        } else {
+            self.t.snapshot.clear()?;
+        }
+        *self.index.write() = index;
+        *self.index_load.lock() = IndexLoad::Rebuilt;
+        self.t.tombstones.clear()?;
+        Ok(())
+    }
+
+    /// Marks removed faces in the index, and compacts once tombstones pass the threshold.
+    pub(crate) fn after_removal_locked(&self, faces: &[FaceId], _w: &WriterGuard) -> Result<()> {
+        let needs_compaction = match self.index.read().as_ref() {
+            None => false,
+            Some(index) => {
+                for f in faces {
+                    index.add_tombstone(f.0);
+                }
+                index.tombstone_count() as f32 > self.opts.compact_fraction * index.points() as f32
+            }
+        };
+        if needs_compaction {
+            self.rebuild_index_locked()?;
+        }
+        Ok(())
+    }
+
+    /// Makes every acknowledged write durable. Also stores a new index snapshot once enough
+    /// faces were indexed since the last one, so that open stays fast.
+    pub fn flush(&self) -> Result<()> {
+        let _w = self.writer.lock();
+        self.snapshot_if_due_locked(self.opts.snapshot_after.max(1))?;
+        self.db.flush()?;
+        Ok(())
+    }
+
+    fn snapshot_if_due_locked(&self, min_unsaved: usize) -> Result<()> {
+        if let Some(index) = self.index.read().as_ref() {
+            if index.unsaved() >= min_unsaved && index.points() > 0 {
+                snapshot::write(&self.t.snapshot, index, &self.scratch_dir())?;
+                index.mark_saved();
+            }
+        }
+        Ok(())
+    }
+
+    /// Rebuilds the index without tombstones and flushes.
+    pub fn compact(&self) -> Result<()> {
+        let _w = self.writer.lock();
+        self.rebuild_index_locked()?;
+        self.db.flush()?;
+        Ok(())
+    }
+
+    /// Stores every face's embedding by `new_model`, then makes it the active model in one
+    /// atomic step, then rebuilds the index. A crash before the flip leaves the old model
+    /// active and whole; every live face must receive an embedding.
+    pub fn switch_model<I>(&self, new_model: &str, embeddings: I) -> Result<()>
+    where
+        I: IntoIterator<Item = (FaceId, Vec<f32>)>,
+    {
+        check_model_id(new_model)?;
+        let _w = self.writer.lock();
+        if self.active_model()?.as_deref() == Some(new_model) {
+            return Err(StoreError::InvalidArgument(format!("model {new_model:?} is already active")));
+        }
+        let emb = self.emb_tree(new_model)?;
+        emb.clear()?; // leftovers of an interrupted switch
+        let mut dim = None;
+        let mut covered = HashSet::new();
+        let mut batch = sled::Batch::default();
+        let mut in_batch = 0;
+        for (face, vector) in embeddings {
+            if !self.t.faces.contains_key(id_key(face.0))? {
+                return Err(StoreError::NotFound(format!("switch_model: no face {}", face.0)));
+            }
+            let unit = codec::normalized(&vector)?;
+            if *dim.get_or_insert(unit.len()) != unit.len() {
+                return Err(StoreError::InvalidEmbedding(format!(
+                    "switch_model: face {} has {} dimensions, others {}",
+                    face.0,
+                    unit.len(),
+                    dim.unwrap_or(0)
+                )));
+            }
+            covered.insert(face.0);
+            batch.insert(&id_key(face.0), codec::f32s_to_bytes(&unit));
+            in_batch += 1;
+            if in_batch == SWITCH_BATCH {
+                emb.apply_batch(std::mem::take(&mut batch))?;
+                in_batch = 0;
+            }
+        }
+        emb.apply_batch(batch)?;
+        let missing = self.t.faces.len().saturating_sub(covered.len());
+        if missing > 0 {
+            return Err(StoreError::InvalidArgument(format!(
+                "switch_model: {missing} faces got no embedding by {new_model:?}; the active model is unchanged"
+            )));
+        }
+        // Durable before the flip, so the flip can never point at missing vectors.
+        emb.flush()?;
+        let mut flip = sled::Batch::default();
+        flip.insert(META_ACTIVE_MODEL, new_model.as_bytes());
+        if let Some(dim) = dim {
+            flip.insert(meta_dim_key(new_model), &(dim as u64).to_be_bytes());
+        }
+        self.t.meta.apply_batch(flip)?;
+        self.db.flush()?;
+        self.rebuild_index_locked()?;
+        self.db.flush()?;
+        Ok(())
+    }
+
+    pub fn stats(&self) -> Result<Stats> {
+        let (tombstones, index_points) = match self.index.read().as_ref() {
+            Some(i) => (i.tombstone_count(), i.points()),
+            None => (0, 0),
+        };
+        Ok(Stats {
+            people: self.t.people.len(),
+            faces: self.t.faces.len(),
+            tombstones,
+            index_points,
+            active_model: self.active_model()?,
+            disk_bytes: disk_bytes(&self.path),
+        })
+    }
+}
+
+impl Drop for Store {
+    /// Saves the index graph on a clean close, so the next open inserts nothing.
+    fn drop(&mut self) {
+        let _w = self.writer.lock();
+        let _ = self.snapshot_if_due_locked(1);
+        let _ = self.db.flush();
+    }
+}
+
+/// Reads (id, vector) pairs from an embeddings iterator in chunks.
+fn read_vectors(
+    iter: sled::Iter,
+    chunk: usize,
+) -> impl Iterator<Item = Result<Vec<(u64, Vec<f32>)>>> {
+    let mut iter = iter.peekable();
+    std::iter::from_fn(move || {
+        iter.peek()?;
+        let mut out = Vec::with_capacity(chunk);
+        for kv in iter.by_ref().take(chunk) {
+            let step = kv.map_err(StoreError::from).and_then(|(k, v)| {
+                let id = codec::key_id(&k, "embeddings")?;
+                Ok((id, codec::bytes_to_f32s(&v, &format!("embedding of face {id}"))?))
+            });
+            match step {
+                Ok(pair) => out.push(pair),
+                Err(e) => return Some(Err(e)),
+            }
+        }
+        Some(Ok(out))
+    })
+}
+
+/// Bytes of all files under a database directory (sled's own `size_on_disk` misses some).
+pub fn disk_bytes(path: &std::path::Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(path) else { return 0 };
+    entries
+        .flatten()
+        .map(|e| match e.metadata() {
+            Ok(m) if m.is_dir() => disk_bytes(&e.path()),
+            Ok(m) => m.len(),
+            Err(_) => 0,
+        })
+        .sum()
+}

@@ -1,0 +1,142 @@
+//! People: add, get, list, rename, remove (which removes their faces too).
+
+use crate::codec::{self, id_key};
+use crate::error::{Result, StoreError};
+use crate::store::{tx, Store};
+use crate::txn::{abort, TxResult};
+use sled::Transactional;
+use crate::types::{FaceId, Person, PersonId};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+#[derive(Serialize, Deserialize)]
+struct PersonRecord {
+    name: String,
+    created_ms: u64,
+    meta: BTreeMap<String, String>,
+}
+
+pub(crate) fn decode_person(id: u64, bytes: &[u8]) -> Result<Person> {
+    let r: PersonRecord = codec::decode(bytes, &format!("person {id}"))?;
+    Ok(Person { id: PersonId(id), name: r.name, created_ms: r.created_ms, meta: r.meta })
+}
+
+fn encode_person(p: &Person) -> Vec<u8> {
+    codec::encode(&PersonRecord { name: p.name.clone(), created_ms: p.created_ms, meta: p.meta.clone() })
+}
+
+fn check_name(name: &str) -> Result<()> {
+    if name.trim().is_empty() {
+        return Err(StoreError::InvalidArgument("a person's name cannot be empty".into()));
+    }
+    Ok(())
+}
+
+impl Store {
+    /// Adds a person; names are unique and case-sensitive.
+    pub fn add_person(&self, name: &str, meta: BTreeMap<String, String>) -> Result<PersonId> {
+        check_name(name)?;
+        let _w = self.writer.lock();
+        let id = self.db.generate_id()?;
+        let person = Person { id: PersonId(id), name: name.to_string(), created_ms: codec::now_ms(), meta };
+        let trees = self.tx_trees(&[])?;
+        trees.as_slice().transaction(|t| -> TxResult<()> {
+            if t[tx::NAMES].get(name.as_bytes())?.is_some() {
+                return abort(StoreError::NameTaken(name.to_string()));
+            }
+            t[tx::NAMES].insert(name.as_bytes(), &id_key(id))?;
+            t[tx::PEOPLE].insert(&id_key(id), encode_person(&person))?;
+            Ok(())
+        })?;
+        Ok(PersonId(id))
+    }
+
+    pub fn person(&self, id: PersonId) -> Result<Option<Person>> {
+        self.t.people.get(id_key(id.0))?.map(|b| decode_person(id.0, &b)).transpose()
+    }
+
+    pub fn person_by_name(&self, name: &str) -> Result<Option<Person>> {
+        match self.t.names.get(name.as_bytes())? {
+            None => Ok(None),
+            Some(id) => self.person(PersonId(codec::key_id(&id, "person name index")?)),
+        }
+    }
+
+    /// Everyone, in id (creation) order.
+    pub fn people(&self) -> Result<Vec<Person>> {
+        self.t
+            .people
+            .iter()
+            .map(|kv| {
+                let (k, v) = kv?;
+                decode_person(codec::key_id(&k, "people")?, &v)
+            })
+            .collect()
+    }
+
+    pub fn person_count(&self) -> usize {
+        self.t.people.len()
+    }
+
+    pub fn rename_person(&self, old: &str, new: &str) -> Result<()> {
+        check_name(new)?;
+        let _w = self.writer.lock();
+        let trees = self.tx_trees(&[])?;
+        trees.as_slice().transaction(|t| -> TxResult<()> {
+            let Some(id) = t[tx::NAMES].get(old.as_bytes())? else {
+                return abort(StoreError::NotFound(format!("no person named {old:?}")));
+            };
+            if old == new {
+                return Ok(());
+            }
+            if t[tx::NAMES].get(new.as_bytes())?.is_some() {
+                return abort(StoreError::NameTaken(new.to_string()));
+            }
+            let pid = codec::key_id(&id, "person name index").or_else(abort)?;
+            let Some(bytes) = t[tx::PEOPLE].get(id_key(pid))? else {
+                return abort(StoreError::Corrupt(format!("name {old:?} points to missing person {pid}")));
+            };
+            let mut person = decode_person(pid, &bytes).or_else(abort)?;
+            person.name = new.to_string();
+            t[tx::NAMES].remove(old.as_bytes())?;
+            t[tx::NAMES].insert(new.as_bytes(), &id_key(pid))?;
+            t[tx::PEOPLE].insert(&id_key(pid), encode_person(&person))?;
+            Ok(())
+        })?;
+        Ok(())
+    }
+
+    /// Removes a person and all their faces, atomically; returns how many faces went.
+    pub fn remove_person(&self, name: &str) -> Result<usize> {
+        let w = self.writer.lock();
+        let person = self
+            .person_by_name(name)?
+            .ok_or_else(|| StoreError::NotFound(format!("no person named {name:?}")))?;
+        let faces = self.face_ids_of(person.id)?;
+        let models = self.models();
+        let active = self.active_model()?;
+        let trees = self.tx_trees(&models)?;
+        trees.as_slice().transaction(|t| -> TxResult<()> {
+            for face in &faces {
+                self.tx_remove_face(t, *face, &models, active.as_deref())?;
+            }
+            t[tx::NAMES].remove(name.as_bytes())?;
+            t[tx::PEOPLE].remove(&id_key(person.id.0))?;
+            Ok(())
+        })?;
+        self.after_removal_locked(&faces, &w)?;
+        Ok(faces.len())
+    }
+
+    pub(crate) fn face_ids_of(&self, person: PersonId) -> Result<Vec<FaceId>> {
+        self.t
+            .by_person
+            .scan_prefix(id_key(person.0))
+            .keys()
+            .map(|k| {
+                let k = k?;
+                Ok(FaceId(codec::key_id(&k[8..], "faces by person")?))
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,273 @@
+//! `Store`: opening the database, its trees, and the meta settings.
+
+use crate::ann::AnnIndex;
+use crate::codec;
+use crate::error::{Result, StoreError};
+use crate::types::{IndexLoad, StoreOptions};
+use parking_lot::{Mutex, RwLock};
+use std::path::{Path, PathBuf};
+
+/// Version of the on-disk layout. An fdb that finds a higher one refuses to open it.
+pub const SCHEMA_VERSION: u32 = 1;
+/// The only metric: squared L2 between unit vectors (see `distance`).
+pub const METRIC: &str = "squared_l2_unit";
+
+pub(crate) const META_SCHEMA: &[u8] = b"schema_version";
+pub(crate) const META_ACTIVE_MODEL: &[u8] = b"active_model";
+pub(crate) const META_METRIC: &[u8] = b"metric";
+pub(crate) const META_THRESHOLD: &[u8] = b"threshold";
+const META_USER_PREFIX: &str = "user/";
+const EMB_TREE_PREFIX: &str = "emb/";
+
+pub(crate) fn meta_dim_key(model: &str) -> Vec<u8> {
+    format!("dim/{model}").into_bytes()
+}
+
+/// Positions of the trees in the list handed to sled transactions (`Store::tx_trees`).
+pub(crate) mod tx {
+    pub const META: usize = 0;
+    pub const PEOPLE: usize = 1;
+    pub const NAMES: usize = 2;
+    pub const FACES: usize = 3;
+    pub const SHA: usize = 4;
+    pub const BY_PERSON: usize = 5;
+    pub const CROPS: usize = 6;
+    pub const TOMBSTONES: usize = 7;
+    /// Embedding trees follow, one per model, in the order of the `models` argument.
+    pub const EMB0: usize = 8;
+}
+
+pub(crate) struct Trees {
+    pub(crate) meta: sled::Tree,
+    /// PersonId → Person record.
+    pub(crate) people: sled::Tree,
+    /// name → PersonId.
+    pub(crate) names: sled::Tree,
+    /// FaceId → Face record.
+    pub(crate) faces: sled::Tree,
+    /// sha256 of the source image → FaceId.
+    pub(crate) sha: sled::Tree,
+    /// PersonId ++ FaceId → ().
+    pub(crate) by_person: sled::Tree,
+    /// FaceId → encoded crop.
+    pub(crate) crops: sled::Tree,
+    /// FaceId of a deleted face still in the index graph → its vector (needed to reload the graph).
+    pub(crate) tombstones: sled::Tree,
+    /// The index snapshot (see `snapshot`).
+    pub(crate) snapshot: sled::Tree,
+}
+
+/// The face database. Send + Sync: searches share the index under a read lock while one
+/// writer (serialised by `writer`) adds or removes.
+pub struct Store {
+    pub(crate) path: PathBuf,
+    pub(crate) db: sled::Db,
+    pub(crate) t: Trees,
+    pub(crate) opts: StoreOptions,
+    /// Serialises writers so face ids reach the index in increasing order.
+    pub(crate) writer: Mutex<()>,
+    pub(crate) index: RwLock<Option<AnnIndex>>,
+    pub(crate) index_load: Mutex<IndexLoad>,
+}
+
+impl Store {
+    /// Opens (or creates, mode 0700) the database at `path` and loads its index.
+    pub fn open(path: &Path, opts: StoreOptions) -> Result<Store> {
+        prepare_dir(path, opts.create)?;
+        let db = open_sled(path)?;
+        let t = Trees {
+            meta: db.open_tree("meta")?,
+            people: db.open_tree("people")?,
+            names: db.open_tree("people_by_name")?,
+            faces: db.open_tree("faces")?,
+            sha: db.open_tree("faces_by_sha256")?,
+            by_person: db.open_tree("faces_by_person")?,
+            crops: db.open_tree("crops")?,
+            tombstones: db.open_tree("tombstones")?,
+            snapshot: db.open_tree("index_snapshot")?,
+        };
+        check_schema(path, &t.meta)?;
+        let store = Store {
+            path: path.to_path_buf(),
+            db,
+            t,
+            opts,
+            writer: Mutex::new(()),
+            index: RwLock::new(None),
+            index_load: Mutex::new(IndexLoad::Empty),
+        };
+        store.load_index()?;
+        Ok(store)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn schema_version(&self) -> u32 {
+        SCHEMA_VERSION
+    }
+
+    pub fn metric(&self) -> &'static str {
+        METRIC
+    }
+
+    /// How the index was obtained at open (snapshot + incremental, or rebuild).
+    pub fn index_load(&self) -> IndexLoad {
+        *self.index_load.lock()
+    }
+
+    pub fn active_model(&self) -> Result<Option<String>> {
+        self.t
+            .meta
+            .get(META_ACTIVE_MODEL)?
+            .map(|v| String::from_utf8(v.to_vec()).map_err(|_| StoreError::Corrupt("active model id is not UTF-8".into())))
+            .transpose()
+    }
+
+    /// Sets the model whose embeddings are searched and rebuilds the index for it.
+    /// To re-embed all faces with a new model, use `switch_model`.
+    pub fn set_active_model(&self, model: &str) -> Result<()> {
+        check_model_id(model)?;
+        let _w = self.writer.lock();
+        self.t.meta.insert(META_ACTIVE_MODEL, model.as_bytes())?;
+        self.rebuild_index_locked()
+    }
+
+    /// The verification threshold (squared L2), if one was set.
+    pub fn threshold(&self) -> Result<Option<f32>> {
+        match self.t.meta.get(META_THRESHOLD)? {
+            None => Ok(None),
+            Some(v) => {
+                let b: [u8; 4] = v.as_ref().try_into().map_err(|_| StoreError::Corrupt("threshold is not 4 bytes".into()))?;
+                Ok(Some(f32::from_le_bytes(b)))
+            }
+        }
+    }
+
+    pub fn set_threshold(&self, threshold: f32) -> Result<()> {
+        if !(threshold.is_finite() && (0.0..=4.0).contains(&threshold)) {
+            return Err(StoreError::InvalidArgument(format!(
+                "threshold {threshold} is not a squared L2 distance between unit vectors (0 to 4)"
+            )));
+        }
+        self.t.meta.insert(META_THRESHOLD, &threshold.to_le_bytes())?;
+        Ok(())
+    }
+
+    /// The facade's own settings, in a namespace apart from the store's.
+    pub fn meta_get(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        Ok(self.t.meta.get(format!("{META_USER_PREFIX}{key}"))?.map(|v| v.to_vec()))
+    }
+
+    pub fn meta_set(&self, key: &str, value: &[u8]) -> Result<()> {
+        self.t.meta.insert(format!("{META_USER_PREFIX}{key}"), value)?;
+        Ok(())
+    }
+
+    /// Models that have stored embeddings.
+    pub fn models(&self) -> Vec<String> {
+        self.db
+            .tree_names()
+            .into_iter()
+            .filter_map(|n| std::str::from_utf8(&n).ok()?.strip_prefix(EMB_TREE_PREFIX).map(str::to_string))
+            .collect()
+    }
+
+    pub(crate) fn emb_tree(&self, model: &str) -> Result<sled::Tree> {
+        Ok(self.db.open_tree(format!("{EMB_TREE_PREFIX}{model}"))?)
+    }
+
+    /// The trees a write transaction may touch, in the order of the `tx` constants.
+    pub(crate) fn tx_trees(&self, models: &[String]) -> Result<Vec<sled::Tree>> {
+        let t = &self.t;
+        let mut trees = vec![
+            t.meta.clone(),
+            t.people.clone(),
+            t.names.clone(),
+            t.faces.clone(),
+            t.sha.clone(),
+            t.by_person.clone(),
+            t.crops.clone(),
+            t.tombstones.clone(),
+        ];
+        for m in models {
+            trees.push(self.emb_tree(m)?);
+        }
+        Ok(trees)
+    }
+
+    pub(crate) fn scratch_dir(&self) -> PathBuf {
+        self.path.join("index.scratch")
+    }
+
+    pub(crate) fn dim_of(&self, model: &str) -> Result<Option<usize>> {
+        match self.t.meta.get(meta_dim_key(model))? {
+            None => Ok(None),
+            Some(v) => Ok(Some(codec::key_id(&v, "model dimension")? as usize)),
+        }
+    }
+}
+
+pub(crate) fn check_model_id(model: &str) -> Result<()> {
+    if model.is_empty() {
+        return Err(StoreError::InvalidArgument("the model id is empty".into()));
+    }
+    Ok(())
+}
+
+/// Biometric data: the directory is private to its owner.
+fn prepare_dir(path: &Path, create: bool) -> Result<()> {
+    if path.is_dir() {
+        return Ok(());
+    }
+    if path.exists() {
+        return Err(StoreError::InvalidArgument(format!("{}: exists and is not a directory", path.display())));
+    }
+    if !create {
+        return Err(StoreError::NotFound(format!("{}: no database here", path.display())));
+    }
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder
+        .create(path)
+        .map_err(|e| StoreError::io(format!("{}: creating the database directory", path.display()), e))
+}
+
+/// sled takes an exclusive file lock and reports a failure to get it as an `Io` error whose
+/// message starts "could not acquire lock"; that is the "in use" case.
+fn open_sled(path: &Path) -> Result<sled::Db> {
+    match sled::Config::new().path(path).open() {
+        Ok(db) => Ok(db),
+        Err(sled::Error::Io(e)) if e.to_string().contains("could not acquire lock") => {
+            Err(StoreError::Locked { path: path.to_path_buf() })
+        }
+        Err(sled::Error::Io(e)) => Err(StoreError::io(format!("{}: opening the database", path.display()), e)),
+        Err(sled::Error::Corruption { at, .. }) => {
+            Err(StoreError::Corrupt(format!("{}: sled reports corruption at {at:?}", path.display())))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn check_schema(path: &Path, meta: &sled::Tree) -> Result<()> {
+    match meta.get(META_SCHEMA)? {
+        None => {
+            meta.insert(META_SCHEMA, &SCHEMA_VERSION.to_be_bytes())?;
+            meta.insert(META_METRIC, METRIC.as_bytes())?;
+            Ok(())
+        }
+        Some(v) => {
+            let b: [u8; 4] = v.as_ref().try_into().map_err(|_| {
+                StoreError::Corrupt(format!("{}: schema version is not 4 bytes", path.display()))
+            })?;
+            let found = u32::from_be_bytes(b);
+            if found > SCHEMA_VERSION {
+                return Err(StoreError::NewerSchema { path: path.to_path_buf(), found, supported: SCHEMA_VERSION });
+            }
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,132 @@
+//! Issue 3's acceptance run, through the real binary on LFW photos:
+//! enrol 40 people (first 4 images each), search their other images, search 100 strangers,
+//! verify 100 same and 100 different pairs of `pairs.txt`, then remove a person and reopen.
+
+mod common;
+
+use std::path::PathBuf;
+
+use common::*;
+use serde_json::Value;
+
+/// The identity `fdb search --json` decided for one probe row, and its nearest person.
+fn decision(row: &Value) -> (Option<String>, Option<String>) {
+    let face = &row["faces"][0];
+    (face["identity"].as_str().map(String::from), face["matches"][0]["person"].as_str().map(String::from))
+}
+
+#[test]
+fn enrol_search_verify_and_remove_on_lfw() {
+    let Some(images) = lfw_images("enrol_search_verify_and_remove_on_lfw") else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let db = tmp.path().join("db");
+    let people = lfw_people(&images);
+
+    // 40 people with 6–12 images, spread over the alphabet.
+    let gallery: Vec<(String, usize)> =
+        people.iter().filter(|(_, n)| (6..=12).contains(n)).step_by(4).take(40).cloned().collect();
+    assert_eq!(gallery.len(), 40);
+    let enrol: Vec<String> = gallery
+        .iter()
+        .flat_map(|(name, _)| (1..=4).map(|i| lfw_image(&images, name, i).display().to_string()))
+        .collect();
+    let mut args = vec!["enroll"];
+    args.extend(enrol.iter().map(String::as_str));
+    let (code, summary) = fdb_json(&db, &args);
+    assert_eq!(summary["enrolled"].as_u64(), Some(160), "{summary}");
+    assert_eq!(code, Some(0));
+    // Enrolling again stores nothing new.
+    let (_, again) = fdb_json(&db, &args[..5]);
+    assert_eq!(again["duplicates"].as_u64(), Some(4), "{again}");
+
+    // Genuine probes: every other image of the gallery people.
+    let probes: Vec<(String, PathBuf)> = gallery
+        .iter()
+        .flat_map(|(name, n)| (5..=*n).map(move |i| (name.clone(), i)))
+        .map(|(name, i)| (name.clone(), lfw_image(&images, &name, i)))
+        .collect();
+    let probe_args: Vec<String> = probes.iter().map(|(_, p)| p.display().to_string()).collect();
+    let mut args = vec!["search"];
+    args.extend(probe_args.iter().map(String::as_str));
+    let (_, rows) = fdb_json(&db, &args);
+    let rows = rows.as_array().unwrap().clone();
+    assert_eq!(rows.len(), probes.len());
+    let (mut nearest_right, mut accepted_right, mut wrong_accept) = (0, 0, 0);
+    for ((name, _), row) in probes.iter().zip(&rows) {
+        let (identity, nearest) = decision(row);
+        nearest_right += usize::from(nearest.as_deref() == Some(name.as_str()));
+        accepted_right += usize::from(identity.as_deref() == Some(name.as_str()));
+        wrong_accept += usize::from(identity.is_some() && identity.as_deref() != Some(name.as_str()));
+    }
+    let n = probes.len() as f64;
+    eprintln!(
+        "genuine probes: {} — nearest right {:.4}, accepted right {:.4}, accepted wrong {}",
+        probes.len(),
+        nearest_right as f64 / n,
+        accepted_right as f64 / n,
+        wrong_accept
+    );
+    assert!(nearest_right as f64 / n >= 0.97, "rank-1 {nearest_right}/{n}");
+    assert!(accepted_right as f64 / n >= 0.90, "accepted {accepted_right}/{n}");
+
+    // Strangers: 100 people with a single image, never enrolled.
+    let strangers: Vec<String> = people
+        .iter()
+        .filter(|(_, n)| *n == 1)
+        .step_by(40)
+        .take(100)
+        .map(|(name, _)| lfw_image(&images, name, 1).display().to_string())
+        .collect();
+    assert_eq!(strangers.len(), 100);
+    let mut args = vec!["search"];
+    args.extend(strangers.iter().map(String::as_str));
+    let (_, rows) = fdb_json(&db, &args);
+    let unknown = rows.as_array().unwrap().iter().filter(|r| decision(r).0.is_none()).count();
+    eprintln!("strangers: {unknown}/100 unknown");
+    assert!(unknown >= 90, "only {unknown}/100 strangers were unknown");
+
+    // Verify: 10 same and 10 different pairs from each fold of pairs.txt.
+    let pairs = std::fs::read_to_string(images.join("../pairs.txt")).unwrap();
+    let lines: Vec<&str> = pairs.lines().skip(1).collect();
+    let mut correct = 0;
+    let mut total = 0;
+    for fold in 0..10 {
+        for (offset, same) in [(0, true), (300, false)] {
+            for line in &lines[fold * 600 + offset..fold * 600 + offset + 10] {
+                let f: Vec<&str> = line.split_whitespace().collect();
+                let (a, b) = if same {
+                    (lfw_image(&images, f[0], f[1].parse().unwrap()), lfw_image(&images, f[0], f[2].parse().unwrap()))
+                } else {
+                    (lfw_image(&images, f[0], f[1].parse().unwrap()), lfw_image(&images, f[2], f[3].parse().unwrap()))
+                };
+                let out = fdb(&db, &["verify", a.to_str().unwrap(), b.to_str().unwrap()]);
+                let code = out.status.code();
+                assert!(code == Some(0) || code == Some(1), "verify failed: {}", String::from_utf8_lossy(&out.stderr));
+                correct += usize::from((code == Some(0)) == same);
+                total += 1;
+            }
+        }
+    }
+    eprintln!("verify: {correct}/{total} correct");
+    assert_eq!(total, 200);
+    assert!(correct >= 190, "verify {correct}/200");
+
+    // Remove one person; after a reopen they are gone from every answer and the rest are unchanged.
+    let removed = &gallery[0].0;
+    let kept_probe = probes.iter().find(|(name, _)| name != removed).unwrap().1.display().to_string();
+    let removed_probe = probes.iter().find(|(name, _)| name == removed).unwrap().1.display().to_string();
+    let (_, before) = fdb_json(&db, &["search", "-k", "40", &kept_probe]);
+    let out = fdb(&db, &["remove", removed]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let (_, list) = fdb_json(&db, &["list"]);
+    let names: Vec<&str> = list.as_array().unwrap().iter().filter_map(|p| p["name"].as_str()).collect();
+    assert_eq!(names.len(), 39);
+    assert!(!names.contains(&removed.as_str()));
+    let (_, after) = fdb_json(&db, &["search", "-k", "40", &kept_probe]);
+    let without = |v: &Value| -> Vec<Value> {
+        v[0]["faces"][0]["matches"].as_array().unwrap().iter().filter(|m| m["person"] != removed.as_str()).cloned().collect()
+    };
+    assert_eq!(without(&before), without(&after), "the other people's answers changed");
+    let (_, gone) = fdb_json(&db, &["search", "-k", "40", &removed_probe]);
+    assert!(gone[0]["faces"][0]["matches"].as_array().unwrap().iter().all(|m| m["person"] != removed.as_str()));
+}
