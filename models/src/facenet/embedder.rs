@@ -72,22 +72,26 @@ impl Embedder {
 
     /// One 512-d, L2-normalised embedding per aligned 160×160 face, in order.
     pub fn embed(&self, faces: &[RgbImage]) -> Result<Vec<Vec<f32>>, EmbedError> {
-        let mut embeddings = Vec::with_capacity(faces.len());
-        for (chunk_index, chunk) in faces.chunks(self.max_batch).enumerate() {
-            let input = standardised_nhwc(chunk, chunk_index * self.max_batch, &self.device)?;
-            embeddings.extend(self.model.forward_nhwc(&input)?.to_vec2::<f32>()?);
-        }
-        Ok(embeddings)
+        self.in_batches(faces, |input| self.model.forward_nhwc(input))
     }
 
     /// The frozen trunk's `[1792]` features per aligned face, the input of the trainable head.
     pub fn trunk_features(&self, faces: &[RgbImage]) -> Result<Vec<Vec<f32>>, EmbedError> {
-        let mut features = Vec::with_capacity(faces.len());
+        self.in_batches(faces, |input| self.model.trunk_nhwc(input))
+    }
+
+    /// Runs `network` on the standardised faces, `max_batch` at a time, one row per face.
+    fn in_batches(
+        &self,
+        faces: &[RgbImage],
+        network: impl Fn(&Tensor) -> candle_core::Result<Tensor>,
+    ) -> Result<Vec<Vec<f32>>, EmbedError> {
+        let mut rows = Vec::with_capacity(faces.len());
         for (chunk_index, chunk) in faces.chunks(self.max_batch).enumerate() {
             let input = standardised_nhwc(chunk, chunk_index * self.max_batch, &self.device)?;
-            features.extend(self.model.trunk_nhwc(&input)?.to_vec2::<f32>()?);
+            rows.extend(network(&input)?.to_vec2::<f32>()?);
         }
-        Ok(features)
+        Ok(rows)
     }
 }
 

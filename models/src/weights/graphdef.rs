@@ -44,8 +44,20 @@ pub fn convert_facenet(pb: &[u8]) -> Result<Vec<NamedTensor>, ConvertError> {
     let graph = proto::GraphDef::decode(pb)
         .map_err(|e| malformed(format!("not a TensorFlow GraphDef: {e}")))?;
     let graph = Graph::new(&graph);
-    check_residual_scales(&graph)?;
+    let tensors = convert_graph(&graph)?;
+    if graph.nodes.len() != FACENET_NODES || tensors.len() != FACENET_TENSORS {
+        return Err(malformed(format!(
+            "expected FaceNet 20180408-102900 ({FACENET_NODES} nodes, {FACENET_TENSORS} tensors), found {} nodes, {} tensors",
+            graph.nodes.len(),
+            tensors.len()
+        )));
+    }
+    Ok(tensors)
+}
 
+/// Every conv (weight + bias) in graph order, then the folded bottleneck.
+fn convert_graph(graph: &Graph) -> Result<Vec<NamedTensor>, ConvertError> {
+    check_residual_scales(graph)?;
     let mut tensors = Vec::with_capacity(FACENET_TENSORS);
     let mut convs_per_branch: HashMap<String, usize> = HashMap::new();
     for conv in graph.nodes.iter().filter(|n| n.op == "Conv2D") {
@@ -65,15 +77,7 @@ pub fn convert_facenet(pb: &[u8]) -> Result<Vec<NamedTensor>, ConvertError> {
         }
         tensors.push(NamedTensor::new(format!("{name}.bias"), vec![o], bias));
     }
-    tensors.extend(fold_bottleneck(&graph)?);
-
-    if graph.nodes.len() != FACENET_NODES || tensors.len() != FACENET_TENSORS {
-        return Err(malformed(format!(
-            "expected FaceNet 20180408-102900 ({FACENET_NODES} nodes, {FACENET_TENSORS} tensors), found {} nodes, {} tensors",
-            graph.nodes.len(),
-            tensors.len()
-        )));
-    }
+    tensors.extend(fold_bottleneck(graph)?);
     Ok(tensors)
 }
 
@@ -330,4 +334,113 @@ pub mod proto {
 
     /// TensorFlow's `DT_FLOAT` in the `DataType` enum.
     pub const DT_FLOAT: i32 = 1;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::proto::{attr_value::Value, AttrValue, Dim, GraphDef, NodeDef, TensorProto, TensorShapeProto};
+    use super::*;
+
+    fn node(name: &str, op: &str, inputs: &[&str]) -> NodeDef {
+        NodeDef { name: name.into(), op: op.into(), input: inputs.iter().map(|s| s.to_string()).collect(), attr: HashMap::new() }
+    }
+
+    fn constant(name: &str, shape: &[i64], values: &[f32]) -> NodeDef {
+        let content = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+        let tensor = TensorProto {
+            dtype: proto::DT_FLOAT,
+            tensor_shape: Some(TensorShapeProto { dim: shape.iter().map(|&size| Dim { size }).collect() }),
+            tensor_content: content,
+            float_val: vec![],
+        };
+        let mut n = node(name, "Const", &[]);
+        n.attr.insert("value".into(), AttrValue { value: Some(Value::Tensor(tensor)) });
+        n
+    }
+
+    /// A tiny graph with FaceNet's naming: one 1×2 conv with 2 in and 3 out channels, a residual
+    /// scale, and a 1→1 bottleneck with batch-norm.
+    fn tiny_graph(scale: f32) -> GraphDef {
+        let s = "InceptionResnetV1/Repeat_1/block17_2/Branch_1/Conv2d_0a_1x1";
+        // HWIO [1, 2, 2, 3] holding w·6 + i·3 + o, so each value names its position.
+        let hwio: Vec<f32> = (0..12).map(|v| v as f32).collect();
+        let mut bn = node(
+            "InceptionResnetV1/Bottleneck/BatchNorm/cond/FusedBatchNorm_1",
+            "FusedBatchNorm",
+            &["x", "gamma", "beta", "mean", "var"],
+        );
+        bn.attr.insert("epsilon".into(), AttrValue { value: Some(Value::F(1.0)) });
+        let mut gamma = constant("gamma", &[1], &[]);
+        if let Some(Value::Tensor(t)) = &mut gamma.attr.get_mut("value").unwrap().value {
+            t.float_val = vec![1.0]; // a single float_val fills the shape, as in the real graph
+        }
+        GraphDef {
+            node: vec![
+                constant(&format!("{s}/weights"), &[1, 2, 2, 3], &hwio),
+                node(&format!("{s}/Conv2D"), "Conv2D", &["input:0", &format!("{s}/weights")]),
+                constant(&format!("{s}/Conv2D_bn_offset"), &[3], &[0.5, 0.25, 0.125]),
+                node(&format!("{s}/BiasAdd"), "BiasAdd", &[&format!("{s}/Conv2D"), &format!("{s}/Conv2D_bn_offset")]),
+                constant("InceptionResnetV1/Repeat_1/block17_2/mul/x", &[], &[scale]),
+                constant("InceptionResnetV1/Bottleneck/weights", &[1, 1], &[2.0]),
+                node("InceptionResnetV1/Bottleneck/MatMul", "MatMul", &["x", "InceptionResnetV1/Bottleneck/weights"]),
+                gamma,
+                constant("beta", &[1], &[0.5]),
+                constant("mean", &[1], &[1.0]),
+                constant("var", &[1], &[3.0]),
+                bn,
+            ],
+        }
+    }
+
+    #[test]
+    fn converts_names_layout_and_folds_the_bottleneck() {
+        let graph = tiny_graph(BLOCK17_SCALE);
+        let tensors = convert_graph(&Graph::new(&graph)).unwrap();
+        let names: Vec<&str> = tensors.iter().map(|t| t.name.as_str()).collect();
+        assert_eq!(
+            names,
+            ["repeat_1.1.branch_1.0.weight", "repeat_1.1.branch_1.0.bias", "bottleneck.weight", "bottleneck.bias"]
+        );
+        assert_eq!(tensors[0].shape, [3, 2, 1, 2]);
+        // OIHW[o][i][0][w] = HWIO[0][w][i][o] = w*6 + i*3 + o.
+        let expected: Vec<f32> =
+            (0..3).flat_map(|o| (0..2).flat_map(move |i| (0..2).map(move |w| (w * 6 + i * 3 + o) as f32))).collect();
+        assert_eq!(tensors[0].data, expected);
+        assert_eq!(tensors[1].data, [0.5, 0.25, 0.125]);
+        // scale = 1 / sqrt(3 + 1) = 0.5: W' = 2 · 0.5 = 1, b = 0.5 − 1 · 0.5 = 0.
+        assert_eq!(tensors[2].data, [1.0]);
+        assert_eq!(tensors[3].data, [0.0]);
+    }
+
+    #[test]
+    fn stem_and_up_projection_names() {
+        let mut seen = HashMap::new();
+        assert_eq!(fdb_conv_name("InceptionResnetV1/Conv2d_4b_3x3", &mut seen).unwrap(), "conv2d_4b");
+        assert_eq!(fdb_conv_name("InceptionResnetV1/Repeat/block35_5/Conv2d_1x1", &mut seen).unwrap(), "repeat.4.conv2d");
+        assert_eq!(fdb_conv_name("InceptionResnetV1/Block8/Conv2d_1x1", &mut seen).unwrap(), "block8.conv2d");
+        let b = "InceptionResnetV1/Mixed_7a/Branch_2";
+        assert_eq!(fdb_conv_name(&format!("{b}/Conv2d_0a_1x1"), &mut seen).unwrap(), "mixed_7a.branch_2.0");
+        assert_eq!(fdb_conv_name(&format!("{b}/Conv2d_0b_3x3"), &mut seen).unwrap(), "mixed_7a.branch_2.1");
+        assert!(fdb_conv_name("Other/Conv2d_1a_3x3", &mut seen).is_err());
+    }
+
+    #[test]
+    fn a_wrong_residual_scale_is_refused() {
+        let graph = tiny_graph(0.5);
+        let err = convert_graph(&Graph::new(&graph)).unwrap_err().to_string();
+        assert!(err.contains("block17_2/mul/x") && err.contains("expected 0.1"), "{err}");
+    }
+
+    #[test]
+    fn another_graph_is_refused_with_its_counts() {
+        let bytes = tiny_graph(BLOCK17_SCALE).encode_to_vec();
+        let err = convert_facenet(&bytes).unwrap_err().to_string();
+        assert!(err.contains("793 nodes") && err.contains("found 12 nodes, 4 tensors"), "{err}");
+    }
+
+    #[test]
+    fn bytes_that_are_not_a_graphdef_are_refused() {
+        let err = convert_facenet(b"\xff\xff\xff not protobuf").unwrap_err().to_string();
+        assert!(err.contains("not a TensorFlow GraphDef"), "{err}");
+    }
 }
