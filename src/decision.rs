@@ -18,9 +18,11 @@ pub struct ImpostorFit {
     pub std: f64,
 }
 
-/// The base model's impostor distances on LFW's 3,000 different-person pairs of `pairs.txt`,
-/// used when the manifest carries no fit of its own (measured by `fdb eval lfw`; see the README).
-pub const BASE_IMPOSTOR_FIT: ImpostorFit = ImpostorFit { mean: 1.9, std: 0.15 };
+/// The base model's impostor fit, for a manifest written before fits were recorded.
+pub const BASE_IMPOSTOR_FIT: ImpostorFit = ImpostorFit {
+    mean: fdb_models::weights::install::FACENET_IMPOSTOR_FIT.0,
+    std: fdb_models::weights::install::FACENET_IMPOSTOR_FIT.1,
+};
 
 /// The default chance that a stranger's search is accepted as somebody.
 pub const DEFAULT_FAR_1N: f64 = 0.01;
