@@ -213,6 +213,7 @@ impl FaceDb {
         let mut status: Vec<Option<EnrollStatus>> = vec![None; items.len()];
         let mut seen: HashMap<[u8; 32], usize> = HashMap::new();
         let mut todo: Vec<(usize, &Photo)> = Vec::new();
+        let mut repeats: Vec<(usize, usize)> = Vec::new();
         for (i, photo) in decoded.iter().enumerate() {
             match photo {
                 Err(e) => status[i] = Some(EnrollStatus::Failed { reason: e.to_string() }),
@@ -220,9 +221,7 @@ impl FaceDb {
                     if let Some(face) = self.store.face_by_sha256(&photo.bytes_sha256)? {
                         status[i] = Some(EnrollStatus::Duplicate { face: face.0 });
                     } else if let Some(&first) = seen.get(&photo.bytes_sha256) {
-                        status[i] = Some(EnrollStatus::Failed {
-                            reason: format!("{}: same file as {}", photo.path.display(), items[first].1.display()),
-                        });
+                        repeats.push((i, first)); // settled once the first copy is
                     } else {
                         seen.insert(photo.bytes_sha256, i);
                         todo.push((i, photo));
@@ -264,6 +263,13 @@ impl FaceDb {
         let ids = self.store.add_faces(new_faces)?;
         for ((i, face), id) in faces.iter().zip(ids) {
             status[*i] = Some(EnrollStatus::Enrolled { face: id.0, whole_image: face.whole_image });
+        }
+        // The same bytes twice in one batch: the second copy is a duplicate of the first.
+        for (repeat, first) in repeats {
+            status[repeat] = match &status[first] {
+                Some(EnrollStatus::Enrolled { face, .. }) => Some(EnrollStatus::Duplicate { face: *face }),
+                other => other.clone(),
+            };
         }
         Ok(items
             .iter()

@@ -35,8 +35,9 @@ fn enrol_search_verify_remove_on_fixture_photos() {
     let again: Vec<String> = person_images("Tony_Blair", &[1, 2, 3]);
     let mut args = vec!["enroll"];
     args.extend(again.iter().map(String::as_str));
-    let (_, summary) = fdb_json(&db, &args);
+    let (code, summary) = fdb_json(&db, &args);
     assert_eq!((summary["enrolled"].as_u64(), summary["duplicates"].as_u64()), (Some(0), Some(3)), "{summary}");
+    assert_eq!(code, Some(0));
 
     // Each person's fourth photo is found and accepted; strangers are unknown.
     let probes: Vec<String> = PEOPLE.iter().flat_map(|p| person_images(p, &[4])).collect();
@@ -97,13 +98,15 @@ fn bad_files_fail_by_name_and_leave_the_database_as_it_was() {
     let no_face = fixtures().join("no_face_shapes.png");
     let bomb = fixtures().join("bomb_100000x100000.png");
     let good = person_images("Colin_Powell", &[4]);
-    let files = [empty.clone(), truncated.clone(), text.clone(), no_face.clone(), bomb.clone(), PathBuf::from(&good[0])];
+    // The good photo twice: the second copy in the same batch is a duplicate, not a failure.
+    let files = [empty.clone(), truncated.clone(), text.clone(), no_face.clone(), bomb.clone(), PathBuf::from(&good[0]), PathBuf::from(&good[0])];
     let mut args = vec!["enroll", "--name", "Someone"];
     let file_args: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
     args.extend(file_args.iter().map(String::as_str));
     let (code, summary) = fdb_json(&db, &args);
     assert_eq!(code, Some(1), "a batch with failures exits non-zero");
     assert_eq!(summary["enrolled"].as_u64(), Some(1), "the good photo still goes in: {summary}");
+    assert_eq!(summary["duplicates"].as_u64(), Some(1), "{summary}");
     let failures = summary["failures"].as_array().unwrap();
     assert_eq!(failures.len(), 5, "{summary}");
     for (file, word) in [(&empty, "empty"), (&truncated, "runcated"), (&text, "not an image"), (&no_face, "no face"), (&bomb, "limit")] {
