@@ -7,7 +7,8 @@
 
 use candle_core::{CpuStorage, CustomOp1, DType, InplaceOp2, Layout, Module, Result, Shape, Tensor, D};
 use candle_nn::VarBuilder;
-use rayon::prelude::*;
+
+use super::cpu;
 
 /// TensorFlow padding modes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,7 +45,7 @@ impl Window {
     }
 
     /// `(out_h, pad_top, out_w, pad_left)` for an `h × w` input.
-    fn geometry(&self, h: usize, w: usize) -> (usize, usize, usize, usize) {
+    pub(crate) fn geometry(&self, h: usize, w: usize) -> (usize, usize, usize, usize) {
         let (out_h, pad_top) = out_size_and_pad(h, self.kernel.0, self.stride, self.padding);
         let (out_w, pad_left) = out_size_and_pad(w, self.kernel.1, self.stride, self.padding);
         (out_h, pad_top, out_w, pad_left)
@@ -98,39 +99,16 @@ impl CustomOp1 for Im2Col {
     }
 
     fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
-        let (n, h, w, c) = layout.shape().dims4()?;
-        let src = match (storage, layout.contiguous_offsets()) {
+        let dims = layout.shape().dims4()?;
+        let data = match (storage, layout.contiguous_offsets()) {
             (CpuStorage::F32(data), Some((start, end))) => &data[start..end],
             _ => candle_core::bail!("im2col expects a contiguous f32 tensor"),
         };
-        let (out_h, pad_top, out_w, pad_left) = self.0.geometry(h, w);
-        let (kh, kw) = self.0.kernel;
-        let s = self.0.stride;
-        let row_len = kh * kw * c;
-        let mut dst = vec![0f32; n * out_h * out_w * row_len];
-        // One output image row per task: enough parallel work, and each writes its own slice.
-        dst.par_chunks_mut(out_w * row_len).enumerate().for_each(|(task, out_row)| {
-            let (b, oy) = (task / out_h, task % out_h);
-            let image = &src[b * h * w * c..(b + 1) * h * w * c];
-            for (ox, cols) in out_row.chunks_mut(row_len).enumerate() {
-                for dy in 0..kh {
-                    let Some(iy) = (oy * s + dy).checked_sub(pad_top).filter(|&iy| iy < h) else {
-                        continue; // a padding row: stays zero
-                    };
-                    let x0 = (ox * s) as isize - pad_left as isize;
-                    // Clip the run of kw pixels to the image; the clipped part stays zero.
-                    let first = (-x0).max(0) as usize;
-                    let last = ((w as isize - x0).min(kw as isize)).max(0) as usize;
-                    if first < last {
-                        let from = (iy * w + (x0 + first as isize) as usize) * c;
-                        let to = (dy * kw + first) * c;
-                        let len = (last - first) * c;
-                        cols[to..to + len].copy_from_slice(&image[from..from + len]);
-                    }
-                }
-            }
-        });
-        Ok((CpuStorage::F32(dst), Shape::from((n, out_h, out_w, row_len))))
+        let (n, h, w, c) = dims;
+        let (out_h, _, out_w, _) = self.0.geometry(h, w);
+        let mut cols = Vec::new();
+        cpu::im2col(&cpu::View { data, dims }, 0, n, self.0, &mut cols);
+        Ok((CpuStorage::F32(cols), Shape::from((n, out_h, out_w, self.0.kernel.0 * self.0.kernel.1 * c))))
     }
 }
 
@@ -158,11 +136,52 @@ impl Conv {
     pub fn out_channels(&self) -> usize {
         self.bias.dims1().unwrap_or(0)
     }
+
+    /// Whether `x` through this conv can take the CPU fast path (see `cpu`).
+    pub(crate) fn takes_fast_path(&self, x: &Tensor) -> bool {
+        cpu::eligible(x) && cpu::eligible(&self.weight)
+    }
+
+    /// The CPU fast path: `x` through the conv into `dst`'s columns; returns the output's `(h, w)`.
+    pub(crate) fn forward_into(&self, x: &Tensor, dst: &mut cpu::Dst) -> Result<(usize, usize)> {
+        let dims = x.dims4()?;
+        cpu::with_slice(x, |data| {
+            cpu::with_slice(&self.weight, |weight| {
+                cpu::with_slice(&self.bias, |bias| {
+                    let cw = cpu::ConvWeights { weight, bias, window: self.window, relu: self.relu };
+                    Ok(cpu::conv(&cw, &cpu::View { data, dims }, dst))
+                })
+            })
+        })
+    }
+
+    /// Rows of the weight matrix: `kh·kw·C_in`.
+    pub(crate) fn weight_rows(&self) -> usize {
+        self.weight.dims().first().copied().unwrap_or(0)
+    }
+
+    /// The CPU fast path of a 1×1 conv onto a residual: `out = act(out + input·W + bias)` with
+    /// `input` `[rows, weight_rows]` and `out` `[rows, C_out]`; `relu` replaces the conv's own.
+    pub(crate) fn accumulate_into(&self, input: &[f32], rows: usize, out: &mut [f32], relu: bool) -> Result<()> {
+        cpu::with_slice(&self.weight, |weight| {
+            cpu::with_slice(&self.bias, |bias| {
+                let (k, n) = (self.weight_rows(), bias.len());
+                cpu::gemm_rows(rows, k, n, out, n, true, input, k, weight);
+                cpu::add_bias_relu(&mut cpu::Dst::whole(out, n), rows, bias, relu);
+                Ok(())
+            })
+        })
+    }
+
+    /// The output shape for an input of shape `[n, h, w, _]`.
+    pub(crate) fn output_dims(&self, (n, h, w): (usize, usize, usize)) -> (usize, usize, usize, usize) {
+        let (out_h, _, out_w, _) = self.window.geometry(h, w);
+        (n, out_h, out_w, self.out_channels())
+    }
 }
 
-/// Largest im2col buffer a conv builds at once. Bigger batches are split by image: buffers this
-/// size stay in cache better and are reused by the allocator instead of being mapped and
-/// page-faulted afresh on every call (which cost ~25% of the time at batch 8).
+/// Largest im2col buffer the portable path builds at once: bigger batches are split by image,
+/// which bounds the memory a large batch takes on a GPU.
 const IM2COL_CHUNK_BYTES: usize = 8 << 20;
 
 impl Conv {
@@ -173,9 +192,16 @@ impl Conv {
 }
 
 impl Module for Conv {
-    /// `[N, H, W, C_in]` → `[N, H', W', C_out]`.
+    /// `[N, H, W, C_in]` → `[N, H', W', C_out]`: the CPU fast path when it applies, else candle's
+    /// ops (the GPU, and training, which needs them for autodiff).
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let (n, h, w, c) = x.dims4()?;
+        if self.takes_fast_path(x) {
+            let dims = self.output_dims((n, h, w));
+            let mut out = vec![0f32; dims.0 * dims.1 * dims.2 * dims.3];
+            self.forward_into(x, &mut cpu::Dst::whole(&mut out, dims.3))?;
+            return Tensor::from_vec(out, dims, x.device());
+        }
         if self.window.is_pointwise() {
             return self.project(&x.reshape((n * h * w, c))?)?.reshape((n, h, w, self.out_channels()));
         }
@@ -244,7 +270,13 @@ impl InplaceOp2 for AddThenRelu {
 
 /// 3×3 max-pool, stride 2, VALID, over NHWC: the max over each im2col window.
 pub fn max_pool_3x3_s2(x: &Tensor) -> Result<Tensor> {
-    let c = x.dim(3)?;
+    let (n, h, w, c) = x.dims4()?;
+    if cpu::eligible(x) {
+        let (out_h, out_w) = ((h - 3) / 2 + 1, (w - 3) / 2 + 1);
+        let mut out = vec![0f32; n * out_h * out_w * c];
+        cpu::with_slice(x, |data| Ok(cpu::max_pool_3x3_s2(&cpu::View { data, dims: (n, h, w, c) }, &mut cpu::Dst::whole(&mut out, c))))?;
+        return Tensor::from_vec(out, (n, out_h, out_w, c), x.device());
+    }
     let cols = im2col(x, Window::new((3, 3), 2, Padding::Valid))?;
     let (n, h, w, _) = cols.dims4()?;
     cols.reshape((n, h, w, 9, c))?.max(3)
@@ -337,6 +369,27 @@ mod tests {
         // at the right.
         check_against_candle((3, 3), 2, Padding::Same, [1, 1, 0, 1]);
         check_against_candle((1, 1), 1, Padding::Same, [0, 0, 0, 0]);
+    }
+
+    /// Large enough maps read their windows in place from a padded copy instead of im2col.
+    #[test]
+    fn in_place_conv_matches_candle_conv2d() {
+        for (kernel, padding, pads) in [
+            ((3, 3), Padding::Same, [1, 1, 1, 1]),
+            ((3, 3), Padding::Valid, [0, 0, 0, 0]),
+            ((1, 7), Padding::Same, [0, 0, 3, 3]),
+            ((7, 1), Padding::Same, [3, 3, 0, 0]),
+        ] {
+            let x = random((2, 30, 29, 5));
+            let w = random((6, 5, kernel.0, kernel.1));
+            let b = Tensor::new(&[0.1f32, -0.2, 0.3, -0.4, 0.5, -0.6], &Device::Cpu).unwrap();
+            let ours = conv_from(&w, &b, Window::new(kernel, 1, padding), false).forward(&x).unwrap();
+            let [top, bottom, left, right] = pads;
+            let nchw = x.permute((0, 3, 1, 2)).unwrap();
+            let padded = nchw.pad_with_zeros(2, top, bottom).unwrap().pad_with_zeros(3, left, right).unwrap();
+            let theirs = padded.conv2d(&w, 0, 1, 1, 1).unwrap().broadcast_add(&b.reshape((1, 6, 1, 1)).unwrap()).unwrap();
+            assert!(max_abs_diff(&ours, &theirs.permute((0, 2, 3, 1)).unwrap()) < 1e-5, "{kernel:?} {padding:?}");
+        }
     }
 
     #[test]

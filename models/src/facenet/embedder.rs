@@ -2,6 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
+use rayon::prelude::*;
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
 use image::RgbImage;
@@ -84,12 +85,31 @@ impl Embedder {
     fn in_batches(
         &self,
         faces: &[RgbImage],
-        network: impl Fn(&Tensor) -> candle_core::Result<Tensor>,
+        network: impl Fn(&Tensor) -> candle_core::Result<Tensor> + Sync,
     ) -> Result<Vec<Vec<f32>>, EmbedError> {
         let mut rows = Vec::with_capacity(faces.len());
         for (chunk_index, chunk) in faces.chunks(self.max_batch).enumerate() {
-            let input = standardised_nhwc(chunk, chunk_index * self.max_batch, &self.device)?;
-            rows.extend(network(&input)?.to_vec2::<f32>()?);
+            let first = chunk_index * self.max_batch;
+            let threads = rayon::current_num_threads();
+            if self.device.is_cpu() && threads > 1 && chunk.len() > 1 {
+                // On the CPU a batch is split by face across the threads, each running its part
+                // of the network alone (see `cpu::on_this_thread`).
+                let part = chunk.len().div_ceil(threads);
+                let parts: Vec<_> = chunk
+                    .par_chunks(part)
+                    .enumerate()
+                    .map(|(i, faces)| -> Result<Vec<Vec<f32>>, EmbedError> {
+                        let input = standardised_nhwc(faces, first + i * part, &self.device)?;
+                        Ok(super::cpu::on_this_thread(|| network(&input))?.to_vec2::<f32>()?)
+                    })
+                    .collect();
+                for part in parts {
+                    rows.extend(part?);
+                }
+            } else {
+                let input = standardised_nhwc(chunk, first, &self.device)?;
+                rows.extend(network(&input)?.to_vec2::<f32>()?);
+            }
         }
         Ok(rows)
     }
