@@ -87,13 +87,7 @@ pub fn run(cli: Cli) -> Result<u8> {
         Command::Detect(a) => detect(&options, a, json),
         Command::Eval(e) => eval::run(e, &options, &db_path, json),
         Command::Retrain(a) => retrain(&open()?, a, json),
-        Command::Models(ModelsCommand::Use { model }) => {
-            let db = open()?;
-            db.switch_to(&model)?;
-            emit(json, &json!({ "active_model": model }), || println!("the database now uses {model}"));
-            Ok(0)
-        }
-        Command::Models(m) => models(&options, m, json),
+        Command::Models(m) => models(&options, m, open, json),
     }
 }
 
@@ -345,7 +339,8 @@ fn detect(options: &OpenOptions, a: args::DetectArgs, json: bool) -> Result<u8> 
     Ok(if failed == 0 { 0 } else { 1 })
 }
 
-fn models(options: &OpenOptions, command: ModelsCommand, json: bool) -> Result<u8> {
+/// `fdb models …`; only `use` opens the database (install and list work without one).
+fn models(options: &OpenOptions, command: ModelsCommand, open: impl FnOnce() -> Result<FaceDb>, json: bool) -> Result<u8> {
     let dir = &options.models_dir;
     match command {
         ModelsCommand::Install { from } => {
@@ -357,7 +352,10 @@ fn models(options: &OpenOptions, command: ModelsCommand, json: bool) -> Result<u
             };
             emit(json, &json!({ "models_dir": dir, "outcome": said }), || println!("models {said} in {}", dir.display()));
         }
-        ModelsCommand::Use { .. } => unreachable!("handled with the database open"),
+        ModelsCommand::Use { model } => {
+            open()?.switch_to(&model)?;
+            emit(json, &json!({ "active_model": model }), || println!("the database now uses {model}"));
+        }
         ModelsCommand::List => {
             let installed = weights::installed(dir)?;
             emit(json, &installed.manifest, || {
