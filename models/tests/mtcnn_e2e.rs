@@ -1,88 +1,140 @@
 //! The whole detector and the facenet crop against golden/e2e (a reference MTCNN on LFW).
 //!
-//! The reference is another MTCNN implementation (ipazc/mtcnn on OpenCV) fed libjpeg-turbo's
-//! pixels; fdb follows facenet-pytorch and decodes JPEG with the `image` crate (up to 4 levels
-//! apart). Most faces meet IoU >= 0.9 and 3 px; the rest stay within looser hard bounds.
+//! The reference is ipazc/mtcnn on OpenCV fed libjpeg-turbo's pixels. fdb's default cascade
+//! resamples like ipazc, so on libjpeg-turbo's pixels (the fixtures) it reproduces the
+//! reference exactly. fdb decodes JPEG with the `image` crate (zune-jpeg), which differs from
+//! libjpeg-turbo by up to 4 levels; on those pixels most images meet the issue's per-image
+//! criteria and the ones that do not are named below with their measured figures.
 
 mod mtcnn_support;
 
 use fdb_models::align::{choose_face, crop_box, crop_facenet, resize_linear};
 use fdb_models::imageio::load_image;
-use mtcnn_support::{golden_images, installed_models, iou, mtcnn, shared_or_skip};
+use fdb_models::mtcnn::Detection;
+use image::RgbImage;
+use mtcnn_support::{golden_images, installed_models, iou, mtcnn, shared_or_skip, GoldenImage};
 
-#[test]
-fn chosen_face_matches_reference_box_and_landmarks() {
-    let (Some(shared), Some(m)) = (shared_or_skip("e2e goldens"), mtcnn()) else { return };
-    let lfw = shared.join("datasets/lfw/images");
-    let golden: Vec<_> = golden_images(&shared).into_iter().filter(|g| !g.fallback).collect();
-    assert!(golden.len() >= 20, "golden set shrank to {}", golden.len());
-    let imgs: Vec<_> = golden.iter().map(|g| load_image(&lfw.join(&g.path)).unwrap()).collect();
-    let found = m.detect_many(&imgs).unwrap();
-    let (mut worst_iou, mut worst_px) = (1f32, 0f32);
-    let (mut tight_boxes, mut landmark_errors) = (0usize, Vec::new());
-    for ((g, img), faces) in golden.iter().zip(&imgs).zip(&found) {
-        let i = choose_face(faces, img.width(), img.height()).unwrap_or_else(|| panic!("{}: no face", g.path));
-        let face = &faces[i];
-        let overlap = iou(face.bbox, g.chosen_box.unwrap());
-        let px = face
-            .landmarks
-            .iter()
-            .zip(g.chosen_landmarks.unwrap())
-            .map(|(a, b)| ((a[0] - b[0]).powi(2) + (a[1] - b[1]).powi(2)).sqrt())
-            .fold(0f32, f32::max);
-        println!("{}: {} faces (ref {}), IoU {overlap:.3}, landmarks within {px:.2} px", g.path, faces.len(), g.detections);
-        (worst_iou, worst_px) = (worst_iou.min(overlap), worst_px.max(px));
-        tight_boxes += usize::from(overlap >= 0.9);
-        landmark_errors.push(px);
-    }
-    landmark_errors.sort_by(f32::total_cmp);
-    let median = landmark_errors[landmark_errors.len() / 2];
-    let within_3px = landmark_errors.iter().filter(|&&e| e <= 3.0).count();
-    println!(
-        "IoU >= 0.9: {tight_boxes}/{n}; landmarks within 3 px: {within_3px}/{n}; median {median:.2} px; worst IoU {worst_iou:.3}, worst landmark {worst_px:.2} px",
-        n = golden.len()
-    );
-    assert!(worst_iou >= 0.75 && worst_px <= 6.0, "IoU {worst_iou}, landmark {worst_px} px");
-    assert!(tight_boxes * 10 >= golden.len() * 9, "only {tight_boxes} boxes with IoU >= 0.9");
-    assert!(median <= 2.5, "median landmark error {median} px");
+/// Images that miss a criterion only because zune-jpeg's pixels are not libjpeg-turbo's
+/// (measured 2026-11-28; on libjpeg-turbo's pixels each of them meets it): (image, what misses).
+/// (On libjpeg-turbo's pixels one image still differs by cascade details: in the three-face
+/// Abdel_Nasser_Assidi_0001 the chosen face is 3.6 px / cosine 0.982 off, IoU 0.94; on zune's
+/// pixels it happens to pass.)
+const DECODER_MISSES: [(&str, Miss); 6] = [
+    ("Simon_Cowell_0002.jpg", Miss::Cosine),          // cosine 0.979
+    ("Princess_Aiko_0001.jpg", Miss::Cosine),         // cosine 0.977, IoU 0.903
+    ("Franz_Muentefering_0004.jpg", Miss::Cosine),    // cosine 0.984
+    ("Bob_Huggins_0003.jpg", Miss::All),              // IoU 0.83, 4.5 px, cosine 0.965
+    ("Cristina_Fernandez_0001.jpg", Miss::Cosine),    // cosine 0.986
+    ("Aitor_Gonzalez_0002.jpg", Miss::BoxAndCosine),  // IoU 0.894, cosine 0.974
+];
+
+#[derive(Clone, Copy, PartialEq)]
+enum Miss {
+    Cosine,
+    BoxAndCosine,
+    All,
 }
 
-/// fdb's detection + crop, embedded by fdb's FaceNet, against the reference embedding. The
-/// issue asks for cosine >= 0.99 on every image; boxes from a different MTCNN and a different
-/// JPEG decoder keep some images below that, so this pins the median and a floor.
+fn file_name(g: &GoldenImage) -> &str {
+    g.path.rsplit('/').next().unwrap()
+}
+
+fn expected_miss(g: &GoldenImage) -> Option<Miss> {
+    DECODER_MISSES.iter().find(|(n, _)| *n == file_name(g)).map(|&(_, m)| m)
+}
+
+/// fdb's chosen face for a golden image.
+fn chosen(img: &RgbImage, faces: &[Detection], g: &GoldenImage) -> Detection {
+    faces[choose_face(faces, img.width(), img.height()).unwrap_or_else(|| panic!("{}: no face", g.path))]
+}
+
+/// (box IoU, worst landmark distance in px) of a face against the reference's chosen face.
+fn agreement(face: &Detection, g: &GoldenImage) -> (f32, f32) {
+    let px = face
+        .landmarks
+        .iter()
+        .zip(g.chosen_landmarks.unwrap())
+        .map(|(a, b)| ((a[0] - b[0]).powi(2) + (a[1] - b[1]).powi(2)).sqrt())
+        .fold(0f32, f32::max);
+    (iou(face.bbox, g.chosen_box.unwrap()), px)
+}
+
+fn detected_golden() -> Option<(std::path::PathBuf, Vec<GoldenImage>)> {
+    let shared = shared_or_skip("e2e goldens")?;
+    let golden: Vec<_> = golden_images(&shared).into_iter().filter(|g| !g.fallback).collect();
+    assert!(golden.len() >= 20, "golden set shrank to {}", golden.len());
+    Some((shared, golden))
+}
+
+/// On libjpeg-turbo's pixels fdb's cascade gives the reference's detection to float noise.
+#[test]
+fn detection_on_reference_pixels_equals_reference() {
+    let (Some((_, golden)), Some(m)) = (detected_golden(), mtcnn()) else { return };
+    let dir = mtcnn_support::fixture("libjpeg_decoded");
+    let mut checked = 0;
+    for g in &golden {
+        let Ok(decoded) = image::open(dir.join(file_name(g).replace(".jpg", ".png"))) else { continue };
+        let img = decoded.into_rgb8();
+        let face = chosen(&img, &m.detect(&img).unwrap(), g);
+        let (overlap, px) = agreement(&face, g);
+        println!("{}: IoU {overlap:.5}, landmarks within {px:.4} px", g.path);
+        assert!(overlap > 0.999 && px < 0.05, "{}: IoU {overlap}, {px} px", g.path);
+        checked += 1;
+    }
+    assert_eq!(checked, 3, "libjpeg-decoded fixtures missing");
+}
+
+/// The issue's per-image criteria (IoU >= 0.9, landmarks within 3 px) on fdb's own decoding.
+#[test]
+fn chosen_face_matches_reference_box_and_landmarks() {
+    let (Some((shared, golden)), Some(m)) = (detected_golden(), mtcnn()) else { return };
+    let lfw = shared.join("datasets/lfw/images");
+    let imgs: Vec<_> = golden.iter().map(|g| load_image(&lfw.join(&g.path)).unwrap()).collect();
+    let found = m.detect_many(&imgs).unwrap();
+    let mut failures = Vec::new();
+    for ((g, img), faces) in golden.iter().zip(&imgs).zip(&found) {
+        let (overlap, px) = agreement(&chosen(img, faces, g), g);
+        println!("{}: {} faces (ref {}), IoU {overlap:.3}, landmarks within {px:.2} px", g.path, faces.len(), g.detections);
+        let excused = |what: &[Miss]| expected_miss(g).is_some_and(|m| what.contains(&m));
+        if overlap < 0.9 && !excused(&[Miss::BoxAndCosine, Miss::All]) {
+            failures.push(format!("{}: IoU {overlap}", g.path));
+        }
+        if px > 3.0 && !excused(&[Miss::All]) {
+            failures.push(format!("{}: landmarks {px} px", g.path));
+        }
+        // Even the excused images stay close.
+        assert!(overlap >= 0.75 && px <= 6.0, "{}: IoU {overlap}, landmark {px} px", g.path);
+    }
+    assert!(failures.is_empty(), "{failures:#?}");
+}
+
+/// fdb's detection + crop, embedded by fdb's FaceNet, against the reference embedding:
+/// cosine >= 0.99 on every image but the named decoder misses.
 #[test]
 fn embedding_of_fdb_crop_matches_reference() {
-    let (Some(shared), Some(m), Some(models)) = (shared_or_skip("e2e goldens"), mtcnn(), installed_models()) else {
+    let (Some((shared, golden)), Some(m), Some(models)) = (detected_golden(), mtcnn(), installed_models()) else {
         println!("skipping: needs ../shared and the installed models");
         return;
     };
     let embedder = fdb_models::facenet::Embedder::load(&models.facenet, &candle_core::Device::Cpu).unwrap();
     let lfw = shared.join("datasets/lfw/images");
-    let golden: Vec<_> = golden_images(&shared).into_iter().filter(|g| !g.fallback).collect();
     let mut crops = Vec::new();
     for g in &golden {
         let img = load_image(&lfw.join(&g.path)).unwrap();
-        let faces = m.detect(&img).unwrap();
-        let face = &faces[choose_face(&faces, img.width(), img.height()).unwrap()];
-        crops.push(crop_facenet(&img, face, 160, 32));
+        let face = chosen(&img, &m.detect(&img).unwrap(), g);
+        crops.push(crop_facenet(&img, &face, 160, 32));
     }
     let embeddings = embedder.embed(&crops).unwrap();
-    let mut cosines: Vec<(f32, &str)> = golden
-        .iter()
-        .zip(&embeddings)
-        .map(|(g, e)| (e.iter().zip(&g.embedding).map(|(a, b)| a * b).sum::<f32>(), g.path.as_str()))
-        .collect();
-    cosines.sort_by(|a, b| a.0.total_cmp(&b.0));
-    for (c, path) in &cosines {
-        println!("{path}: cosine {c:.4}");
+    let mut failures = Vec::new();
+    for (g, e) in golden.iter().zip(&embeddings) {
+        let cosine = e.iter().zip(&g.embedding).map(|(a, b)| a * b).sum::<f32>();
+        println!("{}: cosine {cosine:.4}", g.path);
+        if cosine < 0.99 && expected_miss(g).is_none() {
+            failures.push(format!("{}: cosine {cosine}", g.path));
+        }
+        assert!(cosine >= 0.95, "{}: cosine {cosine}", g.path);
     }
-    let at_least = cosines.iter().filter(|(c, _)| *c >= 0.99).count();
-    let median = cosines[cosines.len() / 2].0;
-    println!("cosine >= 0.99: {at_least}/{}; median {median:.4}; lowest {:.4}", cosines.len(), cosines[0].0);
-    // Measured 2026-11-28: 13/23 at >= 0.99, median 0.993, lowest 0.961 (Bob_Huggins_0003,
-    // whose box differs most from the reference's; see the README's detection notes).
-    assert!(cosines[0].0 >= 0.95, "{:?}", cosines[0]);
-    assert!(median >= 0.99, "median cosine {median}");
+    assert!(failures.is_empty(), "{failures:#?}");
 }
 
 #[test]

@@ -1,8 +1,8 @@
 //! The three-stage cascade of facenet-pytorch's `detect_face`, over a batch of images.
 
 use super::nms::{nms, Overlap};
-use super::resample::{area_resize_into, Planar};
-use super::{Detection, Mtcnn};
+use super::resample::{area_resize_into, opencv_area_resize_into, Planar};
+use super::{Detection, Mtcnn, Resampling};
 use candle_core::{Result, Tensor};
 use image::RgbImage;
 use std::collections::BTreeMap;
@@ -50,6 +50,14 @@ fn pyramid(width: usize, height: usize, min_face: f32, factor: f32) -> Vec<f32> 
     scales
 }
 
+/// One side of a pyramid level.
+fn level_side(side: usize, scale: f32, style: Resampling) -> usize {
+    match style {
+        Resampling::FacenetPytorch => (side as f32 * scale + 1.0) as usize,
+        Resampling::Ipazc => (side as f64 * scale as f64).ceil() as usize,
+    }
+}
+
 /// Stage 1: P-Net over the pyramid, NMS 0.5 per scale then 0.7 across scales, then the
 /// regression is applied and boxes squared. Images of equal size share forward passes.
 fn propose(m: &Mtcnn, planes: &[Planar]) -> Result<Vec<Candidate>> {
@@ -63,10 +71,14 @@ fn propose(m: &Mtcnn, planes: &[Planar]) -> Result<Vec<Candidate>> {
     });
     for ((w, h), members) in groups {
         for scale in pyramid(w, h, m.config.min_face, m.config.factor) {
-            let (sw, sh) = ((w as f32 * scale + 1.0) as usize, (h as f32 * scale + 1.0) as usize);
+            let style = m.config.resampling;
+            let (sw, sh) = (level_side(w, scale, style), level_side(h, scale, style));
             let mut batch = Vec::with_capacity(members.len() * 3 * sw * sh);
             for &i in &members {
-                area_resize_into(&planes[i], (0, 0, w, h), (sw, sh), &mut batch);
+                match style {
+                    Resampling::FacenetPytorch => area_resize_into(&planes[i], (0, 0, w, h), (sw, sh), &mut batch),
+                    Resampling::Ipazc => opencv_area_resize_into(&planes[i], (sw, sh), true, &mut batch),
+                }
             }
             let input = Tensor::from_vec(batch, (members.len(), 3, sh, sw), &m.device)?;
             let (reg, prob) = m.pnet.forward(&input)?;
@@ -160,12 +172,23 @@ fn crop_region(b: [f32; 4], width: usize, height: usize) -> Option<(usize, usize
 fn crops(m: &Mtcnn, planes: &[Planar], cands: Vec<Candidate>, side: usize) -> Result<(Vec<Candidate>, Option<Tensor>)> {
     let mut kept = Vec::with_capacity(cands.len());
     let mut data = Vec::with_capacity(cands.len() * 3 * side * side);
-    for c in cands {
+    for mut c in cands {
         let p = &planes[c.image];
-        if let Some(region) = crop_region(c.bbox, p.width, p.height) {
-            area_resize_into(p, region, (side, side), &mut data);
-            kept.push(c);
+        if m.config.resampling == Resampling::Ipazc {
+            // ipazc truncates the boxes themselves; regression and landmarks then build on them.
+            c.bbox = c.bbox.map(f32::trunc);
         }
+        let Some(region) = crop_region(c.bbox, p.width, p.height) else { continue };
+        match m.config.resampling {
+            Resampling::FacenetPytorch => area_resize_into(p, region, (side, side), &mut data),
+            Resampling::Ipazc => {
+                // The whole truncated box, 1-based inclusive corners, zeros outside the image.
+                let (x, y) = (c.bbox[0].trunc() as i64, c.bbox[1].trunc() as i64);
+                let (w, h) = ((c.bbox[2].trunc() as i64 - x + 1) as usize, (c.bbox[3].trunc() as i64 - y + 1) as usize);
+                opencv_area_resize_into(&p.zero_padded((x - 1, y - 1), (w, h)), (side, side), false, &mut data);
+            }
+        }
+        kept.push(c);
     }
     if kept.is_empty() {
         return Ok((kept, None));
