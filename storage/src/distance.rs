@@ -15,23 +15,38 @@ impl Distance<f32> for UnitSquaredL2 {
     }
 }
 
-/// Dot product; dispatches once per call to an AVX2 build of the same loop when available.
-pub fn dot(a: &[f32], b: &[f32]) -> f32 {
-    #[cfg(target_arch = "x86_64")]
-    {
-        if std::arch::is_x86_feature_detected!("avx2") {
-            // SAFETY: the CPU supports the features the function is compiled for.
-            return unsafe { dot_avx2(a, b) };
+/// Defines `pub fn $name` that runs `$plain` compiled a second time with AVX2 when the CPU has
+/// it (checked per call; the check is a cached flag), and as built otherwise.
+macro_rules! with_avx2 {
+    ($(#[$doc:meta])* $name:ident, $avx2:ident, $plain:ident, $t:ty, $out:ty) => {
+        $(#[$doc])*
+        pub fn $name(a: &[$t], b: &[$t]) -> $out {
+            #[cfg(target_arch = "x86_64")]
+            {
+                if std::arch::is_x86_feature_detected!("avx2") {
+                    // SAFETY: the CPU supports the features the function is compiled for.
+                    return unsafe { $avx2(a, b) };
+                }
+            }
+            $plain(a, b)
         }
-    }
-    dot_lanes(a, b)
+
+        #[cfg(target_arch = "x86_64")]
+        #[target_feature(enable = "avx2")]
+        unsafe fn $avx2(a: &[$t], b: &[$t]) -> $out {
+            $plain(a, b)
+        }
+    };
 }
 
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-unsafe fn dot_avx2(a: &[f32], b: &[f32]) -> f32 {
-    dot_lanes(a, b)
-}
+with_avx2!(
+    /// Dot product of f32 vectors.
+    dot, dot_avx2, dot_lanes, f32, f32
+);
+with_avx2!(
+    /// Dot product of int8 codes, exact in i32 (|sum| <= 127² · dim).
+    dot_i8, dot_i8_avx2, dot_i8_plain, i8, i32
+);
 
 /// Sixteen independent accumulators let the compiler vectorise without reassociating floats.
 #[inline(always)]
@@ -51,6 +66,12 @@ fn dot_lanes(a: &[f32], b: &[f32]) -> f32 {
     acc.iter().sum::<f32>() + tail
 }
 
+/// Integer sums are associative, so the compiler vectorises this plain loop by itself.
+#[inline(always)]
+fn dot_i8_plain(a: &[i8], b: &[i8]) -> i32 {
+    a.iter().zip(b).map(|(x, y)| *x as i32 * *y as i32).sum()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -61,6 +82,15 @@ mod tests {
         let b: Vec<f32> = vec![1.0; 19];
         assert_eq!(dot(&a, &b), 190.0);
         assert_eq!(dot_lanes(&a, &b), 190.0);
+    }
+
+    #[test]
+    fn int8_dot_matches_a_hand_computed_case() {
+        let a: Vec<i8> = (0..40).map(|i| (i as i8) - 20).collect(); // -20..=19
+        let b: Vec<i8> = vec![-127; 40];
+        // sum(-20..=19) = -20, times -127
+        assert_eq!(dot_i8(&a, &b), 2540);
+        assert_eq!(dot_i8(&[127, -128], &[127, -128]), 127 * 127 + 128 * 128);
     }
 
     #[test]

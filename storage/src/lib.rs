@@ -9,6 +9,7 @@ mod codec;
 pub mod distance;
 mod error;
 mod faces;
+mod graph_view;
 mod integrity;
 mod maintenance;
 mod people;

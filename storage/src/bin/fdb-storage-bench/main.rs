@@ -2,7 +2,7 @@
 //! memory, and recall@10 / p50 / p99 latency at one query thread for several `ef`.
 //!
 //! fdb-storage-bench --base base.npy --queries query.npy --gt groundtruth.ivecs --db DIR
-//!                   [--n N] [--m 16] [--efc 200] [--ef 16,32,64,128] [--exact 200]
+//!                   [--n N] [--m 16] [--efc 200] [--ef 16,32,64,128] [--exact 200] [--reuse 1]
 //! Vectors may be .npy or .fvecs, ground truth .npy or .ivecs (exact top-k row numbers).
 
 mod vecio;
@@ -25,6 +25,8 @@ struct Args {
     params: IndexParams,
     efs: Vec<usize>,
     exact_queries: usize,
+    /// Measure an existing database built by an earlier run instead of building one.
+    reuse: bool,
 }
 
 fn main() {
@@ -51,16 +53,19 @@ fn run(a: &Args) -> Result<(), String> {
     }
     println!("data: {n} x {} base, {} queries, M={} efC={}", base.cols, queries.rows, a.params.m, a.params.ef_construction);
 
-    let _ = std::fs::remove_dir_all(&a.db);
     let opts = StoreOptions { index: a.params, ..StoreOptions::default() };
-    let store = Store::open(&a.db, opts.clone()).map_err(|e| e.to_string())?;
-    let t = Instant::now();
-    let ids = insert_all(&store, &base, n)?;
-    let insert_s = t.elapsed().as_secs_f64();
-    println!("insert: {n} faces in {insert_s:.1} s = {:.0} faces/s", n as f64 / insert_s);
-    let t = Instant::now();
-    drop(store); // a clean close writes the index snapshot
-    println!("close (snapshot + flush): {:.2} s", t.elapsed().as_secs_f64());
+    let mut ids = Vec::new();
+    if !a.reuse {
+        let _ = std::fs::remove_dir_all(&a.db);
+        let store = Store::open(&a.db, opts.clone()).map_err(|e| e.to_string())?;
+        let t = Instant::now();
+        ids = insert_all(&store, &base, n)?;
+        let insert_s = t.elapsed().as_secs_f64();
+        println!("insert: {n} faces in {insert_s:.1} s = {:.0} faces/s", n as f64 / insert_s);
+        let t = Instant::now();
+        drop(store); // a clean close writes the index snapshot
+        println!("close (snapshot + flush): {:.2} s", t.elapsed().as_secs_f64());
+    }
     let disk = disk_bytes(&a.db);
     println!("disk: {:.1} MB = {:.0} bytes/face (crops are empty here)", disk as f64 / 1e6, disk as f64 / n as f64);
 
@@ -73,7 +78,11 @@ fn run(a: &Args) -> Result<(), String> {
         return Err("open rebuilt the index instead of loading the snapshot".into());
     }
 
-    let row_of: HashMap<u64, usize> = ids.iter().enumerate().map(|(row, id)| (id.0, row)).collect();
+    let row_of: HashMap<u64, usize> = if a.reuse {
+        rows_by_source_name(&store)?
+    } else {
+        ids.iter().enumerate().map(|(row, id)| (id.0, row)).collect()
+    };
     println!("| ef | recall@{K} | p50 ms | p99 ms | mean ms |");
     println!("|---|---|---|---|---|");
     for &ef in &a.efs {
@@ -119,6 +128,18 @@ fn insert_all(store: &Store, base: &vecio::Matrix<f32>, n: usize) -> Result<Vec<
         }
     }
     Ok(ids)
+}
+
+/// Face id → base row of a reused database, from the `face_NNNNNNN.jpg` names `bench_face` gave.
+fn rows_by_source_name(store: &Store) -> Result<HashMap<u64, usize>, String> {
+    let mut rows = HashMap::new();
+    for person in store.people().map_err(|e| e.to_string())? {
+        for face in store.faces_of(person.id).map_err(|e| e.to_string())? {
+            let row = face.source_name.strip_prefix("face_").and_then(|s| s.strip_suffix(".jpg")).and_then(|s| s.parse().ok());
+            rows.insert(face.id.0, row.ok_or_else(|| format!("face {} was not made by this bench", face.source_name))?);
+        }
+    }
+    Ok(rows)
 }
 
 fn bench_face(person: PersonId, row: usize, v: &[f32]) -> NewFace {
@@ -199,5 +220,6 @@ fn parse_args() -> Result<Args, String> {
         params: IndexParams { m: num("m", 16)?, ef_construction: num("efc", 200)?, ef_search: 64 },
         efs,
         exact_queries: num("exact", 200)?,
+        reuse: num("reuse", 0)? != 0,
     })
 }
