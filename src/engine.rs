@@ -81,6 +81,12 @@ impl Engine {
         &self.model_id
     }
 
+    /// Names how faces are found (the detector's resampling), so that caches of crops or
+    /// embeddings made under other detector settings are not reused.
+    pub fn detection_id(&self) -> String {
+        format!("mtcnn-{:?}", self.detector.config.resampling).to_lowercase()
+    }
+
     /// Read and decode files on all cores; each result is the photo or the reason it is unusable.
     pub fn decode_files(paths: &[PathBuf]) -> Vec<Result<Photo>> {
         paths.par_iter().map(|path| decode_file(path)).collect()

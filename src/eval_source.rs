@@ -65,7 +65,7 @@ impl EmbedSource for EngineSource<'_> {
             Alignment::Crop => "crop",
             Alignment::Warp => "warp",
         };
-        SourceId { model: self.engine.model_id().to_string(), align: align.into() }
+        SourceId { model: self.engine.model_id().to_string(), align: format!("{align}/{}", self.engine.detection_id()) }
     }
 
     fn embed(&mut self, paths: &[PathBuf], mirrored: bool) -> Vec<Result<Vec<f32>, String>> {

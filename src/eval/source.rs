@@ -14,7 +14,7 @@ use super::EvalError;
 pub struct SourceId {
     /// Model identity, e.g. "facenet-20180408-102900".
     pub model: String,
-    /// Face alignment, e.g. "crop" or "warp".
+    /// Face detection and alignment, e.g. "crop/mtcnn-ipazc" or "warp/mtcnn-ipazc".
     pub align: String,
 }
 
