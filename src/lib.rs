@@ -19,6 +19,7 @@ pub mod eval_source;
 pub mod facedb;
 pub mod plot;
 pub mod retrain;
+pub mod trunk_cache;
 
 pub use engine::{Alignment, FaceChoice};
 pub use error::{FdbError, Result};

@@ -2,12 +2,18 @@
 //! store the result as a new model version, and switch the database to it if it is better.
 //!
 //! The trunk stays frozen (the CPU default), so each face's 1792-d trunk features are computed
-//! once per view (the stored crop and its mirror) and the head trains on those.
+//! once per view (the stored crop, its mirror, and optional jittered crops) and kept in the
+//! trunk-feature cache beside the database (`trunk_cache`); the head trains on those. A switch
+//! re-embeds from the same cache: an embedding is the head applied to the crop's features.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
+use std::time::Instant;
 
 use candle_core::{Device, Tensor};
-use fdb_models::facenet::{BOTTLENECK_BIAS, BOTTLENECK_WEIGHT};
+use fdb_models::facenet::{BOTTLENECK_BIAS, BOTTLENECK_WEIGHT, TRUNK_DIM};
+use fdb_models::train::augment::{render_view, view_count};
+use fdb_models::train::head::embed_features;
+use fdb_models::train::network::{train_network, CropSet, NetworkTrainer};
 use fdb_models::train::{self, EpochLog, FeatureSet, HeadWeights, TrainConfig};
 use fdb_models::weights::{self, install::write_model, ModelEntry, NamedTensor};
 use fdb_storage::{FaceId, PersonId};
@@ -18,6 +24,12 @@ use serde::Serialize;
 use crate::engine::Engine;
 use crate::error::{FdbError, Result};
 use crate::facedb::FaceDb;
+use crate::trunk_cache::TrunkCache;
+
+/// Faces whose missing trunk features are computed (and appended to the cache) together.
+const FEATURE_CHUNK: usize = 32;
+/// Rows per head pass when re-embedding from cached features.
+const HEAD_CHUNK: usize = 1024;
 
 #[derive(Debug, Clone)]
 pub struct RetrainOptions {
@@ -26,12 +38,32 @@ pub struct RetrainOptions {
     pub validation_fraction: f64,
     /// Switch to the new model even if it is not better on the held-out people.
     pub force: bool,
+    /// Jittered crops per face (each with its mirror) besides the crop and its mirror. Each
+    /// one adds two trunk passes per face the first time (then they are cached).
+    pub jitter: usize,
+    pub layers: Layers,
 }
 
 impl Default for RetrainOptions {
     fn default() -> Self {
-        Self { train: TrainConfig::default(), validation_fraction: 0.2, force: false }
+        Self { train: TrainConfig::default(), validation_fraction: 0.2, force: false, jitter: 0, layers: Layers::Head }
     }
+}
+
+/// What `retrain` reports while it works.
+#[derive(Debug, Clone, Copy)]
+pub enum RetrainEvent<'a> {
+    /// Trunk features: `done` of `total` faces ready (cached or computed).
+    Features { done: usize, total: usize },
+    Epoch(&'a EpochLog),
+}
+
+/// Wall-clock seconds of each stage.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct StageSeconds {
+    pub features: f64,
+    pub training: f64,
+    pub switch: f64,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -47,6 +79,11 @@ pub struct RetrainReport {
     pub epochs: Vec<EpochLog>,
     /// The database now uses the new model.
     pub switched: bool,
+    /// Trunk passes run for this retrain (views not yet in the cache).
+    pub features_computed: usize,
+    /// Views taken from the cache.
+    pub features_cached: usize,
+    pub seconds: StageSeconds,
 }
 
 #[derive(Debug, Clone, Copy, Serialize)]
@@ -57,7 +94,7 @@ pub struct Scores {
 
 impl FaceDb {
     /// Train a new head on the galleries, store it as a model version, and switch if it is better.
-    pub fn retrain(&self, options: &RetrainOptions, on_epoch: impl FnMut(&EpochLog)) -> Result<RetrainReport> {
+    pub fn retrain(&self, options: &RetrainOptions, mut on_event: impl FnMut(RetrainEvent<'_>)) -> Result<RetrainReport> {
         let engine = self.engine()?;
         let models = self.models()?;
         let parent = self.model_id()?;
@@ -71,20 +108,19 @@ impl FaceDb {
                 gallery.len()
             )));
         }
-        let train_set = self.features(&engine, &gallery, &train_people)?;
-        let val_set = self.features(&engine, &gallery, &val_people)?;
-
-        let base = read_head(&models.dir.join(&parent_entry.file))?;
-        let device = Device::Cpu;
-        let before = scores(&val_set, &base, &device)?;
-        let (trained, epochs) = train::train_head(&train_set, &val_set, &base, &options.train, &device, on_epoch)?;
-        let after = scores(&val_set, &trained, &device)?;
+        let split = Split { gallery: &gallery, train: &train_people, val: &val_people };
+        let trained = match options.layers {
+            Layers::Head => self.train_head_on_features(&engine, &models, &parent_entry, &split, options, &mut on_event)?,
+            Layers::All => self.train_whole_network(&engine, &models, &parent_entry, &split, options, &mut on_event)?,
+        };
 
         let model = format!("{parent}+ft{}", unix_seconds());
-        self.store_model_version(&models.dir, &parent_entry, &model, &trained)?;
+        self.store_model_version(&models.dir, &parent_entry, &models.manifest.trunk_of(&parent), &model, &trained.weights)?;
+        let (before, after) = (trained.before, trained.after);
         let better = after.verification_accuracy > before.verification_accuracy
             || (after.verification_accuracy == before.verification_accuracy && after.rank1 > before.rank1);
         let switched = better || options.force;
+        let started = Instant::now();
         if switched {
             self.switch_to(&model)?;
         }
@@ -92,34 +128,178 @@ impl FaceDb {
             parent,
             model,
             train_people: train_people.len(),
-            train_faces: train_set.labels.len(),
+            train_faces: train_people.iter().map(|p| gallery[p].len()).sum(),
             validation_people: val_people.len(),
-            validation_faces: val_set.labels.len(),
+            validation_faces: val_people.iter().map(|p| gallery[p].len()).sum(),
             before,
             after,
-            epochs,
+            epochs: trained.epochs,
             switched,
+            features_computed: trained.features_computed,
+            features_cached: trained.features_cached,
+            seconds: StageSeconds { switch: started.elapsed().as_secs_f64(), ..trained.seconds },
         })
     }
 
-    /// Re-embed every stored face with `model` (from the stored crops) and make it the active model.
-    /// The old model stays active until the store commits the switch, so a crash leaves it in place.
+    /// The CPU default: the head alone, on the trunk's cached features of every view.
+    fn train_head_on_features(
+        &self,
+        engine: &Engine,
+        models: &weights::Installed,
+        parent: &ModelEntry,
+        split: &Split<'_>,
+        options: &RetrainOptions,
+        on_event: &mut impl FnMut(RetrainEvent<'_>),
+    ) -> Result<Trained> {
+        let started = Instant::now();
+        let faces: Vec<FaceId> = split.train.iter().chain(split.val).flat_map(|p| split.gallery[p].iter().copied()).collect();
+        let features = self.trunk_features(engine, &faces, view_count(options.jitter), |done, total| {
+            on_event(RetrainEvent::Features { done, total })
+        })?;
+        let train_set = feature_set(split.gallery, split.train, &features.views, &faces);
+        // Validation scores the plain crop (view 0) only, as the database will embed it.
+        let val_set = feature_set(split.gallery, split.val, &features.views, &faces);
+        let features_seconds = started.elapsed().as_secs_f64();
+
+        let started = Instant::now();
+        let base = read_head(&models.dir.join(&parent.file))?;
+        let device = Device::Cpu;
+        let before = scores(&val_set, &base, &device)?;
+        let (trained, epochs) =
+            train::train_head(&train_set, &val_set, &base, &options.train, &device, |log| on_event(RetrainEvent::Epoch(log)))?;
+        let after = scores(&val_set, &trained, &device)?;
+        Ok(Trained {
+            weights: NewWeights::Head(trained),
+            epochs,
+            before,
+            after,
+            features_computed: features.computed,
+            features_cached: features.cached,
+            seconds: StageSeconds { features: features_seconds, training: started.elapsed().as_secs_f64(), switch: 0.0 },
+        })
+    }
+
+    /// `--layers all`: every weight, through the whole network, on the engine's device.
+    fn train_whole_network(
+        &self,
+        engine: &Engine,
+        models: &weights::Installed,
+        parent: &ModelEntry,
+        split: &Split<'_>,
+        options: &RetrainOptions,
+        on_event: &mut impl FnMut(RetrainEvent<'_>),
+    ) -> Result<Trained> {
+        let started = Instant::now();
+        let crop_set = |people: &[PersonId]| -> Result<CropSet> {
+            let mut set = CropSet::default();
+            for (label, person) in people.iter().enumerate() {
+                let faces = &split.gallery[person];
+                set.crops.extend(self.crops(faces.iter().copied())?);
+                set.labels.extend(std::iter::repeat(label).take(faces.len()));
+                set.seeds.extend(faces.iter().map(|f| f.0));
+            }
+            Ok(set)
+        };
+        let (train_set, val_set) = (crop_set(split.train)?, crop_set(split.val)?);
+        let features_seconds = started.elapsed().as_secs_f64();
+
+        let started = Instant::now();
+        let cfg = &options.train;
+        let mut trainer = NetworkTrainer::load(&models.dir.join(&parent.file), cfg.learning_rate, cfg.weight_decay, engine.device())?;
+        let before = to_scores(trainer.evaluate(&val_set)?);
+        let epochs = train_network(&mut trainer, &train_set, &val_set, view_count(options.jitter), cfg, |log| {
+            on_event(RetrainEvent::Epoch(log))
+        })?;
+        let after = to_scores(trainer.evaluate(&val_set)?);
+        Ok(Trained {
+            weights: NewWeights::Network(trainer.tensors()),
+            epochs,
+            before,
+            after,
+            features_computed: 0,
+            features_cached: 0,
+            seconds: StageSeconds { features: features_seconds, training: started.elapsed().as_secs_f64(), switch: 0.0 },
+        })
+    }
+
+    /// Re-embed every stored face with `model` and make it the active model. The embeddings
+    /// come from the trunk-feature cache of the model's trunk (computing what is missing), run
+    /// through the model's own head. The old model stays active until the store commits the
+    /// switch, so a crash leaves it in place.
     pub fn switch_to(&self, model: &str) -> Result<()> {
         let models = self.models()?;
-        models.manifest.get(model).ok_or_else(|| missing_model(model))?;
+        let entry = models.manifest.get(model).ok_or_else(|| missing_model(model))?;
         let device = crate::device::select_device(self.options().device.as_deref())?;
         let engine = Engine::load(&models, model, device)?;
-        let mut embeddings: Vec<(FaceId, Vec<f32>)> = Vec::new();
-        for person in self.store().people()? {
-            let faces = self.store().faces_of(person.id)?;
-            let crops = self.crops(faces.iter().map(|f| f.id))?;
-            let vectors = engine.embed(&crops)?;
-            embeddings.extend(faces.iter().map(|f| f.id).zip(vectors));
+        let faces = self.all_faces()?;
+        let features = self.trunk_features(&engine, &faces, 1, |_, _| {})?;
+        let head = read_head(&models.dir.join(&entry.file))?;
+        let mut embeddings: Vec<(FaceId, Vec<f32>)> = Vec::with_capacity(faces.len());
+        for (ids, views) in faces.chunks(HEAD_CHUNK).zip(features.views.chunks(HEAD_CHUNK)) {
+            let rows: Vec<f32> = views.iter().flat_map(|v| v[0].iter().copied()).collect();
+            let vectors = apply_head(&head, rows, ids.len())?;
+            embeddings.extend(ids.iter().copied().zip(vectors));
         }
         self.store().switch_model(model, embeddings.into_iter())?;
         self.store().flush()?;
         self.reset_engine();
         Ok(())
+    }
+
+    /// Trunk features of the first `views` views of each face (see `augment`), from the cache
+    /// of the engine model's trunk where present; the rest are computed and appended to it.
+    /// Records of faces no longer in the database are dropped first.
+    pub fn trunk_features(
+        &self,
+        engine: &Engine,
+        faces: &[FaceId],
+        views: usize,
+        mut progress: impl FnMut(usize, usize),
+    ) -> Result<TrunkFeatures> {
+        let trunk = self.models()?.manifest.trunk_of(engine.model_id());
+        let mut cache = TrunkCache::open(self.path(), &trunk, TRUNK_DIM)?;
+        let live: HashSet<u64> = self.all_faces()?.iter().map(|f| f.0).collect();
+        cache.retain_faces(&live)?;
+
+        let missing_views = |cache: &TrunkCache, face: FaceId| -> Vec<u8> {
+            (0..views as u8).filter(|&v| cache.get(face.0, v).is_none()).collect()
+        };
+        let todo: Vec<FaceId> = faces.iter().copied().filter(|&f| !missing_views(&cache, f).is_empty()).collect();
+        let mut computed = 0;
+        for (done, chunk) in todo.chunks(FEATURE_CHUNK).enumerate() {
+            let mut images = Vec::new();
+            let mut keys = Vec::new();
+            for (face, crop) in chunk.iter().zip(self.crops(chunk.iter().copied())?) {
+                for view in missing_views(&cache, *face) {
+                    images.push(render_view(&crop, face.0, view as usize));
+                    keys.push((face.0, view));
+                }
+            }
+            for ((face, view), features) in keys.into_iter().zip(engine.trunk_features(&images)?) {
+                cache.insert(face, view, features)?;
+            }
+            computed += images.len();
+            // Appending per chunk keeps an interrupted run's work.
+            cache.flush()?;
+            progress(faces.len() - todo.len() + (done * FEATURE_CHUNK + chunk.len()), faces.len());
+        }
+        if todo.is_empty() {
+            progress(faces.len(), faces.len());
+        }
+        let cached = faces.len() * views - computed;
+        let views = faces
+            .iter()
+            .map(|f| (0..views as u8).map(|v| cache.get(f.0, v).expect("every view was just cached").to_vec()).collect())
+            .collect();
+        Ok(TrunkFeatures { views, computed, cached })
+    }
+
+    fn all_faces(&self) -> Result<Vec<FaceId>> {
+        let mut faces = Vec::new();
+        for person in self.store().people()? {
+            faces.extend(self.store().faces_of(person.id)?.into_iter().map(|f| f.id));
+        }
+        Ok(faces)
     }
 
     /// Each person with two or more faces, and their faces.
@@ -143,30 +323,18 @@ impl FaceDb {
             .collect()
     }
 
-    /// Trunk features of the crop and its mirror for every face of `people`.
-    fn features(&self, engine: &Engine, gallery: &BTreeMap<PersonId, Vec<FaceId>>, people: &[PersonId]) -> Result<FeatureSet> {
-        let mut set = FeatureSet::default();
-        for (label, person) in people.iter().enumerate() {
-            let crops = self.crops(gallery[person].iter().copied())?;
-            let mirrored: Vec<image::RgbImage> = crops.iter().map(image::imageops::flip_horizontal).collect();
-            let plain = engine.trunk_features(&crops)?;
-            let flipped = engine.trunk_features(&mirrored)?;
-            for (a, b) in plain.into_iter().zip(flipped) {
-                set.views.push(vec![a, b]);
-                set.labels.push(label);
-            }
-        }
-        Ok(set)
-    }
-
     /// Write the parent's weights with the trained head as `model`, and list it in the manifest.
-    fn store_model_version(&self, dir: &std::path::Path, parent: &ModelEntry, model: &str, head: &HeadWeights) -> Result<()> {
-        let base = candle_core::safetensors::load(dir.join(&parent.file), &Device::Cpu)?;
+    /// A head-only version shares the parent's trunk (`trunk`); a whole-network one has its own.
+    fn store_model_version(&self, dir: &std::path::Path, parent: &ModelEntry, trunk: &str, model: &str, new: &NewWeights) -> Result<()> {
+        let base: Vec<(String, Tensor)> = match new {
+            NewWeights::Head(_) => candle_core::safetensors::load(dir.join(&parent.file), &Device::Cpu)?.into_iter().collect(),
+            NewWeights::Network(tensors) => tensors.clone(),
+        };
         let mut tensors: Vec<NamedTensor> = Vec::with_capacity(base.len());
         for (name, t) in base {
-            let data = match name.as_str() {
-                BOTTLENECK_WEIGHT => head.weight.clone(),
-                BOTTLENECK_BIAS => head.bias.clone(),
+            let data = match (new, name.as_str()) {
+                (NewWeights::Head(head), BOTTLENECK_WEIGHT) => head.weight.clone(),
+                (NewWeights::Head(head), BOTTLENECK_BIAS) => head.bias.clone(),
                 _ => t.flatten_all()?.to_vec1::<f32>()?,
             };
             tensors.push(NamedTensor::new(name, t.dims().to_vec(), data));
@@ -181,6 +349,7 @@ impl FaceDb {
             embedding_dim: parent.embedding_dim,
             default_threshold: parent.default_threshold,
             impostor_fit: parent.impostor_fit,
+            trunk: matches!(new, NewWeights::Head(_)).then(|| trunk.to_string()),
             ..ModelEntry::default()
         };
         let entry = write_model(dir, &file, &tensors, entry)?;
@@ -191,13 +360,97 @@ impl FaceDb {
     }
 }
 
+/// Which layers `retrain` trains.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Layers {
+    /// The bottleneck on the frozen trunk's cached features: minutes on a CPU.
+    #[default]
+    Head,
+    /// The whole network, through every conv: meant for a GPU.
+    All,
+}
+
+impl std::str::FromStr for Layers {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s {
+            "head" => Ok(Self::Head),
+            "all" => Ok(Self::All),
+            other => Err(format!("unknown --layers {other:?}: use head or all")),
+        }
+    }
+}
+
+/// The people of each side of the split, and their faces.
+struct Split<'a> {
+    gallery: &'a BTreeMap<PersonId, Vec<FaceId>>,
+    train: &'a [PersonId],
+    val: &'a [PersonId],
+}
+
+enum NewWeights {
+    Head(HeadWeights),
+    /// Every tensor, by name.
+    Network(Vec<(String, Tensor)>),
+}
+
+/// What a training stage hands back to `retrain`.
+struct Trained {
+    weights: NewWeights,
+    epochs: Vec<EpochLog>,
+    before: Scores,
+    after: Scores,
+    features_computed: usize,
+    features_cached: usize,
+    seconds: StageSeconds,
+}
+
+fn to_scores((verification_accuracy, rank1): (f64, f64)) -> Scores {
+    Scores { verification_accuracy, rank1 }
+}
+
+/// Trunk features per face (in the order asked), one row per view.
+pub struct TrunkFeatures {
+    pub views: Vec<Vec<Vec<f32>>>,
+    /// Views computed by the trunk in this call.
+    pub computed: usize,
+    /// Views found in the cache.
+    pub cached: usize,
+}
+
+/// The faces of `people` (labelled by their position there) with their views.
+fn feature_set(
+    gallery: &BTreeMap<PersonId, Vec<FaceId>>,
+    people: &[PersonId],
+    views: &[Vec<Vec<f32>>],
+    order: &[FaceId],
+) -> FeatureSet {
+    let position: std::collections::HashMap<FaceId, usize> = order.iter().enumerate().map(|(i, f)| (*f, i)).collect();
+    let mut set = FeatureSet::default();
+    for (label, person) in people.iter().enumerate() {
+        for face in &gallery[person] {
+            set.views.push(views[position[face]].clone());
+            set.labels.push(label);
+        }
+    }
+    set
+}
+
+/// Unit embeddings of `n` rows of trunk features under `head`.
+fn apply_head(head: &HeadWeights, rows: Vec<f32>, n: usize) -> Result<Vec<Vec<f32>>> {
+    let device = Device::Cpu;
+    let w = Tensor::from_slice(&head.weight, (head.out_dim, head.in_dim), &device)?;
+    let b = Tensor::from_slice(&head.bias, head.out_dim, &device)?;
+    let x = Tensor::from_vec(rows, (n, head.in_dim), &device)?;
+    Ok(embed_features(&x, &w, &b)?.to_vec2()?)
+}
+
 fn missing_model(id: &str) -> FdbError {
     FdbError::Invalid(format!("model {id} is not installed; see `fdb models list`"))
 }
 
 fn scores(set: &FeatureSet, head: &HeadWeights, device: &Device) -> Result<Scores> {
-    let (verification_accuracy, rank1) = train::evaluate(set, head, device)?;
-    Ok(Scores { verification_accuracy, rank1 })
+    Ok(to_scores(train::evaluate(set, head, device)?))
 }
 
 /// Person-disjoint split: a seeded shuffle, the first `fraction` of people held out.

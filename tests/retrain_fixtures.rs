@@ -1,13 +1,15 @@
 //! `FaceDb::retrain` end to end on the fixture photos: a new model version is written beside
 //! the base model with its parent named, the database switches to it (every face re-embedded
 //! from its stored crop), answers stay right, and rolling back restores the base embeddings.
+//! The trunk features behind all this are cached beside the database and reused.
 
 mod common;
 
 use std::path::Path;
 
 use common::fixtures;
-use fdb::retrain::RetrainOptions;
+use fdb::retrain::{RetrainEvent, RetrainOptions};
+use fdb::trunk_cache::TrunkCache;
 use fdb::{FaceDb, OpenOptions};
 use fdb_models::train::TrainConfig;
 use fdb_models::weights::{self, Manifest};
@@ -45,10 +47,20 @@ fn retrain_switches_to_a_new_version_and_can_roll_back() {
         train: TrainConfig { epochs: 2, batches_per_epoch: 3, people_per_batch: 2, faces_per_person: 3, ..Default::default() },
         validation_fraction: 0.34,
         force: true,
+        jitter: 0,
+        ..Default::default()
     };
     let mut epochs_seen = 0;
-    let report = db.retrain(&options, |_| epochs_seen += 1).unwrap();
+    let report = db
+        .retrain(&options, |e| {
+            if let RetrainEvent::Epoch(_) = e {
+                epochs_seen += 1
+            }
+        })
+        .unwrap();
     assert_eq!(epochs_seen, 2);
+    // Nine faces, the crop and its mirror each: all computed once, and the switch found them cached.
+    assert_eq!((report.features_computed, report.features_cached), (18, 0));
     assert_eq!((report.train_people, report.validation_people), (2, 1));
     assert_eq!((report.train_faces, report.validation_faces), (6, 3));
     assert!(report.switched);
@@ -66,6 +78,24 @@ fn retrain_switches_to_a_new_version_and_can_roll_back() {
         }
     }
     assert_eq!(db.search(&probe, 3).unwrap().matches[0].person, "Tony_Blair");
+    assert_eq!(entry.trunk.as_deref(), Some(base.as_str()), "a head-only version shares the base trunk");
+
+    // The switch re-embedded from cached features: the same as the full network on the crops.
+    let engine = db.engine().unwrap();
+    assert_eq!(engine.model_id(), report.model);
+    for person in db.people().unwrap() {
+        for face in db.faces(&person.name).unwrap() {
+            let crop = fdb_models::imageio::decode_image(&db.store().face_crop(face.id).unwrap(), "crop").unwrap();
+            let full = engine.embed(&[crop]).unwrap().remove(0);
+            let stored = db.store().embedding(face.id, &report.model).unwrap().unwrap();
+            let worst = full.iter().zip(&stored).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+            assert!(worst < 1e-5, "face {}: cached switch differs from the full network by {worst}", face.id.0);
+        }
+    }
+
+    // A second retrain (from the new version, whose trunk is the base's) computes nothing.
+    let again = db.retrain(&options, |_| {}).unwrap();
+    assert_eq!((again.features_computed, again.features_cached), (0, 18));
 
     // Roll back: the base model's answers come back (re-embedded from the lossless crops).
     db.switch_to(&base).unwrap();
@@ -76,4 +106,41 @@ fn retrain_switches_to_a_new_version_and_can_roll_back() {
         assert_eq!(a.person, b.person);
         assert!((a.distance - b.distance).abs() < 1e-4, "{} vs {}", a.distance, b.distance);
     }
+}
+
+#[test]
+fn cached_trunk_features_equal_fresh_ones_and_removed_faces_leave_the_cache() {
+    let tmp = tempfile::tempdir().unwrap();
+    let models_dir = scratch_models(tmp.path());
+    let options = OpenOptions { models_dir, device: Some("cpu".into()), install_models: false };
+    let db = FaceDb::open_with(tmp.path().join("db"), options).unwrap();
+    let person = "Colin_Powell";
+    let photos: Vec<_> = (1..=3).map(|i| fixtures().join("people").join(person).join(format!("{person}_{i:04}.jpg"))).collect();
+    db.enroll(person, &photos).unwrap();
+    let faces: Vec<_> = db.faces(person).unwrap().into_iter().map(|f| f.id).collect();
+    let engine = db.engine().unwrap();
+
+    // Four views: the crop, its mirror, one jitter and its mirror.
+    let first = db.trunk_features(&engine, &faces, 4, |_, _| {}).unwrap();
+    assert_eq!((first.computed, first.cached), (12, 0));
+    let second = db.trunk_features(&engine, &faces, 4, |_, _| {}).unwrap();
+    assert_eq!((second.computed, second.cached), (0, 12));
+    for (face, (a, b)) in faces.iter().zip(first.views.iter().zip(&second.views)) {
+        assert_eq!(a, b);
+        let crop = fdb_models::imageio::decode_image(&db.store().face_crop(*face).unwrap(), "crop").unwrap();
+        let views: Vec<_> = (0..4).map(|v| fdb_models::train::augment::render_view(&crop, face.0, v)).collect();
+        let fresh = engine.trunk_features(&views).unwrap();
+        for (cached, fresh) in b.iter().zip(&fresh) {
+            let worst = cached.iter().zip(fresh).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max);
+            assert!(worst < 1e-5, "face {}: cached and fresh features differ by {worst}", face.0);
+        }
+    }
+
+    // A removed face's features leave the cache file the next time it is used.
+    db.remove_face(faces[0].0).unwrap();
+    let rest = db.trunk_features(&engine, &faces[1..], 4, |_, _| {}).unwrap();
+    assert_eq!((rest.computed, rest.cached), (0, 8));
+    let cache = TrunkCache::open(db.path(), engine.model_id(), fdb_models::facenet::TRUNK_DIM).unwrap();
+    assert_eq!(cache.len(), 8);
+    assert!(cache.get(faces[0].0, 0).is_none());
 }

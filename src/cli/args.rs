@@ -201,4 +201,13 @@ pub struct RetrainArgs {
     /// Write the learning curve (loss, active triplets, validation accuracy) as a PNG.
     #[arg(long)]
     pub plot: Option<PathBuf>,
+    /// Jittered crops per face (shifted and scaled, each with its mirror) besides the crop and
+    /// its mirror. Each costs two more trunk passes per face on the first run (~0.1 s a face on
+    /// two cores); later runs read them from the trunk-feature cache.
+    #[arg(long, default_value_t = 0)]
+    pub jitter: usize,
+    /// head: the bottleneck on cached trunk features (minutes on a CPU); all: the whole
+    /// network, meant for a GPU (the `cuda` feature).
+    #[arg(long, default_value = "head")]
+    pub layers: String,
 }

