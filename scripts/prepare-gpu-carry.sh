@@ -67,6 +67,6 @@ export LD_LIBRARY_PATH="$cache/py/nvidia/cu13/lib:$repo/dist/cuda-stub${LD_LIBRA
 "$repo/dist/fdb-cuda" --device cpu --models-dir "$models" --json detect "$b"/e2e-photos/*.jpg >"$b/detect_cpu.json"
 
 mkdir -p "$b/facenet_pytorch"
-unzip -q "$wheel" 'facenet_pytorch/*.py' 'facenet_pytorch/*/*.py' -d "$b/facenet_pytorch"
+unzip -q "$wheel" 'facenet_pytorch/*.py' -d "$b/facenet_pytorch"
 
 echo "prepare-gpu-carry: a $(du -sm "$carry/a" | cut -f1) MiB, b $(du -sm "$b" | cut -f1) MiB (limit 64 MiB per run)"
