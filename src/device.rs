@@ -14,7 +14,10 @@ pub fn select_device(name: Option<&str>) -> Result<Device, FdbError> {
                 Some(n) => n.parse::<usize>().map_err(|_| FdbError::BadDevice(spec.into()))?,
                 None => 0,
             };
-            Device::new_cuda(ordinal).map_err(|e| FdbError::DeviceUnavailable(format!("{spec}: {e}")))
+            Device::new_cuda(ordinal).map_err(|e| {
+                // candle's error text ends in a backtrace: the first line is the reason.
+                FdbError::DeviceUnavailable(format!("{spec}: {}", e.to_string().lines().next().unwrap_or_default()))
+            })
         }
         Some(other) => Err(FdbError::BadDevice(other.into())),
     }

