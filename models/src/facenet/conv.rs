@@ -5,11 +5,11 @@
 //! branch concatenations are along the last, contiguous axis. Kernels are re-laid out once at
 //! load time from OIHW to `[kh·kw·C_in, C_out]`, matching the im2col column order `(dy, dx, c)`.
 //!
-//! The CPU fast paths (a custom im2col, an in-place bias and ReLU) record no backward. When a
+//! The CPU fast path (`cpu`, and the custom im2col) records no backward. When a
 //! tensor carries gradients (training the whole network, `train::network`), the same layers
 //! take candle's differentiable tensor ops instead; inference never does.
 
-use candle_core::{CpuStorage, CustomOp1, DType, InplaceOp2, Layout, Module, Result, Shape, Tensor, D};
+use candle_core::{CpuStorage, CustomOp1, DType, Layout, Module, Result, Shape, Tensor, D};
 use candle_nn::VarBuilder;
 
 use super::cpu;
@@ -225,51 +225,14 @@ impl Module for Conv {
 }
 
 /// `relu(y + rhs)` (or just `y + rhs`), where `rhs` is a bias repeated along `y`'s rows or a
-/// residual of `y`'s shape. On the CPU this is one in-place pass over the fresh `y`: candle's
-/// broadcast add and relu would be two passes and two allocations, each fanned out to a thread
-/// pool that only spins for maps this small.
+/// residual of `y`'s shape: the portable path's epilogue (the CPU fast path fuses it, see
+/// `cpu::add_bias_relu`).
 pub fn add_then_relu(y: Tensor, rhs: &Tensor, relu: bool) -> Result<Tensor> {
-    if y.device().is_cpu() && y.dtype() == DType::F32 && !y.track_op() && !rhs.track_op() {
-        y.inplace_op2(rhs, &AddThenRelu { relu })?;
-        return Ok(y);
-    }
     let y = y.broadcast_add(rhs)?;
     if relu {
         y.relu()
     } else {
         Ok(y)
-    }
-}
-
-struct AddThenRelu {
-    relu: bool,
-}
-
-impl InplaceOp2 for AddThenRelu {
-    fn name(&self) -> &'static str {
-        "add-then-relu"
-    }
-
-    fn cpu_fwd(&self, y: &mut CpuStorage, y_l: &Layout, rhs: &CpuStorage, rhs_l: &Layout) -> Result<()> {
-        let (CpuStorage::F32(y), CpuStorage::F32(rhs)) = (y, rhs) else {
-            candle_core::bail!("add-then-relu expects f32 tensors");
-        };
-        let (Some((y0, y1)), Some((r0, r1))) = (y_l.contiguous_offsets(), rhs_l.contiguous_offsets()) else {
-            candle_core::bail!("add-then-relu expects contiguous tensors");
-        };
-        let rhs = &rhs[r0..r1];
-        if rhs.is_empty() || (y1 - y0) % rhs.len() != 0 {
-            candle_core::bail!("add-then-relu: {} values do not tile {}", rhs.len(), y1 - y0);
-        }
-        for row in y[y0..y1].chunks_exact_mut(rhs.len()) {
-            for (v, r) in row.iter_mut().zip(rhs) {
-                *v += r;
-                if self.relu {
-                    *v = v.max(0.0);
-                }
-            }
-        }
-        Ok(())
     }
 }
 
