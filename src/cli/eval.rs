@@ -101,7 +101,7 @@ pub fn run(command: EvalCommand, options: &OpenOptions, db_path: &Path, json: bo
         EvalCommand::Lfw { common, pairs } => {
             let pairs_file = pairs.unwrap_or_else(|| common.dir.join("..").join("pairs.txt"));
             let file = eval::read_pairs(&pairs_file).map_err(eval_err)?;
-            let pairs = eval::resolve_lfw_pairs(&common.dir, &file.pairs).map_err(eval_err)?;
+            let pairs = eval::resolve_lfw_pairs(&common.dir, &file.fold_order()).map_err(eval_err)?;
             evaluate_pairs(&pairs, &common, options, db_path, json)
         }
         EvalCommand::Pairs { common, random_pairs, same_ratio, seed } => {

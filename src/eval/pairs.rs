@@ -42,8 +42,29 @@ impl PairsHeader {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PairsFile {
     pub header: PairsHeader,
-    /// In file order: folds are contiguous blocks of this order.
+    /// In file order. Evaluate [`PairsFile::fold_order`], not this.
     pub pairs: Vec<PairSpec>,
+}
+
+impl PairsFile {
+    /// The pairs in the order whose contiguous blocks are the folds.
+    ///
+    /// View 2 keeps file order, so each fold is one of its sets (facenet's protocol).
+    /// View 1 lists all its same pairs before all its different ones, so contiguous folds
+    /// would each hold one label, and a threshold trained on the others could not be
+    /// judged; there the two halves are interleaved, giving every fold both labels.
+    pub fn fold_order(&self) -> Vec<PairSpec> {
+        match self.header {
+            PairsHeader::Sets { .. } => self.pairs.clone(),
+            PairsHeader::Count(count) => {
+                let (same, different) = self.pairs.split_at(count);
+                same.iter()
+                    .zip(different)
+                    .flat_map(|(s, d)| [s.clone(), d.clone()])
+                    .collect()
+            }
+        }
+    }
 }
 
 /// A pair of image files with its label.
@@ -224,6 +245,28 @@ mod tests {
         let file = parse_pairs("1\nA 1 2\nA 1 B 1\n", Path::new("dev.txt")).unwrap();
         assert_eq!(file.header, PairsHeader::Count(1));
         assert_eq!(file.pairs.len(), 2);
+    }
+
+    #[test]
+    fn view1_folds_interleave_same_and_different_pairs() {
+        let text = "3\nA 1 2\nB 1 2\nC 1 2\nA 1 B 1\nB 2 C 1\nC 2 A 2\n";
+        let file = parse_pairs(text, Path::new("dev.txt")).unwrap();
+        let order = file.fold_order();
+        let names: Vec<(&str, bool)> = order.iter().map(|p| (p.left.name.as_str(), p.same)).collect();
+        assert_eq!(
+            names,
+            [("A", true), ("A", false), ("B", true), ("B", false), ("C", true), ("C", false)]
+        );
+        // Three folds of two: each holds one same and one different pair.
+        for fold in crate::eval::folds::kfold_ranges(order.len(), 3) {
+            assert_eq!(order[fold].iter().filter(|p| p.same).count(), 1);
+        }
+    }
+
+    #[test]
+    fn view2_folds_keep_file_order() {
+        let file = parse_pairs(FIXTURE, Path::new("fixture.txt")).unwrap();
+        assert_eq!(file.fold_order(), file.pairs);
     }
 
     #[test]
