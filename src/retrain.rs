@@ -108,10 +108,16 @@ impl FaceDb {
                 gallery.len()
             )));
         }
-        let split = Split { gallery: &gallery, train: &train_people, val: &val_people };
+        let job = Job {
+            engine: &engine,
+            models: &models,
+            parent: &parent_entry,
+            split: Split { gallery: &gallery, train: &train_people, val: &val_people },
+            options,
+        };
         let trained = match options.layers {
-            Layers::Head => self.train_head_on_features(&engine, &models, &parent_entry, &split, options, &mut on_event)?,
-            Layers::All => self.train_whole_network(&engine, &models, &parent_entry, &split, options, &mut on_event)?,
+            Layers::Head => self.train_head_on_features(&job, &mut on_event)?,
+            Layers::All => self.train_whole_network(&job, &mut on_event)?,
         };
 
         let model = format!("{parent}+ft{}", unix_seconds());
@@ -142,15 +148,8 @@ impl FaceDb {
     }
 
     /// The CPU default: the head alone, on the trunk's cached features of every view.
-    fn train_head_on_features(
-        &self,
-        engine: &Engine,
-        models: &weights::Installed,
-        parent: &ModelEntry,
-        split: &Split<'_>,
-        options: &RetrainOptions,
-        on_event: &mut impl FnMut(RetrainEvent<'_>),
-    ) -> Result<Trained> {
+    fn train_head_on_features(&self, job: &Job<'_>, on_event: &mut impl FnMut(RetrainEvent<'_>)) -> Result<Trained> {
+        let Job { engine, models, parent, split, options } = job;
         let started = Instant::now();
         let faces: Vec<FaceId> = split.train.iter().chain(split.val).flat_map(|p| split.gallery[p].iter().copied()).collect();
         let features = self.trunk_features(engine, &faces, view_count(options.jitter), |done, total| {
@@ -180,15 +179,8 @@ impl FaceDb {
     }
 
     /// `--layers all`: every weight, through the whole network, on the engine's device.
-    fn train_whole_network(
-        &self,
-        engine: &Engine,
-        models: &weights::Installed,
-        parent: &ModelEntry,
-        split: &Split<'_>,
-        options: &RetrainOptions,
-        on_event: &mut impl FnMut(RetrainEvent<'_>),
-    ) -> Result<Trained> {
+    fn train_whole_network(&self, job: &Job<'_>, on_event: &mut impl FnMut(RetrainEvent<'_>)) -> Result<Trained> {
+        let Job { engine, models, parent, split, options } = job;
         let started = Instant::now();
         let crop_set = |people: &[PersonId]| -> Result<CropSet> {
             let mut set = CropSet::default();
@@ -386,6 +378,15 @@ struct Split<'a> {
     gallery: &'a BTreeMap<PersonId, Vec<FaceId>>,
     train: &'a [PersonId],
     val: &'a [PersonId],
+}
+
+/// What either trainer starts from.
+struct Job<'a> {
+    engine: &'a Engine,
+    models: &'a weights::Installed,
+    parent: &'a ModelEntry,
+    split: Split<'a>,
+    options: &'a RetrainOptions,
 }
 
 enum NewWeights {

@@ -4,11 +4,11 @@
 
 use candle_core::{DType, Device, Result, Tensor, Var, D};
 use candle_nn::{AdamW, Optimizer, ParamsAdamW, SGD};
-use rand::seq::SliceRandom;
-use rand::{Rng, SeedableRng};
+use rand::Rng;
 
 use super::metrics::{rank1, verification_accuracy};
 use super::mining::{mine, squared_distances, Mining, MiningStats};
+use super::schedule::run_epochs;
 use super::triplet::triplet_loss;
 
 /// The head's parameters: `weight` is `[out, in]` row-major.
@@ -116,42 +116,35 @@ pub fn train_head(
     device: &Device,
     mut on_epoch: impl FnMut(&EpochLog),
 ) -> Result<(HeadWeights, Vec<EpochLog>)> {
-    let mut rng = rand::rngs::StdRng::seed_from_u64(cfg.seed);
     let (w0, b0) = head_tensors(init, device)?;
     let weight = Var::from_tensor(&w0)?;
     let bias = Var::from_tensor(&b0)?;
     let mut optimizer = Optimizer_::new(cfg, vec![weight.clone(), bias.clone()])?;
 
-    let people = people_with_two_faces(&train.labels);
-    if people.len() < 2 {
-        candle_core::bail!("retraining needs at least two people with two or more faces each");
-    }
-    let total_steps = (cfg.epochs * cfg.batches_per_epoch).max(1);
-    let mut logs = Vec::new();
-    for epoch in 0..cfg.epochs {
-        let mut tally = EpochTally::default();
-        for step in 0..cfg.batches_per_epoch {
-            let progress = (epoch * cfg.batches_per_epoch + step) as f64 / total_steps as f64;
-            optimizer.set_learning_rate(cosine_rate(cfg.learning_rate, progress));
-
-            let picks = sample_batch(&people, |face| train.views[face].len(), cfg, &mut rng);
+    let current = |weight: &Var, bias: &Var| -> Result<HeadWeights> {
+        Ok(HeadWeights { weight: weight.flatten_all()?.to_vec1()?, bias: bias.to_vec1()?, ..init.clone() })
+    };
+    let logs = run_epochs(
+        &mut optimizer,
+        cfg,
+        &train.labels,
+        |face| train.views[face].len(),
+        |optimizer, picks, learning_rate, rng| {
+            optimizer.set_learning_rate(learning_rate);
             let rows: Vec<f32> = picks.iter().flat_map(|&(face, view)| train.views[face][view].iter().copied()).collect();
             let labels: Vec<usize> = picks.iter().map(|&(face, _)| train.labels[face]).collect();
             let x = Tensor::from_vec(rows, (labels.len(), init.in_dim), device)?;
             let emb = embed_features(&x, weight.as_tensor(), bias.as_tensor())?;
-            let batch = mined_loss(&emb, &labels, cfg.alpha, cfg.mining, &mut rng)?;
-            tally.add(&batch)?;
+            let batch = mined_loss(&emb, &labels, cfg.alpha, cfg.mining, rng)?;
             if let Some(loss) = &batch.loss {
                 optimizer.backward_step(loss, &weight)?;
             }
-        }
-        let current = HeadWeights { weight: weight.flatten_all()?.to_vec1()?, bias: bias.to_vec1()?, ..init.clone() };
-        let log = tally.finish(epoch + 1, cfg.batches_per_epoch, evaluate(val, &current, device)?);
-        on_epoch(&log);
-        logs.push(log);
-    }
-    let trained = HeadWeights { weight: weight.flatten_all()?.to_vec1()?, bias: bias.to_vec1()?, ..init.clone() };
-    Ok((trained, logs))
+            Ok(batch)
+        },
+        |_| evaluate(val, &current(&weight, &bias)?, device),
+        &mut on_epoch,
+    )?;
+    Ok((current(&weight, &bias)?, logs))
 }
 
 /// One batch's mined triplets and their loss.
@@ -190,44 +183,6 @@ pub fn mined_loss(emb: &Tensor, labels: &[usize], alpha: f32, mining: Mining, rn
     })
 }
 
-/// The learning rate at `progress` (0..1) through training: cosine decay to 1% of `initial`.
-pub fn cosine_rate(initial: f64, progress: f64) -> f64 {
-    initial * (0.01 + 0.99 * 0.5 * (1.0 + (std::f64::consts::PI * progress).cos()))
-}
-
-/// Sums over an epoch's batches, for its `EpochLog`.
-#[derive(Default)]
-pub struct EpochTally {
-    loss_sum: f64,
-    active: usize,
-    triplets: usize,
-    mining: MiningStats,
-}
-
-impl EpochTally {
-    pub fn add(&mut self, batch: &MinedLoss) -> Result<()> {
-        self.mining += batch.mining;
-        if let Some(loss) = &batch.loss {
-            self.loss_sum += loss.to_scalar::<f32>()? as f64;
-        }
-        self.active += batch.active;
-        self.triplets += batch.triplets;
-        Ok(())
-    }
-
-    /// The log of epoch `epoch` (from 1) of `batches` batches, with held-out (accuracy, rank-1).
-    pub fn finish(&self, epoch: usize, batches: usize, (val_accuracy, val_rank1): (f64, f64)) -> EpochLog {
-        EpochLog {
-            epoch,
-            loss: self.loss_sum / batches.max(1) as f64,
-            active_fraction: self.active as f64 / self.triplets.max(1) as f64,
-            fallback_fraction: self.mining.fallback as f64 / self.mining.pairs.max(1) as f64,
-            val_accuracy,
-            val_rank1,
-        }
-    }
-}
-
 /// AdamW carries weight decay itself; plain SGD gets it as an L2 term on the weight.
 enum Optimizer_ {
     AdamW(AdamW),
@@ -263,34 +218,10 @@ impl Optimizer_ {
     }
 }
 
-/// Face indices grouped by label, for the labels with two or more faces.
-pub fn people_with_two_faces(labels: &[usize]) -> Vec<Vec<usize>> {
-    let mut by_person: std::collections::BTreeMap<usize, Vec<usize>> = Default::default();
-    for (i, &l) in labels.iter().enumerate() {
-        by_person.entry(l).or_default().push(i);
-    }
-    by_person.into_values().filter(|faces| faces.len() >= 2).collect()
-}
-
-/// P people × up to K faces each, and a random view of each face (of `views_of(face)`).
-pub fn sample_batch(
-    people: &[Vec<usize>],
-    views_of: impl Fn(usize) -> usize,
-    cfg: &TrainConfig,
-    rng: &mut impl Rng,
-) -> Vec<(usize, usize)> {
-    let mut picks = Vec::new();
-    for faces in people.choose_multiple(rng, cfg.people_per_batch.min(people.len())) {
-        for &face in faces.choose_multiple(rng, cfg.faces_per_person.min(faces.len())) {
-            picks.push((face, rng.gen_range(0..views_of(face).max(1))));
-        }
-    }
-    picks
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rand::SeedableRng;
 
     /// Four people in 8-d feature space whose identity lives in the first 4 dims, drowned by
     /// noise in the last 4; the head starts as a projection that sees mostly the noise.

@@ -9,8 +9,10 @@ pub mod head;
 pub mod metrics;
 pub mod mining;
 pub mod network;
+pub mod schedule;
 pub mod triplet;
 
-pub use head::{cosine_rate, evaluate, mined_loss, train_head, EpochLog, FeatureSet, HeadWeights, MinedLoss, Optim, TrainConfig};
+pub use head::{evaluate, mined_loss, train_head, EpochLog, FeatureSet, HeadWeights, MinedLoss, Optim, TrainConfig};
+pub use schedule::cosine_rate;
 pub use mining::{mine, Mining, MiningStats, Triplet};
 pub use triplet::triplet_loss;

@@ -13,10 +13,9 @@ use candle_nn::{AdamW, Optimizer, ParamsAdamW, VarBuilder, VarMap};
 use image::RgbImage;
 use rand::Rng;
 
-use rand::SeedableRng;
-
 use super::augment::render_view;
-use super::head::{cosine_rate, mined_loss, people_with_two_faces, sample_batch, EpochLog, EpochTally, MinedLoss, TrainConfig};
+use super::head::{mined_loss, EpochLog, MinedLoss, TrainConfig};
+use super::schedule::run_epochs;
 use super::metrics::{rank1, verification_accuracy};
 use super::Mining;
 use crate::facenet::{preprocess, InceptionResnetV1};
@@ -133,27 +132,20 @@ pub fn train_network(
     val: &CropSet,
     views: usize,
     cfg: &TrainConfig,
-    mut on_epoch: impl FnMut(&EpochLog),
+    on_epoch: impl FnMut(&EpochLog),
 ) -> Result<Vec<EpochLog>> {
-    let mut rng = rand::rngs::StdRng::seed_from_u64(cfg.seed);
-    let people = people_with_two_faces(&train.labels);
-    if people.len() < 2 {
-        candle_core::bail!("retraining needs at least two people with two or more faces each");
-    }
-    let total_steps = (cfg.epochs * cfg.batches_per_epoch).max(1);
-    let mut logs = Vec::new();
-    for epoch in 0..cfg.epochs {
-        let mut tally = EpochTally::default();
-        for step in 0..cfg.batches_per_epoch {
-            trainer.set_learning_rate(cosine_rate(cfg.learning_rate, (epoch * cfg.batches_per_epoch + step) as f64 / total_steps as f64));
-            let picks = sample_batch(&people, |_| views, cfg, &mut rng);
+    run_epochs(
+        trainer,
+        cfg,
+        &train.labels,
+        |_| views,
+        |trainer, picks, learning_rate, rng| {
+            trainer.set_learning_rate(learning_rate);
             let faces: Vec<RgbImage> = picks.iter().map(|&(f, v)| render_view(&train.crops[f], train.seeds[f], v)).collect();
             let labels: Vec<usize> = picks.iter().map(|&(f, _)| train.labels[f]).collect();
-            tally.add(&trainer.step(&faces, &labels, cfg.alpha, cfg.mining, &mut rng)?)?;
-        }
-        let log = tally.finish(epoch + 1, cfg.batches_per_epoch, trainer.evaluate(val)?);
-        on_epoch(&log);
-        logs.push(log);
-    }
-    Ok(logs)
+            trainer.step(&faces, &labels, cfg.alpha, cfg.mining, rng)
+        },
+        |trainer| trainer.evaluate(val),
+        on_epoch,
+    )
 }
