@@ -81,10 +81,11 @@ impl Engine {
         &self.model_id
     }
 
-    /// Names how faces are found (the detector's resampling), so that caches of crops or
+    /// Names how faces are found (decoder and detector flavour), so that caches of crops or
     /// embeddings made under other detector settings are not reused.
     pub fn detection_id(&self) -> String {
-        format!("mtcnn-{:?}", self.detector.config.resampling).to_lowercase()
+        // r3: libjpeg-turbo's JPEG decoding and ipazc's inclusive NMS areas changed detections.
+        format!("mtcnn-{:?}-r3", self.detector.config.flavour).to_lowercase()
     }
 
     /// Read and decode files on all cores; each result is the photo or the reason it is unusable.

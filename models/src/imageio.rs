@@ -1,8 +1,12 @@
 //! Decoding photos into 8-bit RGB: JPEG, PNG, PGM/PPM, BMP, GIF and WebP; grayscale, alpha and
 //! 16-bit images are converted, EXIF orientation is applied, and dimension and allocation
 //! limits turn decompression bombs into errors before any pixel buffer is allocated.
+//! JPEGs are decoded by libjpeg-turbo's code (see `jpeg`), except CMYK ones, which the `image`
+//! crate converts.
 
-use image::{DynamicImage, ImageDecoder, ImageReader, Limits, RgbImage};
+mod jpeg;
+
+use image::{DynamicImage, ImageDecoder, ImageFormat, ImageReader, Limits, RgbImage};
 use std::io::Cursor;
 use std::path::Path;
 
@@ -57,7 +61,14 @@ pub fn decode_image(bytes: &[u8], name: &str) -> Result<RgbImage, ImageError> {
     decoder.set_limits(limits).map_err(|e| classify(e, name, Some((width, height))))?;
     // A broken EXIF block should not cost the photo: fall back to no rotation.
     let orientation = decoder.orientation().unwrap_or(image::metadata::Orientation::NoTransforms);
-    let mut img = DynamicImage::from_decoder(decoder).map_err(|e| classify(e, name, Some((width, height))))?;
+    let exact_jpeg = match format {
+        ImageFormat::Jpeg => jpeg::decode(bytes, name)?,
+        _ => None,
+    };
+    let mut img = match exact_jpeg {
+        Some(rgb) => DynamicImage::ImageRgb8(rgb),
+        None => DynamicImage::from_decoder(decoder).map_err(|e| classify(e, name, Some((width, height))))?,
+    };
     img.apply_orientation(orientation);
     Ok(img.into_rgb8())
 }

@@ -1,8 +1,8 @@
 //! The three-stage cascade of facenet-pytorch's `detect_face`, over a batch of images.
 
-use super::nms::{nms, Overlap};
+use super::nms::{nms, Areas, Overlap};
 use super::resample::{area_resize_into, opencv_area_resize_into, Planar};
-use super::{Detection, Mtcnn, Resampling};
+use super::{Detection, Flavour, Mtcnn};
 use candle_core::{Result, Tensor};
 use image::RgbImage;
 use std::collections::BTreeMap;
@@ -51,10 +51,10 @@ fn pyramid(width: usize, height: usize, min_face: f32, factor: f32) -> Vec<f32> 
 }
 
 /// One side of a pyramid level.
-fn level_side(side: usize, scale: f32, style: Resampling) -> usize {
+fn level_side(side: usize, scale: f32, style: Flavour) -> usize {
     match style {
-        Resampling::FacenetPytorch => (side as f32 * scale + 1.0) as usize,
-        Resampling::Ipazc => (side as f64 * scale as f64).ceil() as usize,
+        Flavour::FacenetPytorch => (side as f32 * scale + 1.0) as usize,
+        Flavour::Ipazc => (side as f64 * scale as f64).ceil() as usize,
     }
 }
 
@@ -71,13 +71,13 @@ fn propose(m: &Mtcnn, planes: &[Planar]) -> Result<Vec<Candidate>> {
     });
     for ((w, h), members) in groups {
         for scale in pyramid(w, h, m.config.min_face, m.config.factor) {
-            let style = m.config.resampling;
+            let style = m.config.flavour;
             let (sw, sh) = (level_side(w, scale, style), level_side(h, scale, style));
             let mut batch = Vec::with_capacity(members.len() * 3 * sw * sh);
             for &i in &members {
                 match style {
-                    Resampling::FacenetPytorch => area_resize_into(&planes[i], (0, 0, w, h), (sw, sh), &mut batch),
-                    Resampling::Ipazc => opencv_area_resize_into(&planes[i], (sw, sh), true, &mut batch),
+                    Flavour::FacenetPytorch => area_resize_into(&planes[i], (0, 0, w, h), (sw, sh), &mut batch),
+                    Flavour::Ipazc => opencv_area_resize_into(&planes[i], (sw, sh), true, &mut batch),
                 }
             }
             let input = Tensor::from_vec(batch, (members.len(), 3, sh, sw), &m.device)?;
@@ -89,14 +89,14 @@ fn propose(m: &Mtcnn, planes: &[Planar]) -> Result<Vec<Candidate>> {
                 let found = windows(&reg.data, &prob.data, n, (ow, oh), scale, m.config.thresholds[0], image);
                 let boxes: Vec<[f32; 4]> = found.iter().map(|c| c.bbox).collect();
                 let scores: Vec<f32> = found.iter().map(|c| c.score).collect();
-                let keep = nms(&boxes, &scores, 0.5, Overlap::Union);
+                let keep = nms(&boxes, &scores, 0.5, Overlap::Union, m.config.flavour.union_areas());
                 per_image[image].extend(keep.into_iter().map(|k| found[k]));
             }
         }
     }
     let mut out = Vec::new();
     for found in per_image {
-        for mut c in suppress(found, 0.7, Overlap::Union) {
+        for mut c in suppress(found, 0.7, Overlap::Union, m.config.flavour.union_areas()) {
             // Stage-1 regression is relative to width without +1, unlike later stages.
             let (w, h) = (c.bbox[2] - c.bbox[0], c.bbox[3] - c.bbox[1]);
             c.bbox = [c.bbox[0] + c.reg[0] * w, c.bbox[1] + c.reg[1] * h, c.bbox[2] + c.reg[2] * w, c.bbox[3] + c.reg[3] * h];
@@ -129,7 +129,7 @@ fn windows(reg: &[f32], prob: &[f32], n: usize, (ow, oh): (usize, usize), scale:
 }
 
 /// NMS within each image, keeping the survivors best-first.
-fn suppress(cands: Vec<Candidate>, threshold: f32, overlap: Overlap) -> Vec<Candidate> {
+fn suppress(cands: Vec<Candidate>, threshold: f32, overlap: Overlap, areas: Areas) -> Vec<Candidate> {
     let mut by_image: BTreeMap<usize, Vec<Candidate>> = BTreeMap::new();
     for c in cands {
         by_image.entry(c.image).or_default().push(c);
@@ -138,7 +138,7 @@ fn suppress(cands: Vec<Candidate>, threshold: f32, overlap: Overlap) -> Vec<Cand
     for (_, group) in by_image {
         let boxes: Vec<[f32; 4]> = group.iter().map(|c| c.bbox).collect();
         let scores: Vec<f32> = group.iter().map(|c| c.score).collect();
-        out.extend(nms(&boxes, &scores, threshold, overlap).into_iter().map(|k| group[k]));
+        out.extend(nms(&boxes, &scores, threshold, overlap, areas).into_iter().map(|k| group[k]));
     }
     out
 }
@@ -174,14 +174,14 @@ fn crops(m: &Mtcnn, planes: &[Planar], cands: Vec<Candidate>, side: usize) -> Re
     let mut data = Vec::with_capacity(cands.len() * 3 * side * side);
     for mut c in cands {
         let p = &planes[c.image];
-        if m.config.resampling == Resampling::Ipazc {
+        if m.config.flavour == Flavour::Ipazc {
             // ipazc truncates the boxes themselves; regression and landmarks then build on them.
             c.bbox = c.bbox.map(f32::trunc);
         }
         let Some(region) = crop_region(c.bbox, p.width, p.height) else { continue };
-        match m.config.resampling {
-            Resampling::FacenetPytorch => area_resize_into(p, region, (side, side), &mut data),
-            Resampling::Ipazc => {
+        match m.config.flavour {
+            Flavour::FacenetPytorch => area_resize_into(p, region, (side, side), &mut data),
+            Flavour::Ipazc => {
                 // The whole truncated box, 1-based inclusive corners, zeros outside the image.
                 let (x, y) = (c.bbox[0].trunc() as i64, c.bbox[1].trunc() as i64);
                 let (w, h) = ((c.bbox[2].trunc() as i64 - x + 1) as usize, (c.bbox[3].trunc() as i64 - y + 1) as usize);
@@ -222,7 +222,7 @@ fn refine(m: &Mtcnn, planes: &[Planar], cands: Vec<Candidate>) -> Result<Vec<Can
         .filter(|(_, (_, p))| p[1] > m.config.thresholds[1])
         .map(|(c, (r, p))| Candidate { score: p[1], reg: [r[0], r[1], r[2], r[3]], ..*c })
         .collect();
-    Ok(suppress(passed, 0.7, Overlap::Union)
+    Ok(suppress(passed, 0.7, Overlap::Union, m.config.flavour.union_areas())
         .into_iter()
         .map(|c| Candidate { bbox: square(regress(c.bbox, c.reg)), ..c })
         .collect())
@@ -254,7 +254,7 @@ fn output(m: &Mtcnn, planes: &[Planar], cands: Vec<Candidate>) -> Result<Vec<(us
     for (image, dets) in by_image {
         let boxes: Vec<[f32; 4]> = dets.iter().map(|d| d.bbox).collect();
         let scores: Vec<f32> = dets.iter().map(|d| d.prob).collect();
-        out.extend(nms(&boxes, &scores, 0.7, Overlap::Min).into_iter().map(|k| (image, dets[k])));
+        out.extend(nms(&boxes, &scores, 0.7, Overlap::Min, Areas::Inclusive).into_iter().map(|k| (image, dets[k])));
     }
     Ok(out)
 }

@@ -1,6 +1,6 @@
 //! MTCNN face detector (P-Net → R-Net → O-Net cascade) following facenet-pytorch's
 //! `detect_face`: minimum face 20 px, thresholds [0.6, 0.7, 0.7], pyramid factor 0.709; by
-//! default with the original (ipazc/davidsandberg) resampling, see [`Resampling`].
+//! default with the original (ipazc/davidsandberg) pixel handling, see [`Flavour`].
 
 mod cascade;
 pub mod fallback;
@@ -46,35 +46,47 @@ pub struct Detection {
 }
 
 /// Cascade settings: facenet-pytorch's minimum face, thresholds and factor, with the pixel
-/// handling of davidsandberg/ipazc MTCNN (see [`Resampling`]).
+/// handling of davidsandberg/ipazc MTCNN (see [`Flavour`]).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct MtcnnConfig {
     pub min_face: f32,
     pub thresholds: [f32; 3],
     pub factor: f32,
-    pub resampling: Resampling,
+    pub flavour: Flavour,
 }
 
 impl Default for MtcnnConfig {
     fn default() -> Self {
-        Self { min_face: 20.0, thresholds: [0.6, 0.7, 0.7], factor: 0.709, resampling: Resampling::Ipazc }
+        Self { min_face: 20.0, thresholds: [0.6, 0.7, 0.7], factor: 0.709, flavour: Flavour::Ipazc }
     }
 }
 
-/// How the cascade sizes the pyramid and resamples the image and candidates. The networks and
-/// thresholds are the same; only these pixel details differ between the two implementations.
-/// The default is `Ipazc`: it is what davidsandberg's `align_dataset_mtcnn` (the embedder's
-/// training crops) and the e2e reference do. On libjpeg-turbo's pixels it reproduces the
-/// reference's boxes exactly on 21 of 23 golden images; facenet-pytorch's handling moves boxes
-/// by a few pixels, which costs embedding cosine (13 of 23 at >= 0.99 instead of 22).
+/// How the cascade sizes the pyramid, resamples the image and candidates, and measures box
+/// overlap. The networks and thresholds are the same; only these details differ between the
+/// two implementations. The default is `Ipazc`: it is what davidsandberg's
+/// `align_dataset_mtcnn` (the embedder's training crops) and the e2e reference do, and on
+/// libjpeg-turbo's pixels it reproduces the reference's detections on all 23 golden images;
+/// facenet-pytorch's handling moves boxes by a few pixels, which costs embedding cosine
+/// (13 of 23 at >= 0.99).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Resampling {
+pub enum Flavour {
     /// facenet-pytorch: pyramid side `int(side·scale + 1)`, torch area pooling, candidates cut
-    /// to the part inside the image.
+    /// to the part inside the image, torchvision's IoU (areas `x2 − x1`).
     FacenetPytorch,
     /// ipazc/mtcnn (the e2e reference): pyramid side `ceil(side·scale)`, OpenCV `INTER_AREA`
-    /// rounded to 8 bits, candidates zero-padded where they leave the image.
+    /// rounded to 8 bits, candidates zero-padded where they leave the image, MATLAB-style
+    /// areas `x2 − x1 + 1` in every NMS.
     Ipazc,
+}
+
+impl Flavour {
+    /// The box areas of the 'Union' NMS of stages 1 and 2 ('Min' is inclusive in both).
+    pub fn union_areas(self) -> nms::Areas {
+        match self {
+            Flavour::FacenetPytorch => nms::Areas::Exclusive,
+            Flavour::Ipazc => nms::Areas::Inclusive,
+        }
+    }
 }
 
 pub struct Mtcnn {

@@ -1,21 +1,31 @@
-//! Non-maximum suppression in the two flavours facenet-pytorch mixes: torchvision's IoU
-//! (areas without +1) for stages 1–2 and the original MATLAB-style 'Min' overlap (areas with
-//! +1) after O-Net.
+//! Non-maximum suppression with the two overlap measures of MTCNN ('Union' for stages 1–2,
+//! 'Min' after O-Net) and the two area conventions its implementations use: the original
+//! MATLAB-style `x2 − x1 + 1` (ipazc, and facenet-pytorch's 'Min') and torchvision's
+//! `x2 − x1` (facenet-pytorch's 'Union').
 
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Overlap {
-    /// Intersection over union, box area = (x2 − x1)(y2 − y1), as torchvision.ops.nms.
+    /// Intersection over union.
     Union,
-    /// Intersection over the smaller box, box area = (x2 − x1 + 1)(y2 − y1 + 1).
+    /// Intersection over the smaller box.
     Min,
+}
+
+/// How a box's width is measured from its corners.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Areas {
+    /// `x2 − x1 + 1`: corners are pixel indices, both inside the box.
+    Inclusive,
+    /// `x2 − x1`, as torchvision.ops.nms.
+    Exclusive,
 }
 
 /// Indices of the boxes kept, best score first. A box is dropped when its overlap with a
 /// better kept box exceeds `threshold`.
-pub fn nms(boxes: &[[f32; 4]], scores: &[f32], threshold: f32, overlap: Overlap) -> Vec<usize> {
-    let plus = match overlap {
-        Overlap::Union => 0.0,
-        Overlap::Min => 1.0,
+pub fn nms(boxes: &[[f32; 4]], scores: &[f32], threshold: f32, overlap: Overlap, areas: Areas) -> Vec<usize> {
+    let plus = match areas {
+        Areas::Inclusive => 1.0,
+        Areas::Exclusive => 0.0,
     };
     let area = |b: &[f32; 4]| (b[2] - b[0] + plus) * (b[3] - b[1] + plus);
     let mut order: Vec<usize> = (0..boxes.len()).collect();
@@ -57,8 +67,17 @@ mod tests {
         // Box 1 overlaps box 0 with IoU 50/150 = 0.333; box 2 is disjoint.
         let boxes = [[0., 0., 10., 10.], [5., 0., 15., 10.], [20., 20., 30., 30.]];
         let scores = [0.9, 0.8, 0.7];
-        assert_eq!(nms(&boxes, &scores, 0.5, Overlap::Union), vec![0, 1, 2]);
-        assert_eq!(nms(&boxes, &scores, 0.3, Overlap::Union), vec![0, 2]);
+        assert_eq!(nms(&boxes, &scores, 0.5, Overlap::Union, Areas::Exclusive), vec![0, 1, 2]);
+        assert_eq!(nms(&boxes, &scores, 0.3, Overlap::Union, Areas::Exclusive), vec![0, 2]);
+    }
+
+    #[test]
+    fn inclusive_areas_count_the_edge_pixels() {
+        // Exclusive: 50 / 150 = 0.333. Inclusive: 6·11 / (2·121 − 66) = 66 / 176 = 0.375.
+        let boxes = [[0., 0., 10., 10.], [5., 0., 15., 10.]];
+        let scores = [0.9, 0.8];
+        assert_eq!(nms(&boxes, &scores, 0.35, Overlap::Union, Areas::Exclusive), vec![0, 1]);
+        assert_eq!(nms(&boxes, &scores, 0.35, Overlap::Union, Areas::Inclusive), vec![0]);
     }
 
     #[test]
@@ -66,7 +85,7 @@ mod tests {
         // The small box lies inside the big one: IoU is small but Min overlap is 1.
         let boxes = [[0., 0., 99., 99.], [10., 10., 19., 19.]];
         let scores = [0.5, 0.9];
-        assert_eq!(nms(&boxes, &scores, 0.7, Overlap::Union), vec![1, 0]);
-        assert_eq!(nms(&boxes, &scores, 0.7, Overlap::Min), vec![1]);
+        assert_eq!(nms(&boxes, &scores, 0.7, Overlap::Union, Areas::Inclusive), vec![1, 0]);
+        assert_eq!(nms(&boxes, &scores, 0.7, Overlap::Min, Areas::Inclusive), vec![1]);
     }
 }
