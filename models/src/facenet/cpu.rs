@@ -58,7 +58,7 @@ fn threads() -> usize {
 }
 
 /// `f` on each `chunk`-sized piece of `data` with its index: in parallel unless on one thread.
-fn for_each_chunk(data: &mut [f32], chunk: usize, f: impl Fn(usize, &mut [f32]) + Sync + Send) {
+pub(crate) fn for_each_chunk(data: &mut [f32], chunk: usize, f: impl Fn(usize, &mut [f32]) + Sync + Send) {
     if threads() == 1 {
         data.chunks_mut(chunk).enumerate().for_each(|(i, c)| f(i, c));
     } else {

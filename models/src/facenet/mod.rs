@@ -11,7 +11,7 @@
 //! cores instead of every layer split across them.
 
 pub mod conv;
-mod cpu;
+pub(crate) mod cpu;
 mod embedder;
 
 use candle_core::{Module, Result, Tensor, D};

@@ -3,8 +3,10 @@
 use super::nms::{nms, Areas, Overlap};
 use super::resample::{area_resize_into, opencv_area_resize_into, Planar};
 use super::{Detection, Flavour, Mtcnn};
+use crate::facenet::cpu::on_this_thread;
 use candle_core::{Result, Tensor};
 use image::RgbImage;
+use rayon::prelude::*;
 use std::collections::BTreeMap;
 
 /// Candidates per R-/O-Net forward pass: keeps the activations cache-sized and bounds memory
@@ -59,40 +61,30 @@ fn level_side(side: usize, scale: f32, style: Flavour) -> usize {
 }
 
 /// Stage 1: P-Net over the pyramid, NMS 0.5 per scale then 0.7 across scales, then the
-/// regression is applied and boxes squared. Images of equal size share forward passes.
+/// regression is applied and boxes squared. Images of equal size share forward passes; the
+/// (images, scale) passes run in parallel, each on one thread, since most levels are too small
+/// for their layers to gain from splitting.
 fn propose(m: &Mtcnn, planes: &[Planar]) -> Result<Vec<Candidate>> {
     let mut by_size: BTreeMap<(usize, usize), Vec<usize>> = BTreeMap::new();
     for (i, p) in planes.iter().enumerate() {
         by_size.entry((p.width, p.height)).or_default().push(i);
     }
-    let mut per_image: Vec<Vec<Candidate>> = vec![Vec::new(); planes.len()];
-    let groups = by_size.into_iter().flat_map(|(size, members)| {
-        members.chunks(PNET_BATCH).map(|chunk| (size, chunk.to_vec())).collect::<Vec<_>>()
-    });
-    for ((w, h), members) in groups {
-        for scale in pyramid(w, h, m.config.min_face, m.config.factor) {
-            let style = m.config.flavour;
-            let (sw, sh) = (level_side(w, scale, style), level_side(h, scale, style));
-            let mut batch = Vec::with_capacity(members.len() * 3 * sw * sh);
-            for &i in &members {
-                match style {
-                    Flavour::FacenetPytorch => area_resize_into(&planes[i], (0, 0, w, h), (sw, sh), &mut batch),
-                    Flavour::Ipazc => opencv_area_resize_into(&planes[i], (sw, sh), true, &mut batch),
-                }
-            }
-            let input = Tensor::from_vec(batch, (members.len(), 3, sh, sw), &m.device)?;
-            let (reg, prob) = m.pnet.forward(&input)?;
-            let reg = reg.to_host4()?;
-            let prob = prob.to_host4()?;
-            let (oh, ow) = (reg.dims.2, reg.dims.3);
-            for (n, &image) in members.iter().enumerate() {
-                let found = windows(&reg.data, &prob.data, n, (ow, oh), scale, m.config.thresholds[0], image);
-                let boxes: Vec<[f32; 4]> = found.iter().map(|c| c.bbox).collect();
-                let scores: Vec<f32> = found.iter().map(|c| c.score).collect();
-                let keep = nms(&boxes, &scores, 0.5, Overlap::Union, m.config.flavour.union_areas());
-                per_image[image].extend(keep.into_iter().map(|k| found[k]));
+    let mut levels = Vec::new();
+    for ((w, h), members) in by_size {
+        for chunk in members.chunks(PNET_BATCH) {
+            for scale in pyramid(w, h, m.config.min_face, m.config.factor) {
+                levels.push(((w, h), chunk.to_vec(), scale));
             }
         }
+    }
+    let found: Vec<Vec<Candidate>> = levels
+        .par_iter()
+        .with_max_len(1)
+        .map(|(size, members, scale)| on_this_thread(|| pnet_level(m, planes, *size, members, *scale)))
+        .collect::<Result<_>>()?;
+    let mut per_image: Vec<Vec<Candidate>> = vec![Vec::new(); planes.len()];
+    for c in found.into_iter().flatten() {
+        per_image[c.image].push(c);
     }
     let mut out = Vec::new();
     for found in per_image {
@@ -103,6 +95,34 @@ fn propose(m: &Mtcnn, planes: &[Planar]) -> Result<Vec<Candidate>> {
             c.bbox = square(c.bbox);
             out.push(c);
         }
+    }
+    Ok(out)
+}
+
+/// P-Net on one pyramid level of same-sized images: their candidates after the per-scale NMS,
+/// image by image.
+fn pnet_level(m: &Mtcnn, planes: &[Planar], (w, h): (usize, usize), members: &[usize], scale: f32) -> Result<Vec<Candidate>> {
+    let style = m.config.flavour;
+    let (sw, sh) = (level_side(w, scale, style), level_side(h, scale, style));
+    let mut batch = Vec::with_capacity(members.len() * 3 * sw * sh);
+    for &i in members {
+        match style {
+            Flavour::FacenetPytorch => area_resize_into(&planes[i], (0, 0, w, h), (sw, sh), &mut batch),
+            Flavour::Ipazc => opencv_area_resize_into(&planes[i], (sw, sh), true, &mut batch),
+        }
+    }
+    let input = Tensor::from_vec(batch, (members.len(), 3, sh, sw), &m.device)?;
+    let (reg, prob) = m.pnet.forward(&input)?;
+    let reg = reg.to_host4()?;
+    let prob = prob.to_host4()?;
+    let (oh, ow) = (reg.dims.2, reg.dims.3);
+    let mut out = Vec::new();
+    for (n, &image) in members.iter().enumerate() {
+        let found = windows(&reg.data, &prob.data, n, (ow, oh), scale, m.config.thresholds[0], image);
+        let boxes: Vec<[f32; 4]> = found.iter().map(|c| c.bbox).collect();
+        let scores: Vec<f32> = found.iter().map(|c| c.score).collect();
+        let keep = nms(&boxes, &scores, 0.5, Overlap::Union, m.config.flavour.union_areas());
+        out.extend(keep.into_iter().map(|k| found[k]));
     }
     Ok(out)
 }
@@ -197,25 +217,47 @@ fn crops(m: &Mtcnn, planes: &[Planar], cands: Vec<Candidate>, side: usize) -> Re
     Ok((kept, Some(t)))
 }
 
-/// Runs `f` over the batch in chunks and concatenates each of its outputs row-wise.
-fn chunked<const K: usize>(input: &Tensor, f: impl Fn(&Tensor) -> Result<[Tensor; K]>) -> Result<[Vec<Vec<f32>>; K]> {
-    let n = input.dim(0)?;
-    let mut outs: [Vec<Vec<f32>>; K] = std::array::from_fn(|_| Vec::with_capacity(n));
-    for start in (0..n).step_by(STAGE_BATCH) {
-        let part = input.narrow(0, start, STAGE_BATCH.min(n - start))?;
-        for (acc, t) in outs.iter_mut().zip(f(&part)?) {
-            acc.extend(t.to_vec2::<f32>()?);
+/// Cuts the candidates out at `side × side` and runs `net` on them, in chunks of at most
+/// `STAGE_BATCH` spread over the cores (each chunk on one thread). Returns the candidates that
+/// lie at least partly inside their image and, per output of `net`, its rows for them.
+fn rescore<const K: usize>(
+    m: &Mtcnn,
+    planes: &[Planar],
+    cands: &[Candidate],
+    side: usize,
+    net: impl Fn(&Tensor) -> Result<[Tensor; K]> + Sync,
+) -> Result<(Vec<Candidate>, [Vec<Vec<f32>>; K])> {
+    let chunk = cands.len().div_ceil(rayon::current_num_threads()).clamp(1, STAGE_BATCH);
+    let parts: Vec<(Vec<Candidate>, [Vec<Vec<f32>>; K])> = cands
+        .par_chunks(chunk)
+        .map(|part| {
+            on_this_thread(|| {
+                let (kept, Some(input)) = crops(m, planes, part.to_vec(), side)? else {
+                    return Ok((Vec::new(), std::array::from_fn(|_| Vec::new())));
+                };
+                let outs = net(&input)?;
+                let mut rows: [Vec<Vec<f32>>; K] = std::array::from_fn(|_| Vec::new());
+                for (acc, t) in rows.iter_mut().zip(outs) {
+                    *acc = t.to_vec2::<f32>()?;
+                }
+                Ok((kept, rows))
+            })
+        })
+        .collect::<Result<_>>()?;
+    let mut kept = Vec::with_capacity(cands.len());
+    let mut rows: [Vec<Vec<f32>>; K] = std::array::from_fn(|_| Vec::with_capacity(cands.len()));
+    for (part_kept, part_rows) in parts {
+        kept.extend(part_kept);
+        for (acc, r) in rows.iter_mut().zip(part_rows) {
+            acc.extend(r);
         }
     }
-    Ok(outs)
+    Ok((kept, rows))
 }
 
 /// Stage 2: R-Net rescoring, NMS 0.7, regression, squaring.
 fn refine(m: &Mtcnn, planes: &[Planar], cands: Vec<Candidate>) -> Result<Vec<Candidate>> {
-    let (cands, Some(input)) = crops(m, planes, cands, 24)? else {
-        return Ok(Vec::new());
-    };
-    let [reg, prob] = chunked(&input, |x| m.rnet.forward(x).map(|(r, p)| [r, p]))?;
+    let (cands, [reg, prob]) = rescore(m, planes, &cands, 24, |x| m.rnet.forward(x).map(|(r, p)| [r, p]))?;
     let passed: Vec<Candidate> = cands
         .iter()
         .zip(reg.iter().zip(&prob))
@@ -230,10 +272,7 @@ fn refine(m: &Mtcnn, planes: &[Planar], cands: Vec<Candidate>) -> Result<Vec<Can
 
 /// Stage 3: O-Net rescoring and landmarks, regression, then NMS 0.7 'Min'.
 fn output(m: &Mtcnn, planes: &[Planar], cands: Vec<Candidate>) -> Result<Vec<(usize, Detection)>> {
-    let (cands, Some(input)) = crops(m, planes, cands, 48)? else {
-        return Ok(Vec::new());
-    };
-    let [reg, marks, prob] = chunked(&input, |x| m.onet.forward(x).map(|(r, l, p)| [r, l, p]))?;
+    let (cands, [reg, marks, prob]) = rescore(m, planes, &cands, 48, |x| m.onet.forward(x).map(|(r, l, p)| [r, l, p]))?;
     let mut found = Vec::new();
     for (i, c) in cands.iter().enumerate() {
         let score = prob[i][1];

@@ -3,10 +3,10 @@
 //! most of the detector's time); elsewhere they fall back to plain tensor ops.
 
 use crate::facenet::conv::im2col;
+use crate::facenet::cpu::for_each_chunk;
 use crate::facenet::{Padding, Window};
 use candle_core::{CpuStorage, CustomOp1, Layout, Module, Result, Shape, Tensor};
 use candle_nn::VarBuilder;
-use rayon::prelude::*;
 
 /// The f32 data of a contiguous CPU tensor.
 fn contiguous_f32<'a>(storage: &'a CpuStorage, layout: &Layout) -> Result<&'a [f32]> {
@@ -16,17 +16,22 @@ fn contiguous_f32<'a>(storage: &'a CpuStorage, layout: &Layout) -> Result<&'a [f
     }
 }
 
+/// Pixels whose slopes are laid out one after another in `Prelu::slope_tiled`.
+const TILE_PIXELS: usize = 64;
+
 /// PReLU with one slope per channel, the last axis.
 pub struct Prelu {
     slope: Tensor,
-    slope_host: Vec<f32>,
+    /// The slopes repeated for `TILE_PIXELS` pixels, so the CPU loop runs over long rows
+    /// (channel counts of 10–64 are too short a loop to vectorise well).
+    slope_tiled: Vec<f32>,
 }
 
 impl Prelu {
     pub fn load(channels: usize, vb: VarBuilder) -> Result<Self> {
         let slope = vb.get(channels, "weight")?;
-        let slope_host = slope.to_vec1::<f32>()?;
-        Ok(Self { slope, slope_host })
+        let slope_tiled = slope.to_vec1::<f32>()?.repeat(TILE_PIXELS);
+        Ok(Self { slope, slope_tiled })
     }
 }
 
@@ -47,12 +52,14 @@ impl CustomOp1 for Prelu {
 
     fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
         let src = contiguous_f32(storage, layout)?;
-        let c = self.slope_host.len();
         let mut dst = src.to_vec();
-        dst.par_chunks_mut(c * 1024).for_each(|chunk| {
-            for (i, v) in chunk.iter_mut().enumerate() {
-                if *v < 0.0 {
-                    *v *= self.slope_host[i % c];
+        // Chunks of whole tiles, so every tile starts at channel 0; max/min instead of a
+        // branch (which the compiler kept scalar), so it vectorises. Exact: one term is 0.
+        let tile = self.slope_tiled.len();
+        for_each_chunk(&mut dst, tile * 64, |_, chunk| {
+            for part in chunk.chunks_mut(tile) {
+                for (v, slope) in part.iter_mut().zip(&self.slope_tiled) {
+                    *v = v.max(0.0) + slope * v.min(0.0);
                 }
             }
         });
@@ -107,7 +114,7 @@ impl CustomOp1 for MaxPoolCeil {
         let (oh, ow) = (ceil_out(h, k, s), ceil_out(w, k, s));
         let mut dst = vec![f32::NEG_INFINITY; n * oh * ow * c];
         // One output row per task; windows are clipped to the image, as −inf padding would do.
-        dst.par_chunks_mut(ow * c).enumerate().for_each(|(task, out_row)| {
+        for_each_chunk(&mut dst, ow * c, |task, out_row| {
             let (b, oy) = (task / oh, task % oh);
             for iy in oy * s..(oy * s + k).min(h) {
                 let row = &src[((b * h + iy) * w) * c..((b * h + iy) * w + w) * c];
@@ -155,7 +162,7 @@ mod tests {
             assert_eq!(fast.flatten_all().unwrap().to_vec1::<f32>().unwrap(), slow.flatten_all().unwrap().to_vec1::<f32>().unwrap());
         }
         let slope = Tensor::new(&[0.25f32, -0.5, 2.0], &Device::Cpu).unwrap();
-        let prelu = Prelu { slope_host: slope.to_vec1().unwrap(), slope: slope.clone() };
+        let prelu = Prelu { slope_tiled: slope.to_vec1::<f32>().unwrap().repeat(TILE_PIXELS), slope: slope.clone() };
         let fast = prelu.forward(&xs).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
         let zeros = xs.zeros_like().unwrap();
         let slow = (xs.maximum(&zeros).unwrap() + xs.minimum(&zeros).unwrap().broadcast_mul(&slope).unwrap()).unwrap();
