@@ -15,6 +15,8 @@ const STAGE_BATCH: usize = 128;
 /// Same-sized images per P-Net pass: larger batches only grow the im2col buffers past the
 /// caches (64 at once was slower per image than one at a time).
 const PNET_BATCH: usize = 4;
+/// Photos per thread when a call detects in many: each group runs the whole cascade alone.
+const GROUP: usize = 4;
 
 /// A face candidate between stages.
 #[derive(Clone, Copy, Debug)]
@@ -27,6 +29,21 @@ struct Candidate {
 }
 
 pub(super) fn run(m: &Mtcnn, imgs: &[RgbImage]) -> Result<Vec<Vec<Detection>>> {
+    if imgs.len() <= GROUP {
+        return cascade(m, imgs);
+    }
+    // Many photos: each group of them runs the whole cascade on one thread, which keeps its
+    // pixels in cache; a single photo spreads its pyramid levels and candidates instead.
+    let groups: Vec<Vec<Vec<Detection>>> = imgs
+        .par_chunks(GROUP)
+        .with_max_len(1)
+        .map(|group| on_this_thread(|| cascade(m, group)))
+        .collect::<Result<_>>()?;
+    Ok(groups.into_iter().flatten().collect())
+}
+
+/// The three stages over `imgs`, R- and O-Net batched over the candidates of all of them.
+fn cascade(m: &Mtcnn, imgs: &[RgbImage]) -> Result<Vec<Vec<Detection>>> {
     let planes: Vec<Planar> = imgs.iter().map(Planar::from_rgb).collect();
     let candidates = propose(m, &planes)?;
     let candidates = refine(m, &planes, candidates)?;
