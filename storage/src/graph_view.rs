@@ -86,8 +86,12 @@ impl GraphView {
 
     /// Approximate rank key: a larger code dot product means nearer, so smaller keys are nearer.
     fn code_key(&self, q: &[i8], i: u32) -> Key {
+        (CODE_KEY_BIAS - dot_i8(q, self.code_row(i))) as Key
+    }
+
+    fn code_row(&self, i: u32) -> &[i8] {
         let at = i as usize * self.dim;
-        (CODE_KEY_BIAS - dot_i8(q, &self.codes[at..at + self.dim])) as Key
+        &self.codes[at..at + self.dim]
     }
 
     #[cfg(test)]
@@ -150,7 +154,13 @@ impl GraphView {
                 break;
             }
             let (from, to) = (self.offsets[at as usize] as usize, self.offsets[at as usize + 1] as usize);
-            for &n in &self.neighbours[from..to] {
+            let neighbours = &self.neighbours[from..to];
+            // The codes lie scattered in memory: start loading all of them before the first
+            // dot product, so their cache misses overlap instead of following one another.
+            for &n in neighbours.iter().filter(|&&n| !visited.is_marked(n)) {
+                prefetch(self.code_row(n));
+            }
+            for &n in neighbours {
                 if !visited.mark(n) {
                     continue;
                 }
@@ -190,6 +200,10 @@ impl Visited {
         }
     }
 
+    fn is_marked(&self, i: u32) -> bool {
+        self.stamps[i as usize] == self.current
+    }
+
     /// Marks `i`; false when it was already marked in this query.
     fn mark(&mut self, i: u32) -> bool {
         let s = &mut self.stamps[i as usize];
@@ -197,6 +211,18 @@ impl Visited {
         *s = self.current;
         fresh
     }
+}
+
+/// A hint to load `row` into the cache; it never faults and changes no result.
+#[inline]
+fn prefetch(row: &[i8]) {
+    #[cfg(target_arch = "x86_64")]
+    for line in row.chunks(64) {
+        // SAFETY: a prefetch only hints the cache; any address is allowed.
+        unsafe { std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(line.as_ptr()) };
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = row;
 }
 
 thread_local! {
