@@ -2,12 +2,13 @@
 //!
 //! 1:1 (`verify`) compares one pair against the verification threshold, tuned on LFW for the
 //! best accuracy. 1:N (`search`) is different: a stranger is compared with every enrolled
-//! person, so the chance that *some* person falls under the threshold grows with the gallery.
-//! With a per-person false-accept rate `p` and `N` people, a stranger is accepted with
+//! face, so the chance that *some* face falls under the threshold grows with the gallery.
+//! With a per-comparison false-accept rate `p` and `N` faces, a stranger is accepted with
 //! probability `1 − (1 − p)^N`. fdb fixes that probability (the 1:N false-accept target, 1% by
 //! default), solves for `p`, and reads the threshold for `p` off a Gaussian fitted to the
 //! model's impostor distances (measured on LFW's different-person pairs). The search threshold
-//! is never looser than the 1:1 threshold.
+//! is never looser than the 1:1 threshold. (N counted people until session 3, which ignored
+//! that a person with K photos gives a stranger K chances.)
 
 use serde::{Deserialize, Serialize};
 
@@ -27,16 +28,17 @@ pub const BASE_IMPOSTOR_FIT: ImpostorFit = ImpostorFit {
 /// The default chance that a stranger's search is accepted as somebody.
 pub const DEFAULT_FAR_1N: f64 = 0.01;
 
-/// The per-person false-accept rate that makes a stranger's acceptance by any of `people` equal `far_1n`.
-pub fn per_person_far(far_1n: f64, people: usize) -> f64 {
-    let n = people.max(1) as f64;
+/// The per-comparison false-accept rate that makes a stranger's acceptance by any of
+/// `comparisons` equal `far_1n`.
+pub fn per_comparison_far(far_1n: f64, comparisons: usize) -> f64 {
+    let n = comparisons.max(1) as f64;
     // 1 − (1 − far)^(1/n), written to stay exact for tiny rates.
     -((-far_1n).ln_1p() / n).exp_m1()
 }
 
-/// The search threshold for a gallery of `people`, never looser than the 1:1 `verify` threshold.
-pub fn search_threshold(verify: f32, fit: &ImpostorFit, far_1n: f64, people: usize) -> f32 {
-    let p = per_person_far(far_1n.clamp(1e-12, 0.5), people);
+/// The search threshold for a gallery of `faces`, never looser than the 1:1 `verify` threshold.
+pub fn search_threshold(verify: f32, fit: &ImpostorFit, far_1n: f64, faces: usize) -> f32 {
+    let p = per_comparison_far(far_1n.clamp(1e-12, 0.5), faces);
     let t = fit.mean + fit.std * normal_quantile(p);
     (t as f32).min(verify)
 }
@@ -91,21 +93,21 @@ mod tests {
     }
 
     #[test]
-    fn per_person_rate_compounds_back_to_the_target() {
+    fn per_comparison_rate_compounds_back_to_the_target() {
         for n in [1usize, 40, 1000, 100_000] {
-            let p = per_person_far(0.01, n);
+            let p = per_comparison_far(0.01, n);
             let back = 1.0 - (1.0 - p).powi(n as i32);
             assert!((back - 0.01).abs() < 1e-9, "n={n}: {back}");
         }
-        assert!((per_person_far(0.01, 1) - 0.01).abs() < 1e-12);
+        assert!((per_comparison_far(0.01, 1) - 0.01).abs() < 1e-12);
     }
 
     #[test]
     fn the_search_threshold_tightens_with_the_gallery_and_never_exceeds_verify() {
         let fit = ImpostorFit { mean: 1.9, std: 0.15 };
-        // One person, FAR 1%: mean − 2.326·std = 1.551, looser than verify, so verify wins.
+        // One face, FAR 1%: mean − 2.326·std = 1.551, looser than verify, so verify wins.
         assert_eq!(search_threshold(1.2, &fit, 0.01, 1), 1.2);
-        // 10,000 people: p ≈ 1.005e-6 → z ≈ −4.753 → 1.9 − 0.713 = 1.187.
+        // 10,000 faces: p ≈ 1.005e-6 → z ≈ −4.753 → 1.9 − 0.713 = 1.187.
         let t = search_threshold(1.2, &fit, 0.01, 10_000);
         assert!((t - 1.187).abs() < 2e-3, "{t}");
         assert!(search_threshold(1.2, &fit, 0.01, 100_000) < t);

@@ -398,10 +398,11 @@ impl FaceDb {
         Ok(self.store.flush()?)
     }
 
-    /// The 1:N threshold for the gallery as it is now (see `decision`).
+    /// The 1:N threshold for the gallery as it is now (see `decision`): a search compares the
+    /// query with every enrolled face, and each one is a chance of a false accept.
     pub fn search_threshold(&self) -> Result<f32> {
-        let people = self.store.people()?.len();
-        Ok(decision::search_threshold(self.verify_threshold()?, &self.impostor_fit()?, self.far_1n()?, people))
+        let faces = self.store.searchable_faces();
+        Ok(decision::search_threshold(self.verify_threshold()?, &self.impostor_fit()?, self.far_1n()?, faces))
     }
 
     /// The active model's manifest entry, when the models are installed.

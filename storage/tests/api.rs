@@ -147,11 +147,13 @@ fn search_matches_an_exact_scan_and_reports_squared_l2() {
 fn deleted_faces_are_never_returned_and_compaction_drops_them() {
     let dir = tempfile::tempdir().unwrap();
     let (store, items) = populated(dir.path(), 30, 10);
+    assert_eq!(store.searchable_faces(), 300);
     let removed: Vec<&(u64, Vec<f32>)> = items.iter().step_by(7).collect();
     for (id, _) in &removed {
         store.remove_face(FaceId(*id)).unwrap();
     }
     assert_eq!(store.stats().unwrap().tombstones, removed.len());
+    assert_eq!(store.searchable_faces(), 300 - removed.len());
     store.verify_integrity().unwrap();
     let live: Vec<(u64, Vec<f32>)> = items.iter().filter(|(id, _)| !removed.iter().any(|(r, _)| r == id)).cloned().collect();
     for (id, v) in &removed {
@@ -163,6 +165,7 @@ fn deleted_faces_are_never_returned_and_compaction_drops_them() {
     store.compact().unwrap();
     let stats = store.stats().unwrap();
     assert_eq!((stats.tombstones, stats.index_points, stats.faces), (0, live.len(), live.len()));
+    assert_eq!(store.searchable_faces(), live.len());
     store.verify_integrity().unwrap();
 }
 
