@@ -14,7 +14,7 @@ use mozjpeg::{ColorSpace, Decompress};
 pub(super) fn decode(bytes: &[u8], name: &str) -> Result<Option<RgbImage>, ImageError> {
     // libjpeg pads a truncated file with grey and only warns; a photo cut short must be
     // an error instead, as it is for PIL.
-    if !ends_with_end_of_image(bytes) {
+    if !reaches_end_of_image(bytes) {
         return Err(ImageError::Truncated {
             file: name.to_owned(),
             reason: "the data stops before the JPEG end-of-image marker".into(),
@@ -53,7 +53,7 @@ pub(super) fn decode(bytes: &[u8], name: &str) -> Result<Option<RgbImage>, Image
 /// Whether the marker structure reaches EOI (FF D9): segments are skipped by their lengths
 /// (so thumbnails inside APP1 do not count) and entropy-coded data is scanned to its next
 /// marker (FF 00 is a stuffed byte, FF D0–D7 a restart marker).
-fn ends_with_end_of_image(bytes: &[u8]) -> bool {
+fn reaches_end_of_image(bytes: &[u8]) -> bool {
     const SOS: u8 = 0xDA;
     const EOI: u8 = 0xD9;
     let standalone = |m: u8| (0xD0..=0xD7).contains(&m) || m == 0x01;
@@ -87,7 +87,7 @@ fn ends_with_end_of_image(bytes: &[u8]) -> bool {
 mod tests {
     use super::*;
 
-    /// A 16×8 baseline 4:2:0 JPEG written by hand: two MCUs of flat colour.
+    /// A 16×8 JPEG of two flat colours, written by the `image` crate's encoder.
     fn tiny_jpeg() -> Vec<u8> {
         let img = RgbImage::from_fn(16, 8, |x, _| if x < 8 { image::Rgb([200, 30, 30]) } else { image::Rgb([20, 40, 220]) });
         let mut out = Vec::new();
@@ -98,14 +98,14 @@ mod tests {
     #[test]
     fn whole_files_reach_their_end_marker_and_cut_ones_do_not() {
         let whole = tiny_jpeg();
-        assert!(ends_with_end_of_image(&whole));
+        assert!(reaches_end_of_image(&whole));
         for cut in [whole.len() - 1, whole.len() - 2, whole.len() / 2, 20, 3] {
-            assert!(!ends_with_end_of_image(&whole[..cut]), "cut at {cut}");
+            assert!(!reaches_end_of_image(&whole[..cut]), "cut at {cut}");
         }
         // Bytes after EOI (some cameras append data) do not make a file incomplete.
         let mut trailer = whole.clone();
         trailer.extend_from_slice(b"\0\0vendor trailer");
-        assert!(ends_with_end_of_image(&trailer));
+        assert!(reaches_end_of_image(&trailer));
     }
 
     #[test]

@@ -29,7 +29,10 @@ pub struct Prelu {
 
 impl Prelu {
     pub fn load(channels: usize, vb: VarBuilder) -> Result<Self> {
-        let slope = vb.get(channels, "weight")?;
+        Self::from_slope(vb.get(channels, "weight")?)
+    }
+
+    fn from_slope(slope: Tensor) -> Result<Self> {
         let slope_tiled = slope.to_vec1::<f32>()?.repeat(TILE_PIXELS);
         Ok(Self { slope, slope_tiled })
     }
@@ -162,7 +165,7 @@ mod tests {
             assert_eq!(fast.flatten_all().unwrap().to_vec1::<f32>().unwrap(), slow.flatten_all().unwrap().to_vec1::<f32>().unwrap());
         }
         let slope = Tensor::new(&[0.25f32, -0.5, 2.0], &Device::Cpu).unwrap();
-        let prelu = Prelu { slope_tiled: slope.to_vec1::<f32>().unwrap().repeat(TILE_PIXELS), slope: slope.clone() };
+        let prelu = Prelu::from_slope(slope.clone()).unwrap();
         let fast = prelu.forward(&xs).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
         let zeros = xs.zeros_like().unwrap();
         let slow = (xs.maximum(&zeros).unwrap() + xs.minimum(&zeros).unwrap().broadcast_mul(&slope).unwrap()).unwrap();
