@@ -94,10 +94,9 @@ impl AnnIndex {
             self.refresh_view();
         }
         let tombstones = self.tombstones.read();
-        let deleted = |id: u64| !tombstones.is_empty() && tombstones.contains(&id);
         let state = self.search_state.read();
-        let mut found = state.view.search(unit_query, k, ef, deleted);
-        for (id, v) in state.tail.iter().filter(|(id, _)| !deleted(*id)) {
+        let mut found = state.view.search(unit_query, k, ef, &tombstones);
+        for (id, v) in state.tail.iter().filter(|(id, _)| !tombstones.contains(id)) {
             found.push((*id, UnitSquaredL2.eval(unit_query, v)));
         }
         if !state.tail.is_empty() {

@@ -43,10 +43,6 @@ with_avx2!(
     /// Dot product of f32 vectors.
     dot, dot_avx2, dot_lanes, f32, f32
 );
-with_avx2!(
-    /// Dot product of int8 codes, exact in i32 (|sum| <= 127² · dim).
-    dot_i8, dot_i8_avx2, dot_i8_plain, i8, i32
-);
 
 /// Sixteen independent accumulators let the compiler vectorise without reassociating floats.
 #[inline(always)]
@@ -66,12 +62,6 @@ fn dot_lanes(a: &[f32], b: &[f32]) -> f32 {
     acc.iter().sum::<f32>() + tail
 }
 
-/// Integer sums are associative, so the compiler vectorises this plain loop by itself.
-#[inline(always)]
-fn dot_i8_plain(a: &[i8], b: &[i8]) -> i32 {
-    a.iter().zip(b).map(|(x, y)| *x as i32 * *y as i32).sum()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -82,15 +72,6 @@ mod tests {
         let b: Vec<f32> = vec![1.0; 19];
         assert_eq!(dot(&a, &b), 190.0);
         assert_eq!(dot_lanes(&a, &b), 190.0);
-    }
-
-    #[test]
-    fn int8_dot_matches_a_hand_computed_case() {
-        let a: Vec<i8> = (0..40).map(|i| (i as i8) - 20).collect(); // -20..=19
-        let b: Vec<i8> = vec![-127; 40];
-        // sum(-20..=19) = -20, times -127
-        assert_eq!(dot_i8(&a, &b), 2540);
-        assert_eq!(dot_i8(&[127, -128], &[127, -128]), 127 * 127 + 128 * 128);
     }
 
     #[test]

@@ -12,6 +12,7 @@ mod faces;
 mod graph_view;
 mod integrity;
 mod maintenance;
+mod nibble_codes;
 mod people;
 mod snapshot;
 mod store;

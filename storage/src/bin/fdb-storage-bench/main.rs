@@ -72,8 +72,8 @@ fn run(a: &Args) -> Result<(), String> {
     let rss_before = rss_kb();
     let t = Instant::now();
     let store = Store::open(&a.db, opts).map_err(|e| e.to_string())?;
-    println!("open: {:.2} s ({:?}), RSS +{} MB, peak RSS {} MB", t.elapsed().as_secs_f64(), store.index_load(),
-        (rss_kb().saturating_sub(rss_before)) / 1024, peak_rss_kb() / 1024);
+    println!("open: {:.2} s ({:?}), RSS +{} MB, peak RSS {} MB, {} MB in huge pages", t.elapsed().as_secs_f64(), store.index_load(),
+        (rss_kb().saturating_sub(rss_before)) / 1024, peak_rss_kb() / 1024, huge_pages_kb() / 1024);
     if store.index_load() == IndexLoad::Rebuilt {
         return Err("open rebuilt the index instead of loading the snapshot".into());
     }
@@ -182,6 +182,14 @@ fn proc_status_kb(field: &str) -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| s.lines().find(|l| l.starts_with(field)).and_then(|l| l.split_whitespace().nth(1)?.parse().ok()))
+        .unwrap_or(0)
+}
+
+/// Anonymous memory backed by transparent huge pages.
+fn huge_pages_kb() -> u64 {
+    std::fs::read_to_string("/proc/self/smaps_rollup")
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("AnonHugePages:")).and_then(|l| l.split_whitespace().nth(1)?.parse().ok()))
         .unwrap_or(0)
 }
 
