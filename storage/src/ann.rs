@@ -5,10 +5,10 @@
 
 use crate::distance::UnitSquaredL2;
 use crate::graph_view::GraphView;
-use crate::types::IndexParams;
+use crate::types::{FaceId, Hit, IndexParams, PersonId};
 use hnsw_rs::prelude::{Distance, Hnsw};
 use parking_lot::{Mutex, RwLock};
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
@@ -18,6 +18,13 @@ const MAX_LAYERS: usize = 16;
 /// Points inserted since the search view was copied are scanned exactly; past this many, the
 /// next search re-copies the graph (a scan of 1024 costs about as much as a graph search).
 const TAIL_MAX: usize = 1024;
+
+/// A face as the index holds it.
+pub(crate) struct IndexPoint {
+    pub(crate) face: u64,
+    pub(crate) person: u64,
+    pub(crate) unit: Vec<f32>,
+}
 
 /// What a search reads: the graph copy plus the points inserted after it.
 struct SearchState {
@@ -34,6 +41,10 @@ pub(crate) struct AnnIndex {
     /// Points inserted since the last snapshot was written.
     unsaved: AtomicUsize,
     tombstones: RwLock<HashSet<u64>>,
+    /// The person of every face in the graph, so that a search names people without reading
+    /// the store (a sled read per hit cost more than the graph search itself). A face never
+    /// changes person, so entries only come and go with the points.
+    persons: RwLock<HashMap<u64, u64>>,
     search_state: RwLock<SearchState>,
     /// Held by inserts and by the view refresh, so a refresh never misses a point being inserted.
     insert_lock: Mutex<()>,
@@ -42,7 +53,7 @@ pub(crate) struct AnnIndex {
 impl AnnIndex {
     pub(crate) fn new(params: &IndexParams, model: &str, dim: usize, capacity: usize) -> Self {
         let hnsw = Hnsw::new(params.m, capacity.max(1024), MAX_LAYERS, params.ef_construction, UnitSquaredL2);
-        Self::from_hnsw(hnsw, model, dim, 0, HashSet::new())
+        Self::from_hnsw(hnsw, model, dim, 0, HashSet::new(), HashMap::new())
     }
 
     pub(crate) fn from_hnsw(
@@ -51,6 +62,7 @@ impl AnnIndex {
         dim: usize,
         covered_upto: u64,
         tombstones: HashSet<u64>,
+        persons: HashMap<u64, u64>,
     ) -> Self {
         let view = Arc::new(GraphView::from_hnsw(&hnsw, dim));
         AnnIndex {
@@ -62,34 +74,37 @@ impl AnnIndex {
             covered_upto: AtomicU64::new(covered_upto),
             unsaved: AtomicUsize::new(0),
             tombstones: RwLock::new(tombstones),
+            persons: RwLock::new(persons),
         }
     }
 
     /// Inserts one unit vector. Callers serialise inserts (the store's writer lock),
     /// so ids arrive in increasing order.
-    pub(crate) fn insert(&self, face: u64, unit: &[f32]) {
+    pub(crate) fn insert(&self, p: &IndexPoint) {
         let _inserting = self.insert_lock.lock();
-        self.hnsw.insert_slice((unit, face as usize));
-        self.search_state.write().tail.push((face, unit.to_vec()));
-        self.covered_upto.fetch_max(face, Ordering::SeqCst);
+        self.hnsw.insert_slice((&p.unit, p.face as usize));
+        self.persons.write().insert(p.face, p.person);
+        self.search_state.write().tail.push((p.face, p.unit.clone()));
+        self.covered_upto.fetch_max(p.face, Ordering::SeqCst);
         self.unsaved.fetch_add(1, Ordering::SeqCst);
     }
 
     /// Inserts many vectors using all cores (hnsw_rs' rayon insert).
-    pub(crate) fn insert_batch(&self, batch: &[(u64, Vec<f32>)]) {
-        let items: Vec<(&[f32], usize)> = batch.iter().map(|(id, v)| (v.as_slice(), *id as usize)).collect();
+    pub(crate) fn insert_batch(&self, batch: &[IndexPoint]) {
+        let items: Vec<(&[f32], usize)> = batch.iter().map(|p| (p.unit.as_slice(), p.face as usize)).collect();
         let _inserting = self.insert_lock.lock();
         self.hnsw.parallel_insert_slice(&items);
-        self.search_state.write().tail.extend(batch.iter().cloned());
-        if let Some(max) = batch.iter().map(|(id, _)| *id).max() {
+        self.persons.write().extend(batch.iter().map(|p| (p.face, p.person)));
+        self.search_state.write().tail.extend(batch.iter().map(|p| (p.face, p.unit.clone())));
+        if let Some(max) = batch.iter().map(|p| p.face).max() {
             self.covered_upto.fetch_max(max, Ordering::SeqCst);
         }
         self.unsaved.fetch_add(batch.len(), Ordering::SeqCst);
     }
 
-    /// The `k` nearest live points as (face id, squared L2), nearest first: a search of the graph
-    /// view merged with an exact scan of the points inserted after it.
-    pub(crate) fn search(&self, unit_query: &[f32], k: usize, ef: usize) -> Vec<(u64, f32)> {
+    /// The `k` nearest live faces, nearest first: a search of the graph view merged with an
+    /// exact scan of the points inserted after it.
+    pub(crate) fn search(&self, unit_query: &[f32], k: usize, ef: usize) -> Vec<Hit> {
         if self.search_state.read().tail.len() > TAIL_MAX {
             self.refresh_view();
         }
@@ -103,7 +118,9 @@ impl AnnIndex {
             found.sort_by(|a, b| a.1.total_cmp(&b.1));
             found.truncate(k);
         }
-        found
+        let persons = self.persons.read();
+        let hit = |(face, distance): (u64, f32)| Some(Hit { face: FaceId(face), person: PersonId(*persons.get(&face)?), distance });
+        found.into_iter().filter_map(hit).collect()
     }
 
     /// Re-copies the graph so that the exact-scan tail is empty again.
@@ -172,14 +189,19 @@ mod tests {
             .collect()
     }
 
-    fn exact_top(points: &[(u64, Vec<f32>)], q: &[f32], k: usize, skip: &HashSet<u64>) -> Vec<u64> {
+    fn exact_top(points: &[IndexPoint], q: &[f32], k: usize, skip: &HashSet<u64>) -> Vec<u64> {
         let mut all: Vec<(f32, u64)> =
-            points.iter().filter(|(id, _)| !skip.contains(id)).map(|(id, v)| (UnitSquaredL2.eval(q, v), *id)).collect();
+            points.iter().filter(|p| !skip.contains(&p.face)).map(|p| (UnitSquaredL2.eval(q, &p.unit), p.face)).collect();
         all.sort_by(|a, b| a.0.total_cmp(&b.0));
         all.into_iter().take(k).map(|(_, id)| id).collect()
     }
 
-    fn index_of(points: &[(u64, Vec<f32>)]) -> AnnIndex {
+    /// Faces 1.., face `f` of person `f / 10`.
+    fn points_of(vectors: Vec<Vec<f32>>) -> Vec<IndexPoint> {
+        vectors.into_iter().enumerate().map(|(i, unit)| IndexPoint { face: i as u64 + 1, person: (i as u64 + 1) / 10, unit }).collect()
+    }
+
+    fn index_of(points: &[IndexPoint]) -> AnnIndex {
         let params = IndexParams { m: 12, ef_construction: 100, ef_search: 64 };
         let index = AnnIndex::new(&params, "m", DIM, points.len());
         index.insert_batch(points);
@@ -188,7 +210,7 @@ mod tests {
 
     #[test]
     fn graph_view_search_finds_the_exact_neighbours_and_skips_tombstones() {
-        let points: Vec<(u64, Vec<f32>)> = unit_vectors(3000, 1).into_iter().enumerate().map(|(i, v)| (i as u64 + 1, v)).collect();
+        let points = points_of(unit_vectors(3000, 1));
         let index = index_of(&points);
         assert!(index.search_state.read().tail.len() > TAIL_MAX);
         let queries = unit_vectors(50, 2);
@@ -200,9 +222,10 @@ mod tests {
         let mut found = 0;
         for q in &queries {
             let hits = index.search(q, 10, 64);
-            assert!(hits.windows(2).all(|w| w[0].1 <= w[1].1), "hits are nearest first");
+            assert!(hits.windows(2).all(|w| w[0].distance <= w[1].distance), "hits are nearest first");
+            assert!(hits.iter().all(|h| h.person.0 == h.face.0 / 10), "each hit names its face's person");
             let truth = exact_top(&points, q, 10, &none);
-            found += hits.iter().filter(|h| truth.contains(&h.0)).count();
+            found += hits.iter().filter(|h| truth.contains(&h.face.0)).count();
         }
         assert!(found as f64 / 500.0 >= 0.95, "recall@10 {}", found as f64 / 500.0);
 
@@ -212,23 +235,23 @@ mod tests {
         for q in &queries {
             let hits = index.search(q, 10, 64);
             assert_eq!(hits.len(), 10);
-            assert!(hits.iter().all(|h| !deleted.contains(&h.0)));
+            assert!(hits.iter().all(|h| !deleted.contains(&h.face.0)));
         }
     }
 
     #[test]
     fn points_inserted_after_the_view_are_found_by_the_exact_tail_scan() {
-        let points: Vec<(u64, Vec<f32>)> = unit_vectors(1500, 3).into_iter().enumerate().map(|(i, v)| (i as u64 + 1, v)).collect();
+        let points = points_of(unit_vectors(1500, 3));
         let index = index_of(&points[..1200]);
-        index.search(&points[0].1, 1, 16); // copies the graph: the tail is empty
-        for (id, v) in &points[1200..] {
-            index.insert(*id, v);
+        index.search(&points[0].unit, 1, 16); // copies the graph: the tail is empty
+        for p in &points[1200..] {
+            index.insert(p);
         }
         assert_eq!(index.search_state.read().tail.len(), 300);
-        for (id, v) in &points[1200..] {
-            let hits = index.search(v, 1, 32);
-            assert_eq!(hits[0].0, *id, "a point is its own nearest neighbour");
-            assert!(hits[0].1 < 1e-5);
+        for p in &points[1200..] {
+            let hits = index.search(&p.unit, 1, 32);
+            assert_eq!((hits[0].face.0, hits[0].person.0), (p.face, p.person), "a point is its own nearest neighbour");
+            assert!(hits[0].distance < 1e-5);
         }
     }
 }

@@ -40,6 +40,14 @@ pub(crate) fn pair_key(person: u64, face: u64) -> [u8; 16] {
     k
 }
 
+/// (person, face) of a `pair_key`.
+pub(crate) fn key_pair(key: &[u8], what: &str) -> Result<(u64, u64)> {
+    if key.len() != 16 {
+        return Err(StoreError::Corrupt(format!("{what}: key of {} bytes, expected 16", key.len())));
+    }
+    Ok((key_id(&key[..8], what)?, key_id(&key[8..], what)?))
+}
+
 pub(crate) fn f32s_to_bytes(v: &[f32]) -> Vec<u8> {
     v.iter().flat_map(|x| x.to_le_bytes()).collect()
 }

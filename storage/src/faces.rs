@@ -1,6 +1,6 @@
 //! Faces: enrolment (single and atomic batches), lookups, removal, and search.
 
-use crate::ann::AnnIndex;
+use crate::ann::{AnnIndex, IndexPoint};
 use crate::codec::{self, id_key, pair_key};
 use crate::error::{Result, StoreError};
 use crate::store::{check_model_id, meta_dim_key, tx, Store, META_ACTIVE_MODEL};
@@ -102,8 +102,11 @@ impl Store {
             Ok(active)
         })?;
         let ids: Vec<FaceId> = prepared.iter().map(|p| FaceId(p.id)).collect();
-        let to_index: Vec<(u64, Vec<f32>)> =
-            prepared.into_iter().filter(|p| p.face.model_id == active).map(|p| (p.id, p.unit)).collect();
+        let to_index: Vec<IndexPoint> = prepared
+            .into_iter()
+            .filter(|p| p.face.model_id == active)
+            .map(|p| IndexPoint { face: p.id, person: p.face.person.0, unit: p.unit })
+            .collect();
         self.index_new_locked(&active, to_index, &w)?;
         Ok(ids)
     }
@@ -111,14 +114,14 @@ impl Store {
     fn index_new_locked(
         &self,
         model: &str,
-        vectors: Vec<(u64, Vec<f32>)>,
+        vectors: Vec<IndexPoint>,
         _writer: &parking_lot::MutexGuard<()>,
     ) -> Result<()> {
         if vectors.is_empty() {
             return Ok(());
         }
         if self.index.read().is_none() {
-            let dim = vectors[0].1.len();
+            let dim = vectors[0].unit.len();
             *self.index.write() = Some(AnnIndex::new(&self.opts.index, model, dim, vectors.len()));
         }
         let index = self.index.read();
@@ -126,9 +129,7 @@ impl Store {
         if vectors.len() >= PARALLEL_INSERT_MIN {
             index.insert_batch(&vectors);
         } else {
-            for (id, v) in &vectors {
-                index.insert(*id, v);
-            }
+            vectors.iter().for_each(|p| index.insert(p));
         }
         Ok(())
     }
@@ -229,17 +230,7 @@ impl Store {
                 index.dim
             )));
         }
-        let found = index.search(&unit, k, ef.unwrap_or(self.opts.index.ef_search));
-        drop(guard);
-        let mut hits = Vec::with_capacity(found.len());
-        for (face, distance) in found {
-            // A face removed since the search ran is simply left out.
-            if let Some(bytes) = self.t.faces.get(id_key(face))? {
-                let person = codec::decode::<FaceRecord>(&bytes, &format!("face {face}"))?.person;
-                hits.push(Hit { face: FaceId(face), person: PersonId(person), distance });
-            }
-        }
-        Ok(hits)
+        Ok(index.search(&unit, k, ef.unwrap_or(self.opts.index.ef_search)))
     }
 }
 

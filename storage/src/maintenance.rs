@@ -1,14 +1,14 @@
 //! Keeping the index and the store in step: load at open, snapshot, rebuild, compaction,
 //! model switch, flush and stats.
 
-use crate::ann::AnnIndex;
+use crate::ann::{AnnIndex, IndexPoint};
 use crate::codec::{self, id_key};
 use crate::error::{Result, StoreError};
 use crate::snapshot;
 use crate::store::{check_model_id, meta_dim_key, Store, META_ACTIVE_MODEL};
 use crate::types::{FaceId, IndexLoad, Stats};
 use parking_lot::MutexGuard;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 /// Vectors read per step when (re)building the index, bounding memory at 1M faces.
 const REBUILD_CHUNK: usize = 20_000;
@@ -34,12 +34,13 @@ impl Store {
                 Some(b) => Ok(Some(codec::bytes_to_f32s(&b, "embedding")?)),
             }
         };
-        match snapshot::load(&self.t.snapshot, &model, &self.scratch_dir(), vector, tombstones)? {
+        let persons = self.person_of_each_face()?;
+        match snapshot::load(&self.t.snapshot, &model, &self.scratch_dir(), vector, tombstones, persons.clone())? {
             Ok(index) => {
                 let start = index.covered_upto().checked_add(1);
                 let mut added = 0;
                 if let Some(start) = start {
-                    for chunk in read_vectors(emb.range(id_key(start)..), REBUILD_CHUNK) {
+                    for chunk in read_points(emb.range(id_key(start)..), REBUILD_CHUNK, &persons) {
                         let chunk = chunk?;
                         added += chunk.len();
                         index.insert_batch(&chunk);
@@ -63,6 +64,16 @@ impl Store {
         self.t.tombstones.iter().keys().map(|k| codec::key_id(&k?, "tombstones")).collect()
     }
 
+    /// FaceId → PersonId of every stored face, from the keys of the by-person tree alone.
+    fn person_of_each_face(&self) -> Result<HashMap<u64, u64>> {
+        let mut persons = HashMap::with_capacity(self.t.by_person.len());
+        for key in self.t.by_person.iter().keys() {
+            let (person, face) = codec::key_pair(&key?, "faces by person")?;
+            persons.insert(face, person);
+        }
+        Ok(persons)
+    }
+
     /// Builds the index afresh from the active model's embeddings (no tombstones), stores its
     /// snapshot, then forgets the tombstones it made obsolete.
     pub(crate) fn rebuild_index_locked(&self) -> Result<()> {
@@ -76,7 +87,8 @@ impl Store {
             _ => None, // no embeddings of this model yet
         };
         if let Some(index) = &index {
-            for chunk in read_vectors(emb.iter(), REBUILD_CHUNK) {
+            let persons = self.person_of_each_face()?;
+            for chunk in read_points(emb.iter(), REBUILD_CHUNK, &persons) {
                 index.insert_batch(&chunk?);
             }
             snapshot::write(&self.t.snapshot, index, &self.scratch_dir())?;
@@ -224,19 +236,23 @@ impl Drop for Store {
     }
 }
 
-/// Reads (id, vector) pairs from an embeddings iterator in chunks.
-fn read_vectors(
+/// Reads the faces of an embeddings iterator in chunks, with their people.
+fn read_points<'a>(
     iter: sled::Iter,
     chunk: usize,
-) -> impl Iterator<Item = Result<Vec<(u64, Vec<f32>)>>> {
+    persons: &'a HashMap<u64, u64>,
+) -> impl Iterator<Item = Result<Vec<IndexPoint>>> + 'a {
     let mut iter = iter.peekable();
     std::iter::from_fn(move || {
         iter.peek()?;
         let mut out = Vec::with_capacity(chunk);
         for kv in iter.by_ref().take(chunk) {
             let step = kv.map_err(StoreError::from).and_then(|(k, v)| {
-                let id = codec::key_id(&k, "embeddings")?;
-                Ok((id, codec::bytes_to_f32s(&v, &format!("embedding of face {id}"))?))
+                let face = codec::key_id(&k, "embeddings")?;
+                let person = *persons
+                    .get(&face)
+                    .ok_or_else(|| StoreError::Corrupt(format!("face {face} has an embedding but no person")))?;
+                Ok(IndexPoint { face, person, unit: codec::bytes_to_f32s(&v, &format!("embedding of face {face}"))? })
             });
             match step {
                 Ok(pair) => out.push(pair),

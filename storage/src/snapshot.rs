@@ -12,7 +12,7 @@ use crate::distance::UnitSquaredL2;
 use crate::error::{Result, StoreError};
 use hnsw_rs::prelude::{AnnT, Hnsw, HnswIo};
 use serde::{Deserialize, Serialize};
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::io::{BufWriter, Read, Write};
 use std::path::Path;
 
@@ -80,6 +80,7 @@ pub(crate) fn load(
     scratch: &Path,
     vector: impl Fn(u64) -> Result<Option<Vec<f32>>>,
     tombstones: HashSet<u64>,
+    persons: HashMap<u64, u64>,
 ) -> Result<std::result::Result<AnnIndex, String>> {
     let Some(header_bytes) = tree.get(HEADER_KEY)? else {
         return Ok(Err("no snapshot".into()));
@@ -119,7 +120,7 @@ pub(crate) fn load(
     if hnsw.get_nb_point() as u64 != header.points {
         return Ok(Err("snapshot graph and point order disagree".into()));
     }
-    Ok(Ok(AnnIndex::from_hnsw(hnsw, model, dim, header.covered_upto, tombstones)))
+    Ok(Ok(AnnIndex::from_hnsw(hnsw, model, dim, header.covered_upto, tombstones, persons)))
 }
 
 /// Reloads an hnsw_rs dump. hnsw_rs asserts on malformed input, so a panic is caught and
