@@ -157,6 +157,10 @@ impl AnnIndex {
         self.unsaved.load(Ordering::SeqCst)
     }
 
+    pub(crate) fn count_unsaved(&self, points: usize) {
+        self.unsaved.fetch_add(points, Ordering::SeqCst);
+    }
+
     pub(crate) fn mark_saved(&self) {
         self.unsaved.store(0, Ordering::SeqCst);
     }

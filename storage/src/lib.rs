@@ -9,6 +9,7 @@ mod codec;
 pub mod distance;
 mod error;
 mod faces;
+mod graph_codec;
 mod graph_view;
 mod integrity;
 mod maintenance;

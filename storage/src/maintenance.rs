@@ -46,9 +46,6 @@ impl Store {
                         index.insert_batch(&chunk);
                     }
                 }
-                if added == 0 {
-                    index.mark_saved();
-                }
                 *self.index.write() = Some(index);
                 *self.index_load.lock() = IndexLoad::Snapshot { added };
             }
@@ -223,6 +220,7 @@ impl Store {
             index_points,
             active_model: self.active_model()?,
             disk_bytes: disk_bytes(&self.path),
+            snapshot_bytes: snapshot::stored_bytes(&self.t.snapshot)?,
         })
     }
 }

@@ -109,6 +109,8 @@ pub struct Stats {
     pub index_points: usize,
     pub active_model: Option<String>,
     pub disk_bytes: u64,
+    /// Bytes of the stored index snapshot (its graph), part of `disk_bytes`.
+    pub snapshot_bytes: u64,
 }
 
 /// How `open` obtained the index; lets callers (and tests) see that a big database did not rebuild.

@@ -1,0 +1,293 @@
+//! A compact, exact encoding of hnsw_rs' graph dump, for the index snapshot.
+//!
+//! hnsw_rs writes every neighbour as (face id u64, layer u8, rank i32, distance f32) = 17 bytes
+//! and every point with a neighbour count (u64) for each of its 16 possible layers, most of them
+//! empty: ~600 bytes a face at M = 24. Positions make most of that redundant: points are dumped
+//! layer by layer in rank order, so a point's position gives its layer and rank, and a neighbour
+//! is fully named by its position (u32). Here a neighbour is 8 bytes (position, distance) and a
+//! point stores counts only up to its last non-empty layer. `decode` rebuilds hnsw_rs' bytes
+//! exactly, so hnsw_rs still loads the graph itself.
+
+use hnsw_rs::hnswio::load_description;
+use std::collections::HashMap;
+use std::io::Cursor;
+
+/// hnsw_rs' markers (hnswio.rs, 0.3.5) in front of each layer and each point of a graph dump.
+const MAGIC_LAYER: u32 = 0x000a_676f;
+const MAGIC_POINT: u32 = 0x000a_678f;
+const CODEC_MAGIC: &[u8; 4] = b"fdbg";
+
+/// A graph dump as hnsw_rs wrote it, with the face ids of its points in dump order (which is
+/// also the order of its data file).
+pub(crate) struct Dump {
+    pub(crate) bytes: Vec<u8>,
+    pub(crate) order: Vec<u64>,
+}
+
+struct Point {
+    id: u64,
+    /// Per layer: (neighbour position, distance).
+    layers: Vec<Vec<(u32, f32)>>,
+}
+
+/// Encodes a dump; `Err` names what in it was not as expected.
+pub(crate) fn encode(dump: &[u8]) -> Result<Vec<u8>, String> {
+    let mut cursor = Cursor::new(dump);
+    let description = load_description(&mut cursor).map_err(|e| format!("graph description: {e}"))?;
+    if description.dumpmode != 1 {
+        return Err("graph dump is not a full dump".into());
+    }
+    let description_len = cursor.position() as usize;
+    let mut r = Reader { bytes: dump, at: description_len };
+    let layer_count = r.u8()?;
+    let mut layer_sizes = Vec::with_capacity(layer_count as usize);
+    let mut raw = Vec::new(); // (id, per layer: (neighbour id, neighbour layer, neighbour rank, distance))
+    for layer in 0..layer_count {
+        r.expect_u32(MAGIC_LAYER, "layer marker")?;
+        let size = r.u64()? as usize;
+        layer_sizes.push(size as u32);
+        for rank in 0..size {
+            r.expect_u32(MAGIC_POINT, "point marker")?;
+            let id = r.u64()?;
+            if (r.u8()?, r.i32()?) != (layer, rank as i32) {
+                return Err(format!("point {id} is not at its layer and rank"));
+            }
+            let mut layers = Vec::with_capacity(description.nb_layer as usize);
+            for _ in 0..description.nb_layer {
+                let count = r.u64()? as usize;
+                let mut ns = Vec::with_capacity(count);
+                for _ in 0..count {
+                    ns.push((r.u64()?, r.u8()?, r.i32()?, r.f32()?));
+                }
+                layers.push(ns);
+            }
+            raw.push((id, layers));
+        }
+    }
+    let (entry_id, entry_layer, entry_rank) = (r.u64()?, r.u8()?, r.i32()?);
+    if r.at != dump.len() {
+        return Err("graph dump has trailing bytes".into());
+    }
+
+    let layer_start = starts(&layer_sizes);
+    let position_of: HashMap<u64, u32> = raw.iter().enumerate().map(|(i, (id, _))| (*id, i as u32)).collect();
+    let place = |layer: u8, rank: i32| -> Option<u32> {
+        layer_start.get(layer as usize).map(|s| s + rank as u32)
+    };
+    let position = |id: u64, layer: u8, rank: i32| -> Result<u32, String> {
+        match position_of.get(&id) {
+            Some(&p) if Some(p) == place(layer, rank) => Ok(p),
+            _ => Err(format!("neighbour {id} is not where its layer and rank say")),
+        }
+    };
+    let mut points = Vec::with_capacity(raw.len());
+    for (id, layers) in raw {
+        let layers = layers
+            .into_iter()
+            .map(|ns| ns.into_iter().map(|(n, l, rank, d)| Ok((position(n, l, rank)?, d))).collect::<Result<Vec<_>, String>>())
+            .collect::<Result<Vec<_>, String>>()?;
+        points.push(Point { id, layers });
+    }
+    let entry = position(entry_id, entry_layer, entry_rank)?;
+
+    let mut out = Vec::with_capacity(dump.len() / 2);
+    out.extend_from_slice(CODEC_MAGIC);
+    out.extend_from_slice(&(description_len as u32).to_le_bytes());
+    out.extend_from_slice(&dump[..description_len]);
+    out.push(layer_count);
+    out.push(description.nb_layer);
+    layer_sizes.iter().for_each(|s| out.extend_from_slice(&s.to_le_bytes()));
+    for p in &points {
+        out.extend_from_slice(&p.id.to_le_bytes());
+        let used = p.layers.iter().rposition(|ns| !ns.is_empty()).map_or(0, |l| l + 1);
+        out.push(used as u8);
+        for ns in &p.layers[..used] {
+            let count = u16::try_from(ns.len()).map_err(|_| "a point has over 65,535 neighbours".to_string())?;
+            out.extend_from_slice(&count.to_le_bytes());
+            for (n, d) in ns {
+                out.extend_from_slice(&n.to_le_bytes());
+                out.extend_from_slice(&d.to_le_bytes());
+            }
+        }
+    }
+    out.extend_from_slice(&entry.to_le_bytes());
+    Ok(out)
+}
+
+/// Rebuilds the dump `encode` was given.
+pub(crate) fn decode(bytes: &[u8]) -> Result<Dump, String> {
+    let mut r = Reader { bytes, at: 0 };
+    if r.take(4)? != CODEC_MAGIC {
+        return Err("not an fdb graph encoding".into());
+    }
+    let description_len = r.u32()? as usize;
+    let description = r.take(description_len)?;
+    let (layer_count, neighbour_layers) = (r.u8()?, r.u8()? as usize);
+    let layer_sizes: Vec<u32> = (0..layer_count).map(|_| r.u32()).collect::<Result<_, _>>()?;
+    let layer_start = starts(&layer_sizes);
+    let total = layer_sizes.iter().map(|&s| s as usize).sum::<usize>();
+    // Neighbours name positions that may come later, so points are read before any is written.
+    let mut points = Vec::with_capacity(total);
+    for _ in 0..total {
+        let id = r.u64()?;
+        let used = r.u8()? as usize;
+        if used > neighbour_layers {
+            return Err("a point has more layers than the graph".into());
+        }
+        let mut layers = Vec::with_capacity(used);
+        for _ in 0..used {
+            let count = r.u16()? as usize;
+            layers.push((0..count).map(|_| Ok((r.u32()?, r.f32()?))).collect::<Result<Vec<_>, String>>()?);
+        }
+        points.push(Point { id, layers });
+    }
+    let entry = r.u32()?;
+    if r.at != bytes.len() {
+        return Err("graph encoding has trailing bytes".into());
+    }
+    // Position → (layer, rank): layers are contiguous runs of positions.
+    let place = |p: u32| -> Result<(u8, i32, u64), String> {
+        let layer = layer_start.partition_point(|&s| s <= p).checked_sub(1).ok_or("bad position")?;
+        let id = points.get(p as usize).ok_or_else(|| format!("position {p} is past the last point"))?.id;
+        Ok((layer as u8, (p - layer_start[layer]) as i32, id))
+    };
+
+    let mut out = Vec::with_capacity(bytes.len() * 2);
+    out.extend_from_slice(description);
+    out.push(layer_count);
+    let mut at = 0u32;
+    for (layer, &size) in layer_sizes.iter().enumerate() {
+        out.extend_from_slice(&MAGIC_LAYER.to_ne_bytes());
+        out.extend_from_slice(&(size as u64).to_ne_bytes());
+        for rank in 0..size {
+            let p = &points[at as usize];
+            at += 1;
+            out.extend_from_slice(&MAGIC_POINT.to_ne_bytes());
+            out.extend_from_slice(&p.id.to_ne_bytes());
+            out.push(layer as u8);
+            out.extend_from_slice(&(rank as i32).to_ne_bytes());
+            for l in 0..neighbour_layers {
+                let ns = p.layers.get(l).map_or(&[][..], |ns| ns.as_slice());
+                out.extend_from_slice(&(ns.len() as u64).to_ne_bytes());
+                for &(n, d) in ns {
+                    let (n_layer, n_rank, n_id) = place(n)?;
+                    out.extend_from_slice(&n_id.to_ne_bytes());
+                    out.push(n_layer);
+                    out.extend_from_slice(&n_rank.to_ne_bytes());
+                    out.extend_from_slice(&d.to_ne_bytes());
+                }
+            }
+        }
+    }
+    let (entry_layer, entry_rank, entry_id) = place(entry)?;
+    out.extend_from_slice(&entry_id.to_ne_bytes());
+    out.push(entry_layer);
+    out.extend_from_slice(&entry_rank.to_ne_bytes());
+    Ok(Dump { bytes: out, order: points.iter().map(|p| p.id).collect() })
+}
+
+/// First position of each layer.
+fn starts(sizes: &[u32]) -> Vec<u32> {
+    sizes.iter().scan(0u32, |next, &s| Some(std::mem::replace(next, *next + s))).collect()
+}
+
+/// Reads fixed-size fields. hnsw_rs writes native-endian; fdb's own fields are little-endian,
+/// and both are the same on the machines fdb runs on (x86-64, aarch64).
+struct Reader<'a> {
+    bytes: &'a [u8],
+    at: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], String> {
+        let field = self.bytes.get(self.at..self.at + n).ok_or("graph bytes end early")?;
+        self.at += n;
+        Ok(field)
+    }
+
+    fn array<const N: usize>(&mut self) -> Result<[u8; N], String> {
+        Ok(self.take(N)?.try_into().expect("take returns N bytes"))
+    }
+
+    fn u8(&mut self) -> Result<u8, String> {
+        Ok(self.take(1)?[0])
+    }
+
+    fn u16(&mut self) -> Result<u16, String> {
+        Ok(u16::from_le_bytes(self.array()?))
+    }
+
+    fn u32(&mut self) -> Result<u32, String> {
+        Ok(u32::from_le_bytes(self.array()?))
+    }
+
+    fn i32(&mut self) -> Result<i32, String> {
+        Ok(i32::from_le_bytes(self.array()?))
+    }
+
+    fn u64(&mut self) -> Result<u64, String> {
+        Ok(u64::from_le_bytes(self.array()?))
+    }
+
+    fn f32(&mut self) -> Result<f32, String> {
+        Ok(f32::from_le_bytes(self.array()?))
+    }
+
+    fn expect_u32(&mut self, value: u32, what: &str) -> Result<(), String> {
+        match self.u32()? {
+            v if v == value => Ok(()),
+            v => Err(format!("{what}: found {v:#x}")),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::distance::UnitSquaredL2;
+    use hnsw_rs::prelude::{AnnT, Hnsw};
+    use rand::{Rng, SeedableRng};
+
+    fn dump_of(n: usize, seed: u64) -> Vec<u8> {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+        let hnsw = Hnsw::<f32, UnitSquaredL2>::new(8, n, 16, 40, UnitSquaredL2);
+        for i in 0..n {
+            let v: Vec<f32> = (0..8).map(|_| rng.gen_range(-1.0..1.0)).collect();
+            let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+            let v: Vec<f32> = v.iter().map(|x| x / norm).collect();
+            hnsw.insert_slice((&v, 1000 + 7 * i));
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let name = hnsw.file_dump(dir.path(), "t").unwrap();
+        std::fs::read(dir.path().join(format!("{name}.hnsw.graph"))).unwrap()
+    }
+
+    #[test]
+    fn decoding_gives_back_hnsw_rs_bytes_exactly_in_under_half_the_space() {
+        for (n, seed) in [(1, 1), (2, 2), (500, 3)] {
+            let dump = dump_of(n, seed);
+            let compact = encode(&dump).unwrap();
+            let back = decode(&compact).unwrap();
+            assert!(back.bytes == dump, "{n} points: the round trip changed the dump");
+            let mut order = back.order.clone();
+            order.sort();
+            assert_eq!(order, (0..n as u64).map(|i| 1000 + 7 * i).collect::<Vec<_>>());
+            if n == 500 {
+                assert!(compact.len() * 2 < dump.len(), "{} bytes for a dump of {}", compact.len(), dump.len());
+            }
+        }
+    }
+
+    #[test]
+    fn damaged_encodings_are_errors_not_panics() {
+        let compact = encode(&dump_of(200, 4)).unwrap();
+        for cut in [0, 3, 10, compact.len() / 2, compact.len() - 1] {
+            assert!(decode(&compact[..cut]).is_err(), "cut at {cut}");
+        }
+        let mut bad = compact.clone();
+        let at = bad.len() - 4; // the entry point's position
+        bad[at..].copy_from_slice(&u32::MAX.to_le_bytes());
+        assert!(decode(&bad).is_err());
+        assert!(encode(&compact).is_err(), "an encoding is not a dump");
+    }
+}
