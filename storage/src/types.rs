@@ -72,7 +72,8 @@ pub struct IndexParams {
 
 impl Default for IndexParams {
     fn default() -> Self {
-        IndexParams { m: 16, ef_construction: 200, ef_search: 64 }
+        // 100k faces (storage/README.md, session 4): recall@10 0.993 at a p50 of 0.22 ms.
+        IndexParams { m: 24, ef_construction: 200, ef_search: 64 }
     }
 }
 

@@ -2,7 +2,7 @@
 //! memory, and recall@10 / p50 / p99 latency at one query thread for several `ef`.
 //!
 //! fdb-storage-bench --base base.npy --queries query.npy --gt groundtruth.ivecs --db DIR
-//!                   [--n N] [--m 16] [--efc 200] [--ef 16,32,64,128] [--exact 200] [--reuse 1]
+//!                   [--n N] [--m 24] [--efc 200] [--ef 16,32,64,128] [--exact 200] [--reuse 1]
 //! Vectors may be .npy or .fvecs, ground truth .npy or .ivecs (exact top-k row numbers).
 
 mod vecio;
@@ -33,7 +33,7 @@ fn main() {
     let args = match parse_args() {
         Ok(a) => a,
         Err(e) => {
-            eprintln!("error: {e}\nusage: fdb-storage-bench --base FILE --queries FILE --gt FILE --db DIR [--n N] [--m 16] [--efc 200] [--ef 16,32,64] [--exact 200]");
+            eprintln!("error: {e}\nusage: fdb-storage-bench --base FILE --queries FILE --gt FILE --db DIR [--n N] [--m 24] [--efc 200] [--ef 16,32,64] [--exact 200] [--reuse 1]");
             std::process::exit(2);
         }
     };
@@ -215,6 +215,7 @@ fn parse_args() -> Result<Args, String> {
     let num = |k: &str, default: usize| -> Result<usize, String> {
         map.get(k).map_or(Ok(default), |v| v.parse().map_err(|_| format!("--{k}: {v:?} is not a number")))
     };
+    let defaults = IndexParams::default();
     let efs = map
         .get("ef")
         .map_or("16,24,32,48,64,96,128", |s| s.as_str())
@@ -227,7 +228,7 @@ fn parse_args() -> Result<Args, String> {
         gt: path("gt")?,
         db: path("db")?,
         n: map.get("n").map(|v| v.parse().map_err(|_| format!("--n: {v:?} is not a number"))).transpose()?,
-        params: IndexParams { m: num("m", 16)?, ef_construction: num("efc", 200)?, ef_search: 64 },
+        params: IndexParams { m: num("m", defaults.m)?, ef_construction: num("efc", defaults.ef_construction)?, ..defaults },
         efs,
         exact_queries: num("exact", 200)?,
         reuse: num("reuse", 0)? != 0,
