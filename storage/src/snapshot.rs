@@ -268,6 +268,14 @@ mod tests {
         (index, points.into_iter().map(|p| (p.face, p.unit)).collect())
     }
 
+    /// A snapshot tree in a fresh database, and a scratch directory beside it.
+    fn scratch_db() -> (tempfile::TempDir, sled::Tree, std::path::PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let tree = sled::Config::new().path(dir.path().join("db")).open().unwrap().open_tree("snapshot").unwrap();
+        let scratch = dir.path().join("scratch");
+        (dir, tree, scratch)
+    }
+
     /// Stores `index` as sessions 1-3 did: hnsw_rs' graph bytes plus the point order.
     fn write_format_1(tree: &sled::Tree, index: &AnnIndex, scratch: &Path) {
         let graph = with_scratch(scratch, |dir| {
@@ -292,10 +300,7 @@ mod tests {
 
     #[test]
     fn a_format_1_snapshot_loads_and_is_rewritten_in_format_2() {
-        let dir = tempfile::tempdir().unwrap();
-        let db = sled::Config::new().path(dir.path().join("db")).open().unwrap();
-        let tree = db.open_tree("snapshot").unwrap();
-        let scratch = dir.path().join("scratch");
+        let (_dir, tree, scratch) = scratch_db();
         let (index, vectors) = index_of(300);
         write_format_1(&tree, &index, &scratch);
         let vector = |id: u64| Ok(vectors.get(&id).cloned());
@@ -317,10 +322,7 @@ mod tests {
 
     #[test]
     fn a_damaged_graph_chunk_means_a_rebuild_not_an_error() {
-        let dir = tempfile::tempdir().unwrap();
-        let db = sled::Config::new().path(dir.path().join("db")).open().unwrap();
-        let tree = db.open_tree("snapshot").unwrap();
-        let scratch = dir.path().join("scratch");
+        let (_dir, tree, scratch) = scratch_db();
         let (index, vectors) = index_of(300);
         write(&tree, &index, &scratch).unwrap();
         let key = b"graph/00000000";
