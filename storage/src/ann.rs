@@ -133,8 +133,13 @@ impl AnnIndex {
         *self.search_state.write() = SearchState { view, tail: Vec::new() };
     }
 
-    pub(crate) fn add_tombstone(&self, face: u64) {
-        self.tombstones.write().insert(face);
+    /// Hides a face from searches; false when it already was.
+    pub(crate) fn add_tombstone(&self, face: u64) -> bool {
+        self.tombstones.write().insert(face)
+    }
+
+    pub(crate) fn remove_tombstone(&self, face: u64) {
+        self.tombstones.write().remove(&face);
     }
 
     pub(crate) fn tombstone_count(&self) -> usize {
@@ -235,7 +240,9 @@ mod tests {
 
         // The true nearest of each query, deleted, never comes back; the rest still fill k.
         let deleted: HashSet<u64> = queries.iter().map(|q| exact_top(&points, q, 1, &none)[0]).collect();
-        deleted.iter().for_each(|&id| index.add_tombstone(id));
+        deleted.iter().for_each(|&id| {
+            index.add_tombstone(id);
+        });
         for q in &queries {
             let hits = index.search(q, 10, 64);
             assert_eq!(hits.len(), 10);

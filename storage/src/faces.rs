@@ -178,13 +178,14 @@ impl Store {
         let models = self.models();
         let active = self.active_model()?;
         let trees = self.tx_trees(&models)?;
-        trees.as_slice().transaction(|t| -> TxResult<()> {
-            if t[tx::FACES].get(id_key(id.0))?.is_none() {
-                return abort(StoreError::NotFound(format!("no face {}", id.0)));
-            }
-            self.tx_remove_face(t, id, &models, active.as_deref())
-        })?;
-        self.after_removal_locked(&[id], &w)
+        self.remove_faces_locked(&[id], &w, || {
+            Ok(trees.as_slice().transaction(|t| -> TxResult<()> {
+                if t[tx::FACES].get(id_key(id.0))?.is_none() {
+                    return abort(StoreError::NotFound(format!("no face {}", id.0)));
+                }
+                self.tx_remove_face(t, id, &models, active.as_deref())
+            })?)
+        })
     }
 
     /// Removes a face's records inside a transaction. Its active-model vector moves to the

@@ -98,8 +98,31 @@ impl Store {
         Ok(())
     }
 
+    /// Runs a removal's transaction with its faces already hidden from searches: a search no
+    /// longer reads the store, so hiding them only after the commit would let one that started
+    /// after the faces were gone still return them. Faces this call hid are shown again if the
+    /// transaction fails.
+    pub(crate) fn remove_faces_locked<T>(&self, faces: &[FaceId], w: &WriterGuard, commit: impl FnOnce() -> Result<T>) -> Result<T> {
+        let hidden: Vec<FaceId> = match self.index.read().as_ref() {
+            Some(index) => faces.iter().copied().filter(|f| index.add_tombstone(f.0)).collect(),
+            None => Vec::new(),
+        };
+        match commit() {
+            Ok(value) => {
+                self.after_removal_locked(faces, w)?;
+                Ok(value)
+            }
+            Err(e) => {
+                if let Some(index) = self.index.read().as_ref() {
+                    hidden.iter().for_each(|f| index.remove_tombstone(f.0));
+                }
+                Err(e)
+            }
+        }
+    }
+
     /// Marks removed faces in the index, and compacts once tombstones pass the threshold.
-    pub(crate) fn after_removal_locked(&self, faces: &[FaceId], _w: &WriterGuard) -> Result<()> {
+    fn after_removal_locked(&self, faces: &[FaceId], _w: &WriterGuard) -> Result<()> {
         let needs_compaction = match self.index.read().as_ref() {
             None => false,
             Some(index) => {

@@ -116,15 +116,16 @@ impl Store {
         let models = self.models();
         let active = self.active_model()?;
         let trees = self.tx_trees(&models)?;
-        trees.as_slice().transaction(|t| -> TxResult<()> {
-            for face in &faces {
-                self.tx_remove_face(t, *face, &models, active.as_deref())?;
-            }
-            t[tx::NAMES].remove(name.as_bytes())?;
-            t[tx::PEOPLE].remove(&id_key(person.id.0))?;
-            Ok(())
+        self.remove_faces_locked(&faces, &w, || {
+            Ok(trees.as_slice().transaction(|t| -> TxResult<()> {
+                for face in &faces {
+                    self.tx_remove_face(t, *face, &models, active.as_deref())?;
+                }
+                t[tx::NAMES].remove(name.as_bytes())?;
+                t[tx::PEOPLE].remove(&id_key(person.id.0))?;
+                Ok(())
+            })?)
         })?;
-        self.after_removal_locked(&faces, &w)?;
         Ok(faces.len())
     }
 

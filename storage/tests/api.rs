@@ -170,6 +170,24 @@ fn deleted_faces_are_never_returned_and_compaction_drops_them() {
 }
 
 #[test]
+fn a_failed_removal_hides_nothing_and_unhides_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, items) = populated(dir.path(), 3, 10);
+    let (gone, v) = &items[4];
+    store.remove_face(FaceId(*gone)).unwrap();
+    // Removing it again fails, and it stays hidden.
+    assert!(matches!(store.remove_face(FaceId(*gone)), Err(StoreError::NotFound(_))));
+    assert!(store.search(v, 5, None).unwrap().iter().all(|h| h.face.0 != *gone));
+    // Removing a face that never existed fails and hides nothing.
+    assert!(matches!(store.remove_face(FaceId(u64::MAX)), Err(StoreError::NotFound(_))));
+    assert_eq!(store.stats().unwrap().tombstones, 1);
+    assert_eq!(store.searchable_faces(), 29);
+    let (kept, kept_v) = &items[5];
+    assert_eq!(store.search(kept_v, 1, None).unwrap()[0].face.0, *kept);
+    store.verify_integrity().unwrap();
+}
+
+#[test]
 fn tombstones_past_the_fraction_trigger_a_rebuild() {
     let dir = tempfile::tempdir().unwrap();
     let opts = StoreOptions { compact_fraction: 0.1, ..StoreOptions::default() };
