@@ -134,10 +134,7 @@ impl Store {
             .by_person
             .scan_prefix(id_key(person.0))
             .keys()
-            .map(|k| {
-                let k = k?;
-                Ok(FaceId(codec::key_id(&k[8..], "faces by person")?))
-            })
+            .map(|k| Ok(FaceId(codec::key_pair(&k?, "faces by person")?.1)))
             .collect()
     }
 }

@@ -180,8 +180,9 @@ fn percentiles(lat: &mut [f64]) -> (f64, f64, f64) {
     (at(0.50), at(0.99), lat.iter().sum::<f64>() / lat.len() as f64)
 }
 
-fn proc_status_kb(field: &str) -> u64 {
-    std::fs::read_to_string("/proc/self/status")
+/// A "Field: N kB" line of a /proc/self file.
+fn proc_kb(file: &str, field: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/self/{file}"))
         .ok()
         .and_then(|s| s.lines().find(|l| l.starts_with(field)).and_then(|l| l.split_whitespace().nth(1)?.parse().ok()))
         .unwrap_or(0)
@@ -189,18 +190,15 @@ fn proc_status_kb(field: &str) -> u64 {
 
 /// Anonymous memory backed by transparent huge pages.
 fn huge_pages_kb() -> u64 {
-    std::fs::read_to_string("/proc/self/smaps_rollup")
-        .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("AnonHugePages:")).and_then(|l| l.split_whitespace().nth(1)?.parse().ok()))
-        .unwrap_or(0)
+    proc_kb("smaps_rollup", "AnonHugePages:")
 }
 
 fn rss_kb() -> u64 {
-    proc_status_kb("VmRSS:")
+    proc_kb("status", "VmRSS:")
 }
 
 fn peak_rss_kb() -> u64 {
-    proc_status_kb("VmHWM:")
+    proc_kb("status", "VmHWM:")
 }
 
 fn parse_args() -> Result<Args, String> {
