@@ -7,3 +7,5 @@ pub mod weights;
 pub mod align;
 pub mod imageio;
 pub mod mtcnn;
+#[cfg(test)]
+mod test_tensors;

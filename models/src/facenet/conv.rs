@@ -258,14 +258,7 @@ mod tests {
 
     use super::*;
 
-    fn random(shape: (usize, usize, usize, usize)) -> Tensor {
-        Tensor::randn(0f32, 1.0, shape, &Device::Cpu).unwrap()
-    }
-
-    fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
-        assert_eq!(a.dims(), b.dims());
-        (a - b).unwrap().abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar().unwrap()
-    }
+    use crate::test_tensors::{assert_close, max_abs_diff, seeded};
 
     #[test]
     fn tensorflow_output_sizes_and_padding() {
@@ -290,7 +283,7 @@ mod tests {
 
     #[test]
     fn cpu_im2col_equals_the_tensor_op_im2col() {
-        let x = random((2, 9, 8, 5));
+        let x = seeded(1, (2, 9, 8, 5), 1.0);
         for window in [
             Window::new((3, 3), 2, Padding::Valid),
             Window::new((3, 3), 2, Padding::Same),
@@ -314,8 +307,8 @@ mod tests {
 
     /// Checks the NHWC conv against candle's own NCHW conv2d on an explicitly padded input.
     fn check_against_candle(kernel: (usize, usize), stride: usize, padding: Padding, pads: [usize; 4]) {
-        let x = random((2, 9, 10, 4));
-        let w = random((6, 4, kernel.0, kernel.1));
+        let x = seeded(2, (2, 9, 10, 4), 1.0);
+        let w = seeded(3, (6, 4, kernel.0, kernel.1), 1.0);
         let b = Tensor::new(&[0.1f32, -0.2, 0.3, -0.4, 0.5, -0.6], &Device::Cpu).unwrap();
         let ours = conv_from(&w, &b, Window::new(kernel, stride, padding), true).forward(&x).unwrap();
         let [top, bottom, left, right] = pads;
@@ -324,7 +317,7 @@ mod tests {
         let theirs = padded.conv2d(&w, 0, stride, 1, 1).unwrap();
         let theirs = theirs.broadcast_add(&b.reshape((1, 6, 1, 1)).unwrap()).unwrap().relu().unwrap();
         let theirs = theirs.permute((0, 2, 3, 1)).unwrap();
-        assert!(max_abs_diff(&ours, &theirs) < 1e-5, "{kernel:?} s{stride} {padding:?}");
+        assert_close(&ours, &theirs, 5e-6, &format!("{kernel:?} s{stride} {padding:?}"));
     }
 
     #[test]
@@ -348,21 +341,21 @@ mod tests {
             ((1, 7), Padding::Same, [0, 0, 3, 3]),
             ((7, 1), Padding::Same, [3, 3, 0, 0]),
         ] {
-            let x = random((2, 30, 29, 5));
-            let w = random((6, 5, kernel.0, kernel.1));
+            let x = seeded(4, (2, 30, 29, 5), 1.0);
+            let w = seeded(5, (6, 5, kernel.0, kernel.1), 1.0);
             let b = Tensor::new(&[0.1f32, -0.2, 0.3, -0.4, 0.5, -0.6], &Device::Cpu).unwrap();
             let ours = conv_from(&w, &b, Window::new(kernel, 1, padding), false).forward(&x).unwrap();
             let [top, bottom, left, right] = pads;
             let nchw = x.permute((0, 3, 1, 2)).unwrap();
             let padded = nchw.pad_with_zeros(2, top, bottom).unwrap().pad_with_zeros(3, left, right).unwrap();
             let theirs = padded.conv2d(&w, 0, 1, 1, 1).unwrap().broadcast_add(&b.reshape((1, 6, 1, 1)).unwrap()).unwrap();
-            assert!(max_abs_diff(&ours, &theirs.permute((0, 2, 3, 1)).unwrap()) < 1e-5, "{kernel:?} {padding:?}");
+            assert_close(&ours, &theirs.permute((0, 2, 3, 1)).unwrap(), 5e-6, &format!("{kernel:?} {padding:?}"));
         }
     }
 
     #[test]
     fn max_pool_matches_candle() {
-        let x = random((2, 11, 9, 3));
+        let x = seeded(6, (2, 11, 9, 3), 1.0);
         let ours = max_pool_3x3_s2(&x).unwrap();
         let theirs = x.permute((0, 3, 1, 2)).unwrap().max_pool2d_with_stride(3, 2).unwrap();
         assert_eq!(max_abs_diff(&ours, &theirs.permute((0, 2, 3, 1)).unwrap()), 0.0);
@@ -370,13 +363,13 @@ mod tests {
 
     #[test]
     fn a_conv_carrying_gradients_computes_the_same_and_passes_them_back() {
-        let x = candle_core::Var::from_tensor(&random((1, 7, 6, 3))).unwrap();
-        let w = random((4, 3, 3, 3));
+        let x = candle_core::Var::from_tensor(&seeded(7, (1, 7, 6, 3), 1.0)).unwrap();
+        let w = seeded(8, (4, 3, 3, 3), 1.0);
         let b = Tensor::new(&[0.1f32, -0.2, 0.3, -0.4], &Device::Cpu).unwrap();
         let conv = conv_from(&w, &b, Window::new((3, 3), 2, Padding::Same), true);
         let fast = conv.forward(&x.as_tensor().detach()).unwrap();
         let tracked = conv.forward(x.as_tensor()).unwrap();
-        assert!(max_abs_diff(&fast, &tracked) < 1e-6);
+        assert_close(&fast, &tracked, 5e-6, "tracked conv");
         let pooled = max_pool_3x3_s2(&(x.as_tensor() * 1.0).unwrap()).unwrap();
         let loss = (tracked.sum_all().unwrap() + pooled.sum_all().unwrap()).unwrap();
         let grads = loss.backward().unwrap();
