@@ -3,7 +3,10 @@
 //!
 //! fdb-storage-bench --base base.npy --queries query.npy --gt groundtruth.ivecs --db DIR
 //!                   [--n N] [--m 24] [--efc 200] [--ef 16,32,64,128] [--exact 200] [--reuse 1]
+//!                   [--enrol N]
 //! Vectors may be .npy or .fvecs, ground truth .npy or .ivecs (exact top-k row numbers).
+//! `--enrol N` then adds N faces one at a time, each followed by a search, the way a service
+//! enrols into a large gallery while it answers; they are removed again at the end.
 
 mod vecio;
 
@@ -27,13 +30,15 @@ struct Args {
     exact_queries: usize,
     /// Measure an existing database built by an earlier run instead of building one.
     reuse: bool,
+    /// Faces to enrol one at a time after the searches.
+    enrol: usize,
 }
 
 fn main() {
     let args = match parse_args() {
         Ok(a) => a,
         Err(e) => {
-            eprintln!("error: {e}\nusage: fdb-storage-bench --base FILE --queries FILE --gt FILE --db DIR [--n N] [--m 24] [--efc 200] [--ef 16,32,64] [--exact 200] [--reuse 1]");
+            eprintln!("error: {e}\nusage: fdb-storage-bench --base FILE --queries FILE --gt FILE --db DIR [--n N] [--m 24] [--efc 200] [--ef 16,32,64] [--exact 200] [--reuse 1] [--enrol N]");
             std::process::exit(2);
         }
     };
@@ -110,6 +115,32 @@ fn run(a: &Args) -> Result<(), String> {
         let (p50, p99, _) = percentiles(&mut lat);
         println!("exact scan ({} queries): p50 {p50:.2} ms, p99 {p99:.2} ms", lat.len());
     }
+    if a.enrol > 0 {
+        enrol_while_searching(&store, &queries, base.rows, a.enrol)?;
+    }
+    Ok(())
+}
+
+/// Adds `count` faces (the query vectors, as new faces) one at a time, each followed by one
+/// search, and reports both latencies, the worst included: a stall shows only there.
+fn enrol_while_searching(store: &Store, queries: &vecio::Matrix<f32>, first_row: usize, count: usize) -> Result<(), String> {
+    let person = store.add_person("bench enrol", BTreeMap::new()).map_err(|e| e.to_string())?;
+    let (mut add, mut search) = (Vec::with_capacity(count), Vec::with_capacity(count));
+    for i in 0..count {
+        let face = bench_face(person, first_row + i, queries.row(i % queries.rows));
+        let t = Instant::now();
+        store.add_face(face).map_err(|e| e.to_string())?;
+        add.push(t.elapsed().as_secs_f64() * 1e3);
+        let t = Instant::now();
+        std::hint::black_box(store.search(queries.row((i + 1) % queries.rows), K, None).map_err(|e| e.to_string())?);
+        search.push(t.elapsed().as_secs_f64() * 1e3);
+    }
+    for (what, lat) in [("add_face", &mut add), ("search", &mut search)] {
+        let worst = lat.iter().copied().fold(0.0, f64::max);
+        let (p50, p99, mean) = percentiles(lat);
+        println!("enrol {count} one at a time, {what}: p50 {p50:.3} ms, p99 {p99:.3} ms, max {worst:.1} ms, mean {mean:.3} ms");
+    }
+    store.remove_person("bench enrol").map_err(|e| e.to_string())?;
     Ok(())
 }
 
@@ -230,5 +261,6 @@ fn parse_args() -> Result<Args, String> {
         efs,
         exact_queries: num("exact", 200)?,
         reuse: num("reuse", 0)? != 0,
+        enrol: num("enrol", 0)?,
     })
 }
