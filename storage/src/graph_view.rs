@@ -1,38 +1,52 @@
-//! A read-only copy of hnsw_rs' graph laid out for fast search.
+//! A copy of hnsw_rs' graph laid out for fast search, kept up to date as points are inserted.
 //!
 //! hnsw_rs builds and persists the graph, but its search walks `Arc<Point>`s behind per-point
 //! locks and allocates on every step; a profile showed that bookkeeping costing more than the
-//! distances. This view copies the graph once into dense arrays (vectors contiguous, layer-0
-//! neighbours as u32 offsets) and searches it with a reusable visited table, so a query does
-//! little more than its dot products. The walk ranks by 4-bit codes of the vectors (an eighth of
-//! the memory traffic, see `nibble_codes`); the `ef` points it keeps are re-ranked with the exact
-//! f32 distance.
+//! distances. This view copies the graph into dense arrays (vectors contiguous, layer-0
+//! neighbours as u32 rows in fixed slots) and searches it with a reusable visited table, so a
+//! query does little more than its dot products. The walk ranks by 4-bit codes of the vectors (an
+//! eighth of the memory traffic, see `nibble_codes`); the `ef` points it keeps are re-ranked with
+//! the exact f32 distance. Inserts reach the view as `ViewChanges`: the new points plus the lists
+//! they changed, so keeping up costs in proportion to the inserts, not to the graph.
 
 use crate::distance::dot;
 use crate::nibble_codes::{self, NibbleCodes, QueryWeights};
-use hnsw_rs::prelude::{Distance, Hnsw};
+use hnsw_rs::prelude::{Distance, Hnsw, Neighbour, Point};
 use std::cell::RefCell;
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::Arc;
 
 pub(crate) struct GraphView {
     dim: usize,
-    /// Dense index → face id.
+    /// Row → face id.
     ids: Vec<u64>,
     /// Unit vectors, row `i` at `i * dim`.
     vectors: Vec<f32>,
-    /// The same rows as 4-bit codes, row `i` at `code_start + i * code_bytes` (64-byte aligned,
-    /// so a row spans the fewest cache lines).
-    codes: Vec<u8>,
-    code_start: usize,
-    code_bytes: usize,
+    codes: CodeRows,
     coder: NibbleCodes,
-    /// Layer-0 neighbours of point `i`: `neighbours[offsets[i]..offsets[i + 1]]`.
-    offsets: Vec<u32>,
+    /// Rows the coder was fitted to: the codes are refitted once the view has doubled since.
+    fitted_rows: usize,
+    /// Layer-0 neighbours, one slot of `1 + max_degree` words per row: the count, then the rows.
+    /// Fixed slots let an insert rewrite the lists it changed in place.
     neighbours: Vec<u32>,
-    /// Neighbours on layers 1.. of the few points that reach them: `upper[&i][layer - 1]`.
+    max_degree: usize,
+    /// Neighbours on layers 1.. of the few rows that reach them: `upper[&i][layer - 1]`.
     upper: HashMap<u32, Vec<Vec<u32>>>,
     entry: u32,
     top_layer: usize,
+    /// `rows_of_layer[l][r]` is the row of hnsw_rs' point `PointId(l, r)`: hnsw_rs appends each
+    /// point to the layer of its level, so the points a view lacks are the tails of those lists.
+    rows_of_layer: Vec<Vec<u32>>,
+    /// hnsw_rs' points by row, to re-read the neighbour lists that later inserts change.
+    points: Vec<Arc<Point<'static, f32>>>,
+}
+
+/// What a graph holds that its view does not yet: the points inserted since, and the neighbour
+/// lists (as rows of the view) of those points and of the older points whose lists they changed.
+/// Gathered while searches still read the view, then applied in a moment under its write lock.
+pub(crate) struct ViewChanges {
+    fresh: Vec<Arc<Point<'static, f32>>>,
+    lists: Vec<(u32, Vec<Vec<u32>>)>,
 }
 
 /// Rank key of the walk: `CODE_KEY_BIAS - code score`, smaller is nearer.
@@ -46,55 +60,122 @@ const CODE_KEY_BIAS: i32 = 1 << 30;
 const PREFETCH_AHEAD: usize = 8;
 
 impl GraphView {
-    pub(crate) fn empty(dim: usize) -> Self {
-        GraphView { dim, ids: Vec::new(), vectors: Vec::new(), codes: Vec::new(), code_start: 0, code_bytes: 0, coder: NibbleCodes::fit(&[], dim), offsets: vec![0], neighbours: Vec::new(), upper: HashMap::new(), entry: 0, top_layer: 0 }
+    /// An empty view for a graph whose points keep at most `max_degree` layer-0 neighbours.
+    pub(crate) fn empty(dim: usize, max_degree: usize) -> Self {
+        GraphView {
+            dim,
+            ids: Vec::new(),
+            vectors: Vec::new(),
+            codes: CodeRows::default(),
+            coder: NibbleCodes::fit(&[], dim),
+            fitted_rows: 0,
+            neighbours: Vec::new(),
+            max_degree,
+            upper: HashMap::new(),
+            entry: 0,
+            top_layer: 0,
+            rows_of_layer: Vec::new(),
+            points: Vec::new(),
+        }
     }
 
     pub(crate) fn from_hnsw<D: Distance<f32> + Send + Sync>(hnsw: &Hnsw<'static, f32, D>, dim: usize) -> Self {
-        if hnsw.get_nb_point() == 0 {
-            return Self::empty(dim);
-        }
-        let points: Vec<_> = hnsw.get_point_indexation().into_iter().collect();
-        let dense: HashMap<usize, u32> = points.iter().enumerate().map(|(i, p)| (p.get_origin_id(), i as u32)).collect();
-        let mut view = Self::empty(dim);
-        view.ids = with_huge_pages(points.len());
-        view.vectors = with_huge_pages(points.len() * dim);
-        view.offsets = with_huge_pages(points.len() + 1);
-        view.offsets.push(0);
-        for (i, p) in points.iter().enumerate() {
-            view.ids.push(p.get_origin_id() as u64);
-            view.vectors.extend_from_slice(&p.get_v()[..dim]);
-            let level = p.get_point_id().0 as usize;
-            let layers = p.get_neighborhood_id();
-            let ids_on = |layer: usize| -> Vec<u32> {
-                layers.get(layer).map_or(Vec::new(), |ns| ns.iter().filter_map(|n| dense.get(&n.d_id).copied()).collect())
-            };
-            view.neighbours.extend(ids_on(0));
-            view.offsets.push(view.neighbours.len() as u32);
-            if level > 0 {
-                view.upper.insert(i as u32, (1..=level).map(ids_on).collect());
-            }
-            if level > view.top_layer || i == 0 {
-                view.top_layer = level;
-                view.entry = i as u32;
-            }
-        }
-        view.encode_all();
-        view.neighbours = into_huge_pages(view.neighbours);
+        // hnsw_rs keeps up to twice its M on layer 0.
+        let mut view = Self::empty(dim, 2 * hnsw.get_max_nb_connection() as usize);
+        let changes = view.changes_in(hnsw);
+        view.apply(changes);
         view
     }
 
-    fn encode_all(&mut self) {
-        self.coder = NibbleCodes::fit(&self.vectors, self.dim);
-        self.code_bytes = self.coder.row_bytes();
-        let n = self.ids.len();
-        let mut codes = with_huge_pages(n * self.code_bytes + 64);
-        codes.resize((64 - codes.as_ptr() as usize % 64) % 64, 0);
-        self.code_start = codes.len();
-        for row in self.vectors.chunks_exact(self.dim) {
-            self.coder.encode_into(row, &mut codes);
+    /// The points of `hnsw` this view lacks, and every neighbour list their inserts changed:
+    /// theirs, and those of their neighbours (hnsw_rs links a new point back from each).
+    /// Reads the graph only; the caller keeps inserts out until the changes are applied.
+    pub(crate) fn changes_in<D: Distance<f32> + Send + Sync>(&self, hnsw: &Hnsw<'static, f32, D>) -> ViewChanges {
+        let indexation = hnsw.get_point_indexation();
+        let mut fresh = Vec::new();
+        // Row of the first fresh point of each layer; fresh rows follow the view's, layer by layer.
+        let mut first_fresh_row = Vec::new();
+        if hnsw.get_nb_point() > 0 {
+            for layer in 0..=hnsw.get_max_level_observed() as usize {
+                let known = self.rows_of_layer.get(layer).map_or(0, Vec::len);
+                first_fresh_row.push((self.ids.len() + fresh.len()) as u32);
+                if indexation.get_layer_nb_point(layer) > known {
+                    fresh.extend(indexation.get_layer_iterator(layer).skip(known));
+                }
+            }
         }
-        self.codes = codes;
+        let row_of = |n: &Neighbour| -> Option<u32> {
+            let (layer, rank) = (n.p_id.0 as usize, usize::try_from(n.p_id.1).ok()?);
+            let known = self.rows_of_layer.get(layer).map_or(0, Vec::len);
+            if rank < known {
+                Some(self.rows_of_layer[layer][rank])
+            } else {
+                // A point inserted after `fresh` was read has no row yet; the next changes add it.
+                let row = *first_fresh_row.get(layer)? + (rank - known) as u32;
+                ((row as usize) < self.ids.len() + fresh.len()).then_some(row)
+            }
+        };
+        let lists_of = |p: &Point<'static, f32>| -> Vec<Vec<u32>> {
+            let mut layers = p.get_neighborhood_id();
+            layers.truncate(p.get_point_id().0 as usize + 1);
+            layers.iter().map(|ns| ns.iter().filter_map(&row_of).collect()).collect()
+        };
+        let mut lists: Vec<(u32, Vec<Vec<u32>>)> =
+            fresh.iter().enumerate().map(|(j, p)| ((self.ids.len() + j) as u32, lists_of(p))).collect();
+        let old_neighbours: BTreeSet<u32> =
+            lists.iter().flat_map(|(_, layers)| layers.iter().flatten()).copied().filter(|&row| (row as usize) < self.ids.len()).collect();
+        lists.extend(old_neighbours.into_iter().map(|row| (row, lists_of(&self.points[row as usize]))));
+        ViewChanges { fresh, lists }
+    }
+
+    /// Adds the fresh points as rows and rewrites the changed lists.
+    pub(crate) fn apply(&mut self, changes: ViewChanges) {
+        let ViewChanges { fresh, lists } = changes;
+        let slot = 1 + self.max_degree;
+        reserve_huge(&mut self.ids, fresh.len());
+        reserve_huge(&mut self.vectors, fresh.len() * self.dim);
+        reserve_huge(&mut self.neighbours, fresh.len() * slot);
+        for p in fresh {
+            let row = self.ids.len() as u32;
+            let level = p.get_point_id().0 as usize;
+            self.ids.push(p.get_origin_id() as u64);
+            self.vectors.extend_from_slice(&p.get_v()[..self.dim]);
+            self.neighbours.resize(self.neighbours.len() + slot, 0);
+            if self.rows_of_layer.len() <= level {
+                self.rows_of_layer.resize_with(level + 1, Vec::new);
+            }
+            self.rows_of_layer[level].push(row);
+            if level > self.top_layer || row == 0 {
+                (self.top_layer, self.entry) = (level, row);
+            }
+            self.points.push(p);
+        }
+        for (row, mut layers) in lists {
+            let base = row as usize * slot;
+            let layer0 = layers.first().map_or(&[][..], Vec::as_slice);
+            let count = layer0.len().min(self.max_degree);
+            self.neighbours[base] = count as u32;
+            self.neighbours[base + 1..base + 1 + count].copy_from_slice(&layer0[..count]);
+            if layers.len() > 1 {
+                self.upper.insert(row, layers.split_off(1));
+            }
+        }
+        self.encode_new_rows();
+    }
+
+    /// Codes the rows added since the last call, refitting all codes once the view has doubled
+    /// since their fit (the doubling keeps the total coding work linear in the rows).
+    fn encode_new_rows(&mut self) {
+        if self.ids.len() >= 2 * self.fitted_rows {
+            self.coder = NibbleCodes::fit(&self.vectors, self.dim);
+            self.fitted_rows = self.ids.len();
+            self.codes = CodeRows::new(self.coder.row_bytes());
+        }
+        let coded = self.codes.len();
+        self.codes.reserve(self.ids.len() - coded);
+        for row in self.vectors[coded * self.dim..].chunks_exact(self.dim) {
+            self.codes.push_with(|out| self.coder.encode_into(row, out));
+        }
     }
 
     /// Approximate rank key: a larger code score means nearer, so smaller keys are nearer.
@@ -103,13 +184,32 @@ impl GraphView {
     }
 
     fn code_row(&self, i: u32) -> &[u8] {
-        let at = self.code_start + i as usize * self.code_bytes;
-        &self.codes[at..at + self.code_bytes]
+        self.codes.row(i as usize)
+    }
+
+    /// Layer-0 neighbours of row `i`.
+    fn neighbours_of(&self, i: u32) -> &[u32] {
+        let base = i as usize * (1 + self.max_degree);
+        let count = self.neighbours[base] as usize;
+        &self.neighbours[base + 1..base + 1 + count]
     }
 
     #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
         self.ids.len()
+    }
+
+    /// The entry face, and each face's vector and neighbour faces on every layer: what two views
+    /// of one graph agree on, whatever the order of their rows.
+    #[cfg(test)]
+    pub(crate) fn by_face(&self) -> (u64, std::collections::BTreeMap<u64, (Vec<f32>, Vec<Vec<u64>>)>) {
+        let faces = |rows: &[u32]| rows.iter().map(|&r| self.ids[r as usize]).collect::<Vec<_>>();
+        let rows = (0..self.ids.len() as u32).map(|i| {
+            let mut layers = vec![faces(self.neighbours_of(i))];
+            layers.extend(self.upper.get(&i).into_iter().flatten().map(|l| faces(l)));
+            (self.ids[i as usize], (self.vector_row(i).to_vec(), layers))
+        });
+        (self.ids.get(self.entry as usize).copied().unwrap_or(0), rows.collect())
     }
 
     fn vector_row(&self, i: u32) -> &[f32] {
@@ -178,8 +278,7 @@ impl GraphView {
         visited.mark(start);
         pool.offer(self.code_key(q, start), start, is_deleted);
         while let Some(at) = pool.next_to_expand() {
-            let (from, to) = (self.offsets[at as usize] as usize, self.offsets[at as usize + 1] as usize);
-            let neighbours = &self.neighbours[from..to];
+            let neighbours = self.neighbours_of(at);
             fresh.clear();
             fresh.extend(neighbours.iter().copied().filter(|&n| visited.mark(n)));
             // The codes lie scattered in memory: keep a few loads in flight ahead of the row
@@ -325,10 +424,59 @@ fn with_huge_pages<T>(capacity: usize) -> Vec<T> {
     v
 }
 
-fn into_huge_pages<T: Copy>(v: Vec<T>) -> Vec<T> {
-    let mut out = with_huge_pages(v.len());
-    out.extend_from_slice(&v);
-    out
+/// Makes room for `additional` more items. When full, moves to a huge-page allocation of twice
+/// the size, so appends stay amortised O(1) and the arrays stay on huge pages. A quarter more is
+/// reserved on top, so the first inserts after an open do not move the arrays; pages never
+/// touched cost no memory.
+fn reserve_huge<T: Copy>(v: &mut Vec<T>, additional: usize) {
+    let needed = v.len() + additional;
+    if needed > v.capacity() {
+        let mut grown = with_huge_pages((needed + needed / 4).max(2 * v.len()));
+        grown.extend_from_slice(v);
+        *v = grown;
+    }
+}
+
+/// Code rows from a 64-byte aligned start, so that a row spans the fewest cache lines.
+#[derive(Default)]
+struct CodeRows {
+    bytes: Vec<u8>,
+    start: usize,
+    row_bytes: usize,
+}
+
+impl CodeRows {
+    fn new(row_bytes: usize) -> Self {
+        CodeRows { bytes: Vec::new(), start: 0, row_bytes }
+    }
+
+    fn len(&self) -> usize {
+        (self.bytes.len() - self.start).checked_div(self.row_bytes).unwrap_or(0)
+    }
+
+    fn row(&self, i: usize) -> &[u8] {
+        let at = self.start + i * self.row_bytes;
+        &self.bytes[at..at + self.row_bytes]
+    }
+
+    /// Makes room for `rows` more rows; a move to a larger allocation re-aligns the start.
+    fn reserve(&mut self, rows: usize) {
+        let held = self.bytes.len() - self.start;
+        if self.bytes.len() + rows * self.row_bytes <= self.bytes.capacity() {
+            return;
+        }
+        let needed = held + rows * self.row_bytes;
+        let mut bytes = with_huge_pages((needed + needed / 4).max(2 * held) + 64);
+        let start = (64 - bytes.as_ptr() as usize % 64) % 64;
+        bytes.resize(start, 0);
+        bytes.extend_from_slice(&self.bytes[self.start..]);
+        (self.bytes, self.start) = (bytes, start);
+    }
+
+    /// Appends the row that `encode` writes.
+    fn push_with(&mut self, encode: impl FnOnce(&mut Vec<u8>)) {
+        encode(&mut self.bytes);
+    }
 }
 
 thread_local! {
