@@ -333,4 +333,20 @@ mod tests {
         let why = load(&tree, "m", &scratch, vector, HashSet::new(), HashMap::new()).unwrap().err().unwrap();
         assert!(why.contains("checksum"), "{why}");
     }
+
+    #[test]
+    fn a_point_without_its_vector_means_a_rebuild() {
+        let (_dir, tree, scratch) = scratch_db();
+        let (index, vectors) = index_of(300);
+        write(&tree, &index, &scratch).unwrap();
+        let mut partial = vectors.clone();
+        partial.remove(&7);
+        let vector = |id: u64| Ok(partial.get(&id).cloned());
+        let why = load(&tree, "m", &scratch, vector, HashSet::new(), HashMap::new()).unwrap().err().unwrap();
+        assert_eq!(why, "snapshot point 7 has no stored vector");
+
+        let vector = |id: u64| Ok(vectors.get(&id).cloned());
+        let loaded = load(&tree, "m", &scratch, vector, HashSet::new(), HashMap::new()).unwrap().unwrap();
+        assert_eq!(loaded.points(), 300);
+    }
 }

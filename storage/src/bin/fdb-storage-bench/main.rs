@@ -56,7 +56,11 @@ fn run(a: &Args) -> Result<(), String> {
     if n < base.rows && a.n.is_some() {
         println!("note: using the first {n} of {} base vectors; the ground truth is only valid for all of them", base.rows);
     }
-    println!("data: {n} x {} base, {} queries, M={} efC={}", base.cols, queries.rows, a.params.m, a.params.ef_construction);
+    if a.reuse {
+        println!("data: {n} x {} base, {} queries; reusing {} as built", base.cols, queries.rows, a.db.display());
+    } else {
+        println!("data: {n} x {} base, {} queries, M={} efC={}", base.cols, queries.rows, a.params.m, a.params.ef_construction);
+    }
 
     let opts = StoreOptions { index: a.params, ..StoreOptions::default() };
     let mut ids = Vec::new();
