@@ -166,6 +166,11 @@ impl AnnIndex {
         found.into_iter().filter_map(hit).collect()
     }
 
+    /// The person of a face in the graph.
+    pub(crate) fn person_of(&self, face: u64) -> Option<u64> {
+        self.persons.read().get(&face).copied()
+    }
+
     /// Hides a face from searches; false when it already was.
     pub(crate) fn add_tombstone(&self, face: u64) -> bool {
         self.tombstones.write().insert(face)

@@ -15,34 +15,24 @@ impl Distance<f32> for UnitSquaredL2 {
     }
 }
 
-/// Defines `pub fn $name` that runs `$plain` compiled a second time with AVX2 when the CPU has
-/// it (checked per call; the check is a cached flag), and as built otherwise.
-macro_rules! with_avx2 {
-    ($(#[$doc:meta])* $name:ident, $avx2:ident, $plain:ident, $t:ty, $out:ty) => {
-        $(#[$doc])*
-        pub fn $name(a: &[$t], b: &[$t]) -> $out {
-            #[cfg(target_arch = "x86_64")]
-            {
-                if std::arch::is_x86_feature_detected!("avx2") {
-                    // SAFETY: the CPU supports the features the function is compiled for.
-                    return unsafe { $avx2(a, b) };
-                }
-            }
-            $plain(a, b)
+/// Dot product of f32 vectors: the 16-lane loop compiled a second time with AVX2, used when the
+/// CPU has it (the check is a cached flag).
+pub fn dot(a: &[f32], b: &[f32]) -> f32 {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU supports the features the function is compiled for.
+            return unsafe { dot_avx2(a, b) };
         }
-
-        #[cfg(target_arch = "x86_64")]
-        #[target_feature(enable = "avx2")]
-        unsafe fn $avx2(a: &[$t], b: &[$t]) -> $out {
-            $plain(a, b)
-        }
-    };
+    }
+    dot_lanes(a, b)
 }
 
-with_avx2!(
-    /// Dot product of f32 vectors.
-    dot, dot_avx2, dot_lanes, f32, f32
-);
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn dot_avx2(a: &[f32], b: &[f32]) -> f32 {
+    dot_lanes(a, b)
+}
 
 /// Sixteen independent accumulators let the compiler vectorise without reassociating floats.
 #[inline(always)]

@@ -35,12 +35,13 @@ impl Store {
             }
         };
         let persons = self.person_of_each_face()?;
-        match snapshot::load(&self.t.snapshot, &model, &self.scratch_dir(), vector, tombstones, persons.clone())? {
+        match snapshot::load(&self.t.snapshot, &model, &self.scratch_dir(), vector, tombstones, persons)? {
             Ok(index) => {
                 let start = index.covered_upto().checked_add(1);
                 let mut added = 0;
                 if let Some(start) = start {
-                    for chunk in read_points(emb.range(id_key(start)..), REBUILD_CHUNK, &persons) {
+                    // The index took every face's person, those stored after the snapshot too.
+                    for chunk in read_points(emb.range(id_key(start)..), REBUILD_CHUNK, |face| index.person_of(face)) {
                         let chunk = chunk?;
                         added += chunk.len();
                         index.insert_batch(&chunk);
@@ -85,7 +86,7 @@ impl Store {
         };
         if let Some(index) = &index {
             let persons = self.person_of_each_face()?;
-            for chunk in read_points(emb.iter(), REBUILD_CHUNK, &persons) {
+            for chunk in read_points(emb.iter(), REBUILD_CHUNK, |face| persons.get(&face).copied()) {
                 index.insert_batch(&chunk?);
             }
             snapshot::write(&self.t.snapshot, index, &self.scratch_dir())?;
@@ -261,7 +262,7 @@ impl Drop for Store {
 fn read_points<'a>(
     iter: sled::Iter,
     chunk: usize,
-    persons: &'a HashMap<u64, u64>,
+    person_of: impl Fn(u64) -> Option<u64> + 'a,
 ) -> impl Iterator<Item = Result<Vec<IndexPoint>>> + 'a {
     let mut iter = iter.peekable();
     std::iter::from_fn(move || {
@@ -270,8 +271,7 @@ fn read_points<'a>(
         for kv in iter.by_ref().take(chunk) {
             let step = kv.map_err(StoreError::from).and_then(|(k, v)| {
                 let face = codec::key_id(&k, "embeddings")?;
-                let person = *persons
-                    .get(&face)
+                let person = person_of(face)
                     .ok_or_else(|| StoreError::Corrupt(format!("face {face} has an embedding but no person")))?;
                 Ok(IndexPoint { face, person, unit: codec::bytes_to_f32s(&v, &format!("embedding of face {face}"))? })
             });
