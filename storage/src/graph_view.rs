@@ -61,7 +61,7 @@ const PREFETCH_AHEAD: usize = 8;
 
 impl GraphView {
     /// An empty view for a graph whose points keep at most `max_degree` layer-0 neighbours.
-    pub(crate) fn empty(dim: usize, max_degree: usize) -> Self {
+    fn empty(dim: usize, max_degree: usize) -> Self {
         GraphView {
             dim,
             ids: Vec::new(),
