@@ -221,19 +221,11 @@ impl AnnIndex {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rand::{Rng, SeedableRng};
 
     const DIM: usize = 16;
 
     fn unit_vectors(n: usize, seed: u64) -> Vec<Vec<f32>> {
-        let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
-        (0..n)
-            .map(|_| {
-                let v: Vec<f32> = (0..DIM).map(|_| rng.gen_range(-1.0..1.0)).collect();
-                let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
-                v.into_iter().map(|x| x / norm).collect()
-            })
-            .collect()
+        crate::test_vectors::unit_vectors(n, DIM, seed)
     }
 
     fn exact_top(points: &[IndexPoint], q: &[f32], k: usize, skip: &HashSet<u64>) -> Vec<u64> {

@@ -245,17 +245,13 @@ impl<'a> Reader<'a> {
 mod tests {
     use super::*;
     use crate::distance::UnitSquaredL2;
+    use crate::test_vectors::unit_vectors;
     use hnsw_rs::prelude::{AnnT, Hnsw};
-    use rand::{Rng, SeedableRng};
 
     fn dump_of(n: usize, seed: u64) -> Vec<u8> {
-        let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
         let hnsw = Hnsw::<f32, UnitSquaredL2>::new(8, n, 16, 40, UnitSquaredL2);
-        for i in 0..n {
-            let v: Vec<f32> = (0..8).map(|_| rng.gen_range(-1.0..1.0)).collect();
-            let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
-            let v: Vec<f32> = v.iter().map(|x| x / norm).collect();
-            hnsw.insert_slice((&v, 1000 + 7 * i));
+        for (i, v) in unit_vectors(n, 8, seed).iter().enumerate() {
+            hnsw.insert_slice((v, 1000 + 7 * i));
         }
         let dir = tempfile::tempdir().unwrap();
         let name = hnsw.file_dump(dir.path(), "t").unwrap();

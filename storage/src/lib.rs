@@ -17,6 +17,8 @@ mod nibble_codes;
 mod people;
 mod snapshot;
 mod store;
+#[cfg(test)]
+mod test_vectors;
 mod txn;
 mod types;
 

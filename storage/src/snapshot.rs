@@ -247,22 +247,17 @@ fn with_scratch<T>(dir: &Path, f: impl FnOnce(&Path) -> Result<T>) -> Result<T> 
 mod tests {
     use super::*;
     use crate::ann::IndexPoint;
+    use crate::test_vectors::unit_vectors;
     use crate::types::IndexParams;
-    use rand::{Rng, SeedableRng};
-    use std::collections::HashMap;
 
     const DIM: usize = 8;
 
     fn index_of(n: usize) -> (AnnIndex, HashMap<u64, Vec<f32>>) {
-        let mut rng = rand::rngs::StdRng::seed_from_u64(9);
         let params = IndexParams { m: 8, ef_construction: 40, ef_search: 32 };
         let index = AnnIndex::new(&params, "m", DIM, n);
         let points: Vec<IndexPoint> = (1..=n as u64)
-            .map(|face| {
-                let v: Vec<f32> = (0..DIM).map(|_| rng.gen_range(-1.0..1.0)).collect();
-                let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
-                IndexPoint { face, person: face % 7, unit: v.iter().map(|x| x / norm).collect() }
-            })
+            .zip(unit_vectors(n, DIM, 9))
+            .map(|(face, unit)| IndexPoint { face, person: face % 7, unit })
             .collect();
         index.insert_batch(&points);
         (index, points.into_iter().map(|p| (p.face, p.unit)).collect())
