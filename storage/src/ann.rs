@@ -4,11 +4,15 @@
 //! the walk) and is filtered out of answers until the next rebuild.
 
 use crate::distance::UnitSquaredL2;
+use crate::error::{Result, StoreError};
+use crate::graph_codec;
 use crate::graph_view::GraphView;
+use crate::snapshot;
 use crate::types::{FaceId, Hit, IndexParams, PersonId};
 use hnsw_rs::prelude::{Distance, Hnsw};
 use parking_lot::{Mutex, RwLock};
 use std::collections::{HashMap, HashSet};
+use std::path::Path;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 /// hnsw_rs caps layers at 16; its level sampling uses fewer in practice.
@@ -84,6 +88,30 @@ impl AnnIndex {
     pub(crate) fn new(params: &IndexParams, model: &str, dim: usize, capacity: usize) -> Self {
         let hnsw = Hnsw::new(params.m, capacity.max(1024), MAX_LAYERS, params.ef_construction, UnitSquaredL2);
         Self::from_hnsw(hnsw, model, dim, 0, HashSet::new(), HashMap::new())
+    }
+
+    /// An index over `points` (faces in increasing id order) built by fdb's own graph build,
+    /// then loaded into hnsw_rs (through `scratch`), which takes the inserts that follow.
+    pub(crate) fn build(params: &IndexParams, model: &str, dim: usize, points: Vec<IndexPoint>, scratch: &Path) -> Result<Self> {
+        let Some(covered_upto) = points.iter().map(|p| p.face).max() else {
+            return Ok(Self::new(params, model, dim, 0));
+        };
+        let m = u8::try_from(params.m).map_err(|_| StoreError::InvalidArgument(format!("M = {} is over 255", params.m)))?;
+        // hnsw_rs' level scale for this M, so that the levels of later inserts match.
+        let level_scale = Hnsw::<f32, UnitSquaredL2>::new(params.m, 1, MAX_LAYERS, 1, UnitSquaredL2).get_point_indexation().get_level_scale();
+        let persons: HashMap<u64, u64> = points.iter().map(|p| (p.face, p.person)).collect();
+        let row_of: HashMap<u64, usize> = points.iter().enumerate().map(|(row, p)| (p.face, row)).collect();
+        let ids: Vec<u64> = points.iter().map(|p| p.face).collect();
+        let mut vectors = Vec::with_capacity(ids.len() * dim);
+        points.into_iter().for_each(|p| vectors.extend_from_slice(&p.unit));
+        let graph = GraphView::build(vectors, ids, dim, params.m, params.ef_construction, level_scale);
+        let description = graph_codec::hnsw_description::<UnitSquaredL2>(m, level_scale, params.ef_construction, row_of.len(), dim);
+        let corrupt = |why: String| StoreError::Corrupt(format!("the index fdb built does not load into hnsw_rs: {why}"));
+        let dump = graph_codec::dump_of_lists(&description, graph.lists()).map_err(corrupt)?;
+        let vector = |face: u64| Ok(row_of.get(&face).map(|&row| graph.vector_row(row as u32).to_vec()));
+        let hnsw = snapshot::hnsw_of_dump(scratch, &dump, dim, vector)?.map_err(corrupt)?;
+        drop(graph);
+        Ok(Self::from_hnsw(hnsw, model, dim, covered_upto, HashSet::new(), persons))
     }
 
     pub(crate) fn from_hnsw(
@@ -300,6 +328,52 @@ mod tests {
             assert_eq!((hits[0].face.0, hits[0].person.0), (p.face, p.person), "a point is its own nearest neighbour");
             assert!(hits[0].distance < 1e-5);
         }
+    }
+
+    #[test]
+    fn a_built_index_loads_into_hnsw_rs_as_built_finds_the_exact_neighbours_and_takes_inserts() {
+        let points = points_of(unit_vectors(3000, 5));
+        let params = IndexParams { m: 12, ef_construction: 100, ef_search: 64 };
+        let scratch = tempfile::tempdir().unwrap();
+        let index = AnnIndex::build(&params, "m", DIM, points[..2500].iter().map(clone_point).collect(), scratch.path()).unwrap();
+        assert_eq!((index.points(), index.covered_upto()), (2500, 2500));
+
+        // hnsw_rs holds the very graph fdb built: the same lists, layer by layer.
+        let ids = (1..=2500).collect();
+        let vectors = points[..2500].iter().flat_map(|p| p.unit.clone()).collect();
+        let level_scale = 1.0 / (params.m as f64).ln();
+        let built = GraphView::build(vectors, ids, DIM, params.m, params.ef_construction, level_scale);
+        let sorted = |(entry, rows): (u64, std::collections::BTreeMap<u64, (Vec<f32>, Vec<Vec<u64>>)>)| {
+            let rows: Vec<_> = rows.into_iter().map(|(f, (v, layers))| (f, v, layers.into_iter().map(|mut l| { l.sort(); l }).collect::<Vec<_>>())).collect();
+            (entry, rows)
+        };
+        let (entry, rows) = sorted(built.by_face());
+        assert!(rows.iter().all(|(_, _, layers)| layers[0].len() <= 2 * params.m && layers[1..].iter().all(|l| l.len() <= params.m)));
+        assert!(rows.iter().any(|(_, _, layers)| layers.len() > 1), "no point above layer 0");
+        assert!((entry, rows) == sorted(index.search_state.read().view.by_face()), "hnsw_rs holds another graph");
+
+        let none = HashSet::new();
+        let queries = unit_vectors(50, 6);
+        let found: usize = queries
+            .iter()
+            .map(|q| {
+                let truth = exact_top(&points[..2500], q, 10, &none);
+                index.search(q, 10, 64).iter().filter(|h| truth.contains(&h.face.0)).count()
+            })
+            .sum();
+        assert!(found as f64 / 500.0 >= 0.95, "recall@10 {}", found as f64 / 500.0);
+
+        for p in &points[2500..] {
+            index.insert(p);
+        }
+        for p in &points[2500..] {
+            let hits = index.search(&p.unit, 1, 32);
+            assert_eq!((hits[0].face.0, hits[0].person.0), (p.face, p.person), "an insert after the build is found");
+        }
+    }
+
+    fn clone_point(p: &IndexPoint) -> IndexPoint {
+        IndexPoint { face: p.face, person: p.person, unit: p.unit.clone() }
     }
 
     #[test]

@@ -124,7 +124,6 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<Dump, String> {
     let description = r.take(description_len)?;
     let (layer_count, neighbour_layers) = (r.u8()?, r.u8()? as usize);
     let layer_sizes: Vec<u32> = (0..layer_count).map(|_| r.u32()).collect::<Result<_, _>>()?;
-    let layer_start = starts(&layer_sizes);
     let total = layer_sizes.iter().map(|&s| s as usize).sum::<usize>();
     // Neighbours name positions that may come later, so points are read before any is written.
     let mut points = Vec::with_capacity(total);
@@ -145,16 +144,61 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<Dump, String> {
     if r.at != bytes.len() {
         return Err("graph encoding has trailing bytes".into());
     }
+    write_dump(description, &layer_sizes, &points, neighbour_layers, entry)
+}
+
+/// hnsw_rs' description of a full graph dump (hnswio.rs, 0.3.5): what its loader checks the
+/// graph against. `M` on upper layers, `ef` of construction, distance and value type names.
+pub(crate) fn hnsw_description<D>(m: u8, level_scale: f64, ef: usize, points: usize, dim: usize) -> Vec<u8> {
+    const MAGIC_DESCRIPTION: u32 = 0x002a_6779;
+    /// hnsw_rs always dumps lists for its 16 possible layers.
+    const NB_LAYER_MAX: u8 = 16;
+    let mut out = Vec::new();
+    out.extend_from_slice(&MAGIC_DESCRIPTION.to_ne_bytes());
+    out.push(1); // full dump
+    out.push(m);
+    out.extend_from_slice(&level_scale.to_ne_bytes());
+    out.push(NB_LAYER_MAX);
+    for field in [ef, points, dim] {
+        out.extend_from_slice(&field.to_ne_bytes());
+    }
+    for name in [std::any::type_name::<D>(), std::any::type_name::<f32>()] {
+        out.extend_from_slice(&name.len().to_ne_bytes());
+        out.extend_from_slice(name.as_bytes());
+    }
+    out
+}
+
+/// A graph's points in dump order (layer by layer, by rank), each with its neighbour lists as
+/// (position, distance): written out as hnsw_rs' own dump.
+pub(crate) struct Lists {
+    pub(crate) layer_sizes: Vec<u32>,
+    /// Per point: its face id and, per layer, (neighbour position, distance).
+    pub(crate) points: Vec<(u64, Vec<Vec<(u32, f32)>>)>,
+    pub(crate) entry: u32,
+}
+
+/// The hnsw_rs dump of `lists`, under `description` (see `hnsw_description`).
+pub(crate) fn dump_of_lists(description: &[u8], lists: Lists) -> Result<Dump, String> {
+    let neighbour_layers = load_description(&mut Cursor::new(description)).map_err(|e| format!("graph description: {e}"))?.nb_layer as usize;
+    let points: Vec<Point> = lists.points.into_iter().map(|(id, layers)| Point { id, layers }).collect();
+    write_dump(description, &lists.layer_sizes, &points, neighbour_layers, lists.entry)
+}
+
+fn write_dump(description: &[u8], layer_sizes: &[u32], points: &[Point], neighbour_layers: usize, entry: u32) -> Result<Dump, String> {
+    if points.len() != layer_sizes.iter().map(|&s| s as usize).sum::<usize>() {
+        return Err("the layer sizes do not add up to the points".into());
+    }
+    let layer_start = starts(layer_sizes);
     // Position → (layer, rank): layers are contiguous runs of positions.
     let place = |p: u32| -> Result<(u8, i32, u64), String> {
         let layer = layer_start.partition_point(|&s| s <= p).checked_sub(1).ok_or("bad position")?;
         let id = points.get(p as usize).ok_or_else(|| format!("position {p} is past the last point"))?.id;
         Ok((layer as u8, (p - layer_start[layer]) as i32, id))
     };
-
-    let mut out = Vec::with_capacity(bytes.len() * 2);
+    let mut out = Vec::with_capacity(description.len() + points.len() * (40 + 8 * 17 * neighbour_layers));
     out.extend_from_slice(description);
-    out.push(layer_count);
+    out.push(layer_sizes.len() as u8);
     let mut at = 0u32;
     for (layer, &size) in layer_sizes.iter().enumerate() {
         out.extend_from_slice(&MAGIC_LAYER.to_ne_bytes());
@@ -272,6 +316,16 @@ mod tests {
                 assert!(compact.len() * 2 < dump.len(), "{} bytes for a dump of {}", compact.len(), dump.len());
             }
         }
+    }
+
+    #[test]
+    fn fdb_writes_the_description_hnsw_rs_writes() {
+        let dump = dump_of(37, 5);
+        let mut cursor = Cursor::new(&dump[..]);
+        load_description(&mut cursor).unwrap();
+        let theirs = &dump[..cursor.position() as usize];
+        let level_scale = 1.0 / (8f64).ln(); // hnsw_rs' scale for M = 8
+        assert_eq!(hnsw_description::<UnitSquaredL2>(8, level_scale, 40, 37, 8), theirs);
     }
 
     #[test]

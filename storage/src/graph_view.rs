@@ -16,6 +16,9 @@ use std::cell::RefCell;
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
+#[path = "graph_build.rs"]
+mod graph_build;
+
 pub(crate) struct GraphView {
     dim: usize,
     /// Row → face id.
@@ -212,7 +215,8 @@ impl GraphView {
         (self.ids.get(self.entry as usize).copied().unwrap_or(0), rows.collect())
     }
 
-    fn vector_row(&self, i: u32) -> &[f32] {
+    /// The unit vector of row `i`.
+    pub(crate) fn vector_row(&self, i: u32) -> &[f32] {
         let at = i as usize * self.dim;
         &self.vectors[at..at + self.dim]
     }
@@ -228,7 +232,7 @@ impl GraphView {
             return Vec::new();
         }
         let q_codes = self.coder.query(q);
-        let start = self.descend(&q_codes);
+        let start = self.greedy_descent(&q_codes, 1);
         let kept = VISITED.with(|v| {
             let mut visited = v.borrow_mut();
             let kept = self.beam_search(&q_codes, start, ef.max(k), deleted, &mut visited);
@@ -247,40 +251,35 @@ impl GraphView {
         exact
     }
 
-    /// Greedy descent through the upper layers to the point where the layer-0 walk starts:
-    /// on each layer, move to a closer neighbour until none is closer.
-    fn descend(&self, q: &QueryWeights) -> u32 {
-        let mut at = self.entry;
-        let mut at_key = self.code_key(q, at);
-        for layer in (1..=self.top_layer).rev() {
-            let mut moved = true;
-            while moved {
-                moved = false;
-                let Some(ns) = self.upper.get(&at).and_then(|l| l.get(layer - 1)) else { break };
-                for &n in ns {
-                    let key = self.code_key(q, n);
-                    if key < at_key {
-                        (at, at_key, moved) = (n, key, true);
-                    }
-                }
-            }
-        }
-        at
-    }
-
     /// Best-first search of layer 0 by code distance, returning the `ef` best live points found.
     fn beam_search(&self, q: &QueryWeights, start: u32, ef: usize, deleted: &HashSet<u64>, visited: &mut Visited) -> Vec<u32> {
         // Most offers are refused on their key, so the face id (a cache miss) is read only for
         // the points that enter the pool, and only when something is deleted at all.
         let is_deleted = |i: u32| !deleted.is_empty() && deleted.contains(&self.ids[i as usize]);
+        self.walk(q, &[start], ef, |i| self.neighbours_of(i), is_deleted, visited)
+    }
+
+    /// Best-first search by code distance from `starts` over the lists `neighbours` gives,
+    /// returning the `ef` best live points found. Leaves the visited marks for the caller to clear.
+    fn walk<'s>(
+        &'s self,
+        q: &QueryWeights,
+        starts: &[u32],
+        ef: usize,
+        neighbours: impl Fn(u32) -> &'s [u32],
+        is_deleted: impl Fn(u32) -> bool + Copy,
+        visited: &mut Visited,
+    ) -> Vec<u32> {
         let mut pool = Pool::new(ef);
         let mut fresh = Vec::new();
-        visited.mark(start);
-        pool.offer(self.code_key(q, start), start, is_deleted);
+        for &start in starts {
+            if visited.mark(start) {
+                pool.offer(self.code_key(q, start), start, is_deleted);
+            }
+        }
         while let Some(at) = pool.next_to_expand() {
-            let neighbours = self.neighbours_of(at);
             fresh.clear();
-            fresh.extend(neighbours.iter().copied().filter(|&n| visited.mark(n)));
+            fresh.extend(neighbours(at).iter().copied().filter(|&n| visited.mark(n)));
             // The codes lie scattered in memory: keep a few loads in flight ahead of the row
             // being scored, so their round trips overlap instead of following one another.
             fresh.iter().take(PREFETCH_AHEAD).for_each(|&n| prefetch(self.code_row(n)));

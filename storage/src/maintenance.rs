@@ -5,17 +5,15 @@ use crate::ann::{AnnIndex, IndexPoint};
 use crate::codec::{self, id_key};
 use crate::error::{Result, StoreError};
 use crate::snapshot;
-use crate::store::{check_model_id, meta_dim_key, Store, META_ACTIVE_MODEL};
+use crate::store::{check_model_id, meta_dim_key, Store, WriterGuard, META_ACTIVE_MODEL};
 use crate::types::{FaceId, IndexLoad, Stats};
-use parking_lot::MutexGuard;
 use std::collections::{HashMap, HashSet};
 
-/// Vectors read per step when (re)building the index, bounding memory at 1M faces.
+/// Vectors read per step from the store (a rebuild holds them all; catching up after a
+/// snapshot holds one step).
 const REBUILD_CHUNK: usize = 20_000;
 /// Embeddings written per sled batch during a model switch.
 const SWITCH_BATCH: usize = 5_000;
-
-type WriterGuard<'a> = MutexGuard<'a, ()>;
 
 impl Store {
     /// At open: the snapshot plus the faces stored after it, or a rebuild when the snapshot
@@ -81,14 +79,17 @@ impl Store {
         };
         let emb = self.emb_tree(&model)?;
         let index = match self.dim_of(&model)? {
-            Some(dim) if !emb.is_empty() => Some(AnnIndex::new(&self.opts.index, &model, dim, emb.len())),
+            Some(dim) if !emb.is_empty() => {
+                let persons = self.person_of_each_face()?;
+                let mut points = Vec::with_capacity(emb.len());
+                for chunk in read_points(emb.iter(), REBUILD_CHUNK, |face| persons.get(&face).copied()) {
+                    points.extend(chunk?);
+                }
+                Some(AnnIndex::build(&self.opts.index, &model, dim, points, &self.scratch_dir())?)
+            }
             _ => None, // no embeddings of this model yet
         };
         if let Some(index) = &index {
-            let persons = self.person_of_each_face()?;
-            for chunk in read_points(emb.iter(), REBUILD_CHUNK, |face| persons.get(&face).copied()) {
-                index.insert_batch(&chunk?);
-            }
             snapshot::write(&self.t.snapshot, index, &self.scratch_dir())?;
             index.mark_saved();
         } else {

@@ -132,15 +132,7 @@ pub(crate) fn load(
         return Ok(Err("snapshot point order has the wrong length".into()));
     }
     let dim = header.dim as usize;
-    let loaded = with_scratch(scratch, |dir| {
-        std::fs::write(dir.join(format!("{BASENAME}.hnsw.graph")), &dump.bytes)
-            .map_err(|e| StoreError::io(format!("{}: writing the index graph", dir.display()), e))?;
-        if let Err(why) = write_data_file(&dir.join(format!("{BASENAME}.hnsw.data")), &dump.order, dim, &vector)? {
-            return Ok(Err(why));
-        }
-        Ok(load_dump(dir))
-    })?;
-    let hnsw = match loaded {
+    let hnsw = match hnsw_of_dump(scratch, &dump, dim, vector)? {
         Ok(h) => h,
         Err(why) => return Ok(Err(why)),
     };
@@ -152,6 +144,24 @@ pub(crate) fn load(
         index.count_unsaved(index.points()); // so the next snapshot rewrites it in this format
     }
     Ok(Ok(index))
+}
+
+/// hnsw_rs' graph from a dump, its vectors taken from `vector` (by face id); `Err(why)` when
+/// the dump or a vector is not as it should be.
+pub(crate) fn hnsw_of_dump(
+    scratch: &Path,
+    dump: &Dump,
+    dim: usize,
+    vector: impl Fn(u64) -> Result<Option<Vec<f32>>>,
+) -> Result<std::result::Result<Hnsw<'static, f32, UnitSquaredL2>, String>> {
+    with_scratch(scratch, |dir| {
+        std::fs::write(dir.join(format!("{BASENAME}.hnsw.graph")), &dump.bytes)
+            .map_err(|e| StoreError::io(format!("{}: writing the index graph", dir.display()), e))?;
+        if let Err(why) = write_data_file(&dir.join(format!("{BASENAME}.hnsw.data")), &dump.order, dim, &vector)? {
+            return Ok(Err(why));
+        }
+        Ok(load_dump(dir))
+    })
 }
 
 /// Reloads an hnsw_rs dump. hnsw_rs asserts on malformed input, so a panic is caught and

@@ -57,6 +57,9 @@ pub(crate) struct Trees {
     pub(crate) snapshot: sled::Tree,
 }
 
+/// Held by every write: writes to the store and the index happen one at a time.
+pub(crate) type WriterGuard<'a> = parking_lot::MutexGuard<'a, ()>;
+
 /// The face database. Send + Sync: searches share the index under a read lock while one
 /// writer (serialised by `writer`) adds or removes.
 pub struct Store {

@@ -125,6 +125,38 @@ fn a_batch_is_all_or_nothing() {
 }
 
 #[test]
+fn an_import_stores_every_batch_then_builds_one_index_that_reopens_from_its_snapshot() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let people: Vec<_> = (0..30).map(|p| store.add_person(&format!("person {p}"), BTreeMap::new()).unwrap()).collect();
+    let early = store.add_face(face(people[0], 1, "m1", vector(1, DIM))).unwrap();
+    let batches: Vec<Vec<_>> = (0..6u64).map(|b| (0..100u64).map(|i| 2 + b * 100 + i).map(|n| face(people[(n % 30) as usize], n, "m1", vector(n, DIM))).collect()).collect();
+    let mut items: Vec<(u64, Vec<f32>)> = vec![(early.0, vector(1, DIM))];
+    let ids = store.import_faces(batches.clone()).unwrap();
+    assert_eq!(ids.len(), 600);
+    items.extend(ids.iter().map(|id| id.0).zip(batches.iter().flatten().map(|f| f.embedding.clone())));
+    assert_eq!(store.stats().unwrap().index_points, 601);
+    for q in 0..30u64 {
+        let query = vector(20_000 + q, DIM);
+        let got: Vec<u64> = store.search(&query, 10, Some(200)).unwrap().iter().map(|h| h.face.0).collect();
+        assert_eq!(got, exact_top_k(&query, &items, 10), "query {q}");
+    }
+    store.verify_integrity().unwrap();
+
+    // A batch that fails (a repeated image) ends the import; the batches before it stay, indexed.
+    let p = people[1];
+    let more = vec![vec![face(p, 900, "m1", vector(900, DIM))], vec![face(p, 901, "m1", vector(901, DIM)), face(p, 5, "m1", vector(5, DIM))], vec![face(p, 902, "m1", vector(902, DIM))]];
+    assert!(matches!(store.import_faces(more), Err(StoreError::Duplicate(_))));
+    assert_eq!(store.face_count(), 602);
+    assert!(store.face_by_sha256(&sha(901)).unwrap().is_none() && store.face_by_sha256(&sha(902)).unwrap().is_none());
+    assert_eq!(store.search(&vector(900, DIM), 1, None).unwrap()[0].face, store.face_by_sha256(&sha(900)).unwrap().unwrap());
+    drop(store);
+    let store = open(dir.path());
+    assert_eq!(store.index_load(), IndexLoad::Snapshot { added: 0 }, "the import wrote its index snapshot");
+    store.verify_integrity().unwrap();
+}
+
+#[test]
 fn search_matches_an_exact_scan_and_reports_squared_l2() {
     let dir = tempfile::tempdir().unwrap();
     let (store, items) = populated(dir.path(), 40, 10);

@@ -3,10 +3,12 @@
 //!
 //! fdb-storage-bench --base base.npy --queries query.npy --gt groundtruth.ivecs --db DIR
 //!                   [--n N] [--m 24] [--efc 200] [--ef 16,32,64,128] [--exact 200] [--reuse 1]
-//!                   [--enrol N]
+//!                   [--enrol N] [--import 1]
 //! Vectors may be .npy or .fvecs, ground truth .npy or .ivecs (exact top-k row numbers).
 //! `--enrol N` then adds N faces one at a time, each followed by a search, the way a service
 //! enrols into a large gallery while it answers; they are removed again at the end.
+//! `--import 1` builds with `Store::import_faces` (store everything, then fdb's own graph build)
+//! instead of `add_faces` batches inserted into hnsw_rs.
 
 mod vecio;
 
@@ -32,6 +34,8 @@ struct Args {
     reuse: bool,
     /// Faces to enrol one at a time after the searches.
     enrol: usize,
+    /// Build with `import_faces` instead of `add_faces`.
+    import: bool,
 }
 
 fn main() {
@@ -68,7 +72,7 @@ fn run(a: &Args) -> Result<(), String> {
         let _ = std::fs::remove_dir_all(&a.db);
         let store = Store::open(&a.db, opts.clone()).map_err(|e| e.to_string())?;
         let t = Instant::now();
-        ids = insert_all(&store, &base, n)?;
+        ids = if a.import { import_all(&store, &base, n)? } else { insert_all(&store, &base, n)? };
         let insert_s = t.elapsed().as_secs_f64();
         println!("insert: {n} faces in {insert_s:.1} s = {:.0} faces/s", n as f64 / insert_s);
         let t = Instant::now();
@@ -165,6 +169,18 @@ fn insert_all(store: &Store, base: &vecio::Matrix<f32>, n: usize) -> Result<Vec<
         }
     }
     Ok(ids)
+}
+
+/// The same faces as `insert_all`, stored by one `import_faces` (one graph build at the end).
+fn import_all(store: &Store, base: &vecio::Matrix<f32>, n: usize) -> Result<Vec<FaceId>, String> {
+    let persons = (0..n)
+        .step_by(FACES_PER_PERSON)
+        .map(|row| store.add_person(&format!("person {row}"), BTreeMap::new()).map_err(|e| e.to_string()))
+        .collect::<Result<Vec<_>, String>>()?;
+    let batches = (0..n)
+        .step_by(INSERT_BATCH)
+        .map(|start| (start..(start + INSERT_BATCH).min(n)).map(|row| bench_face(persons[row / FACES_PER_PERSON], row, base.row(row))).collect());
+    store.import_faces(batches).map_err(|e| e.to_string())
 }
 
 /// Face id → base row of a reused database, from the `face_NNNNNNN.jpg` names `bench_face` gave.
@@ -266,5 +282,6 @@ fn parse_args() -> Result<Args, String> {
         exact_queries: num("exact", 200)?,
         reuse: num("reuse", 0)? != 0,
         enrol: num("enrol", 0)?,
+        import: num("import", 0)? != 0,
     })
 }
