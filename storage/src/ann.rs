@@ -372,6 +372,19 @@ mod tests {
         }
     }
 
+    #[test]
+    fn builds_of_one_two_and_three_points_load_and_find_each_point() {
+        let points = points_of(unit_vectors(3, 7));
+        let params = IndexParams { m: 12, ef_construction: 100, ef_search: 64 };
+        for n in 1..=3 {
+            let scratch = tempfile::tempdir().unwrap();
+            let index = AnnIndex::build(&params, "m", DIM, points[..n].iter().map(clone_point).collect(), scratch.path()).unwrap();
+            for p in &points[..n] {
+                assert_eq!(index.search(&p.unit, 1, 16)[0].face.0, p.face, "{n} points");
+            }
+        }
+    }
+
     fn clone_point(p: &IndexPoint) -> IndexPoint {
         IndexPoint { face: p.face, person: p.person, unit: p.unit.clone() }
     }
