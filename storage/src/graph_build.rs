@@ -10,7 +10,7 @@
 //! Measured with `fdb-storage-bench` (storage/README.md): at 1M faces, M=24, efC=100, a quarter
 //! of hnsw_rs' build time for recall 0.962 against 0.934 at ef=256.
 
-use super::{GraphView, Key, QueryWeights, Visited};
+use super::{GraphView, Visited};
 use crate::graph_codec::Lists;
 
 /// Points are inserted one at a time until the graph has this many; then in batches.
@@ -98,26 +98,6 @@ impl GraphView {
         out
     }
 
-    /// From the entry point, moves to a nearer neighbour on each layer down to `lowest` while
-    /// one is nearer (by code).
-    pub(super) fn greedy_descent(&self, q: &QueryWeights, lowest: usize) -> u32 {
-        let mut at = self.entry;
-        let mut at_key: Key = self.code_key(q, at);
-        for layer in (lowest.max(1)..=self.top_layer).rev() {
-            let mut moved = true;
-            while moved {
-                moved = false;
-                for &n in self.list(at, layer) {
-                    let key = self.code_key(q, n);
-                    if key < at_key {
-                        (at, at_key, moved) = (n, key, true);
-                    }
-                }
-            }
-        }
-        at
-    }
-
     /// The HNSW heuristic over candidates sorted nearest first: a candidate is kept when it is
     /// nearer to the point than to every candidate kept before it, so that the links spread in
     /// all directions instead of crowding into the nearest cluster.
@@ -150,14 +130,6 @@ impl GraphView {
         let mut candidates: Vec<(f32, u32)> = list.iter().map(|&c| (self.distance(vv, c), c)).collect();
         candidates.sort_by(|a, b| a.0.total_cmp(&b.0));
         self.select(&candidates, cap)
-    }
-
-    pub(super) fn list(&self, i: u32, layer: usize) -> &[u32] {
-        if layer == 0 {
-            self.neighbours_of(i)
-        } else {
-            self.upper.get(&i).and_then(|l| l.get(layer - 1)).map_or(&[], Vec::as_slice)
-        }
     }
 
     fn set_list(&mut self, i: u32, layer: usize, rows: &[u32]) {

@@ -16,6 +16,7 @@ use std::cell::RefCell;
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
+// The build fills the view's arrays directly, so it is a child module (its own file).
 #[path = "graph_build.rs"]
 mod graph_build;
 
@@ -249,6 +250,35 @@ impl GraphView {
         exact.sort_by(|a, b| a.1.total_cmp(&b.1));
         exact.truncate(k);
         exact
+    }
+
+    /// From the entry point, moves to a nearer neighbour on each layer down to `lowest` while
+    /// one is nearer (by code).
+    fn greedy_descent(&self, q: &QueryWeights, lowest: usize) -> u32 {
+        let mut at = self.entry;
+        let mut at_key: Key = self.code_key(q, at);
+        for layer in (lowest.max(1)..=self.top_layer).rev() {
+            let mut moved = true;
+            while moved {
+                moved = false;
+                for &n in self.list(at, layer) {
+                    let key = self.code_key(q, n);
+                    if key < at_key {
+                        (at, at_key, moved) = (n, key, true);
+                    }
+                }
+            }
+        }
+        at
+    }
+
+    /// Row `i`'s neighbours on `layer`.
+    fn list(&self, i: u32, layer: usize) -> &[u32] {
+        if layer == 0 {
+            self.neighbours_of(i)
+        } else {
+            self.upper.get(&i).and_then(|l| l.get(layer - 1)).map_or(&[], Vec::as_slice)
+        }
     }
 
     /// Best-first search of layer 0 by code distance, returning the `ef` best live points found.
