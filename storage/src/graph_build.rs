@@ -134,9 +134,7 @@ impl GraphView {
 
     fn set_list(&mut self, i: u32, layer: usize, rows: &[u32]) {
         if layer == 0 {
-            let base = i as usize * (1 + self.max_degree);
-            self.neighbours[base] = rows.len() as u32;
-            self.neighbours[base + 1..base + 1 + rows.len()].copy_from_slice(rows);
+            self.set_layer0(i, rows);
         } else if let Some(layers) = self.upper.get_mut(&i) {
             layers[layer - 1] = rows.to_vec();
         }

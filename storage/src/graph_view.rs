@@ -155,11 +155,7 @@ impl GraphView {
             self.points.push(p);
         }
         for (row, mut layers) in lists {
-            let base = row as usize * slot;
-            let layer0 = layers.first().map_or(&[][..], Vec::as_slice);
-            let count = layer0.len().min(self.max_degree);
-            self.neighbours[base] = count as u32;
-            self.neighbours[base + 1..base + 1 + count].copy_from_slice(&layer0[..count]);
+            self.set_layer0(row, layers.first().map_or(&[][..], Vec::as_slice));
             if layers.len() > 1 {
                 self.upper.insert(row, layers.split_off(1));
             }
@@ -189,6 +185,14 @@ impl GraphView {
 
     fn code_row(&self, i: u32) -> &[u8] {
         self.codes.row(i as usize)
+    }
+
+    /// Rewrites row `i`'s layer-0 slot with `rows` (at most `max_degree` of them are kept).
+    fn set_layer0(&mut self, i: u32, rows: &[u32]) {
+        let base = i as usize * (1 + self.max_degree);
+        let count = rows.len().min(self.max_degree);
+        self.neighbours[base] = count as u32;
+        self.neighbours[base + 1..base + 1 + count].copy_from_slice(&rows[..count]);
     }
 
     /// Layer-0 neighbours of row `i`.
