@@ -1,4 +1,5 @@
-//! Byte encodings: bincode 2 for records, big-endian ids for keys, raw little-endian f32 for vectors.
+//! Byte encodings: bincode 2 for records, big-endian ids for keys, raw little-endian f32 for
+//! schema-1 vectors.
 
 use crate::error::{Result, StoreError};
 use serde::{de::DeserializeOwned, Serialize};
@@ -46,10 +47,6 @@ pub(crate) fn key_pair(key: &[u8], what: &str) -> Result<(u64, u64)> {
         return Err(StoreError::Corrupt(format!("{what}: key of {} bytes, expected 16", key.len())));
     }
     Ok((key_id(&key[..8], what)?, key_id(&key[8..], what)?))
-}
-
-pub(crate) fn f32s_to_bytes(v: &[f32]) -> Vec<u8> {
-    v.iter().flat_map(|x| x.to_le_bytes()).collect()
 }
 
 pub(crate) fn bytes_to_f32s(bytes: &[u8], what: &str) -> Result<Vec<f32>> {

@@ -7,6 +7,7 @@ use crate::store::{check_model_id, meta_dim_key, tx, Store, WriterGuard, META_AC
 use crate::txn::{abort, TxResult};
 use sled::Transactional;
 use crate::types::{Face, FaceId, Hit, NewFace, PersonId};
+use crate::vector_file::Appended;
 use serde::{Deserialize, Serialize};
 use sled::transaction::TransactionalTree;
 use std::collections::{BTreeSet, HashSet};
@@ -119,10 +120,10 @@ impl Store {
             let unit = codec::normalized(&face.embedding)?;
             prepared.push(Prepared { id: self.db.generate_id()?, face, record: codec::encode(&record), unit });
         }
-        let models: Vec<String> =
-            faces.iter().map(|f| f.model_id.clone()).collect::<BTreeSet<_>>().into_iter().collect();
-        let trees = self.tx_trees(&models)?;
-        let active = trees.as_slice().transaction(|t| -> TxResult<String> {
+        // The vectors are durable before the records that name them (see `vector_file`).
+        let appended = self.append_vectors(&prepared)?;
+        let trees = self.tx_trees();
+        let committed = trees.as_slice().transaction(|t| -> TxResult<String> {
             let active = match t[tx::META].get(META_ACTIVE_MODEL)? {
                 Some(m) => String::from_utf8_lossy(&m).into_owned(),
                 None => {
@@ -131,11 +132,19 @@ impl Store {
                 }
             };
             for p in &prepared {
-                let emb = &t[tx::EMB0 + models.iter().position(|m| *m == p.face.model_id).unwrap()];
-                write_face(t, emb, p)?;
+                write_face(t, p)?;
             }
             Ok(active)
-        })?;
+        });
+        let active = match committed {
+            Ok(active) => active,
+            Err(e) => {
+                for a in appended {
+                    self.vectors.take_back(a)?;
+                }
+                return Err(e.into());
+            }
+        };
         let ids: Vec<FaceId> = prepared.iter().map(|p| FaceId(p.id)).collect();
         let to_index: Vec<IndexPoint> = prepared
             .into_iter()
@@ -143,6 +152,26 @@ impl Store {
             .map(|p| IndexPoint { face: p.id, person: p.face.person.0, unit: p.unit })
             .collect();
         Ok((ids, active, to_index))
+    }
+
+    /// Appends the faces' vectors to their models' files, one append per model.
+    fn append_vectors(&self, prepared: &[Prepared]) -> Result<Vec<Appended>> {
+        let models: BTreeSet<&str> = prepared.iter().map(|p| p.face.model_id.as_str()).collect();
+        let mut appended = Vec::new();
+        for model in models {
+            let rows: Vec<(u64, &[f32])> =
+                prepared.iter().filter(|p| p.face.model_id == model).map(|p| (p.id, p.unit.as_slice())).collect();
+            match self.vectors.append(model, rows[0].1.len(), &rows) {
+                Ok(a) => appended.push(a),
+                Err(e) => {
+                    for a in appended {
+                        self.vectors.take_back(a)?;
+                    }
+                    return Err(e);
+                }
+            }
+        }
+        Ok(appended)
     }
 
     fn index_new_locked(
@@ -199,38 +228,32 @@ impl Store {
             .ok_or_else(|| StoreError::NotFound(format!("no crop for face {}", id.0)))
     }
 
-    /// The stored (unit-length) embedding of a face by a model.
+    /// The stored (unit-length) embedding of a face by a model (`None` for a removed face).
     pub fn embedding(&self, id: FaceId, model: &str) -> Result<Option<Vec<f32>>> {
-        match self.emb_tree(model)?.get(id_key(id.0))? {
-            None => Ok(None),
-            Some(b) => Ok(Some(codec::bytes_to_f32s(&b, &format!("embedding of face {}", id.0))?)),
+        if !self.t.faces.contains_key(id_key(id.0))? {
+            return Ok(None);
         }
+        self.vectors.get(model, id.0)
     }
 
     pub fn remove_face(&self, id: FaceId) -> Result<()> {
         let w = self.writer.lock();
-        let models = self.models();
         let active = self.active_model()?;
-        let trees = self.tx_trees(&models)?;
+        let trees = self.tx_trees();
         self.remove_faces_locked(&[id], &w, || {
             Ok(trees.as_slice().transaction(|t| -> TxResult<()> {
                 if t[tx::FACES].get(id_key(id.0))?.is_none() {
                     return abort(StoreError::NotFound(format!("no face {}", id.0)));
                 }
-                self.tx_remove_face(t, id, &models, active.as_deref())
+                self.tx_remove_face(t, id, active.as_deref())
             })?)
         })
     }
 
-    /// Removes a face's records inside a transaction. Its active-model vector moves to the
-    /// tombstones tree: the index graph still holds the point and needs it to reload.
-    pub(crate) fn tx_remove_face(
-        &self,
-        t: &[TransactionalTree],
-        id: FaceId,
-        models: &[String],
-        active: Option<&str>,
-    ) -> TxResult<()> {
+    /// Removes a face's records inside a transaction. A face with a vector by the active model
+    /// becomes a tombstone: the index graph still holds the point, and reloading the graph reads
+    /// its vector, which stays in the file until a rebuild.
+    pub(crate) fn tx_remove_face(&self, t: &[TransactionalTree], id: FaceId, active: Option<&str>) -> TxResult<()> {
         let key = id_key(id.0);
         let Some(bytes) = t[tx::FACES].remove(&key)? else {
             return Ok(());
@@ -239,12 +262,8 @@ impl Store {
         t[tx::SHA].remove(&face.source_sha256)?;
         t[tx::BY_PERSON].remove(&pair_key(face.person.0, id.0))?;
         t[tx::CROPS].remove(&key)?;
-        for (i, model) in models.iter().enumerate() {
-            if let Some(v) = t[tx::EMB0 + i].remove(&key)? {
-                if Some(model.as_str()) == active {
-                    t[tx::TOMBSTONES].insert(&key, v)?;
-                }
-            }
+        if active.is_some_and(|m| self.vectors.contains(m, id.0)) {
+            t[tx::TOMBSTONES].insert(&key, &[])?;
         }
         Ok(())
     }
@@ -270,7 +289,7 @@ impl Store {
 }
 
 /// Writes one face into the transaction, refusing unknown people and already-enrolled images.
-fn write_face(t: &[TransactionalTree], emb: &TransactionalTree, p: &Prepared) -> TxResult<()> {
+fn write_face(t: &[TransactionalTree], p: &Prepared) -> TxResult<()> {
     let f = p.face;
     if t[tx::PEOPLE].get(id_key(f.person.0))?.is_none() {
         return abort(StoreError::NotFound(format!("no person with id {}", f.person.0)));
@@ -299,6 +318,5 @@ fn write_face(t: &[TransactionalTree], emb: &TransactionalTree, p: &Prepared) ->
     t[tx::SHA].insert(&f.source_sha256, &key)?;
     t[tx::BY_PERSON].insert(&pair_key(f.person.0, p.id), &[])?;
     t[tx::CROPS].insert(&key, f.crop.as_slice())?;
-    emb.insert(&key, codec::f32s_to_bytes(&p.unit))?;
     Ok(())
 }

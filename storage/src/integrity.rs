@@ -21,8 +21,9 @@ impl Problems {
 
 impl Store {
     /// Checks that every reference resolves (names, sha256 and person indexes, crops,
-    /// embeddings) and that the index holds exactly the live faces of the active model, plus
-    /// tombstones. Returns `Corrupt` listing what is wrong.
+    /// embeddings), that every vector a face or tombstone needs reads back with its checksum,
+    /// and that the index holds exactly the live faces of the active model, plus tombstones.
+    /// Returns `Corrupt` listing what is wrong.
     pub fn verify_integrity(&self) -> Result<()> {
         let _w = self.writer.lock();
         let mut p = Problems::default();
@@ -65,8 +66,15 @@ impl Store {
 
     fn check_faces(&self, people: &HashSet<u64>, p: &mut Problems) -> Result<HashSet<u64>> {
         let active = self.active_model()?;
-        let active_emb = active.as_deref().map(|m| self.emb_tree(m)).transpose()?;
         let dim = active.as_deref().map(|m| self.dim_of(m)).transpose()?.flatten();
+        if let Some(model) = active.as_deref() {
+            match self.vectors.with(model, |f| f.dim()) {
+                Some(file_dim) if Some(file_dim) != dim => {
+                    p.add(format!("the vector file of {model:?} holds {file_dim} dimensions, the store {dim:?}"))
+                }
+                _ => {}
+            }
+        }
         let mut ids = HashSet::new();
         for kv in self.t.faces.iter() {
             let (k, v) = kv?;
@@ -84,13 +92,9 @@ impl Store {
             if !self.t.crops.contains_key(k.as_ref())? {
                 p.add(format!("face {id} has no crop"));
             }
-            if let Some(emb) = &active_emb {
-                match emb.get(k.as_ref())? {
-                    None => p.add(format!("face {id} has no embedding by the active model")),
-                    Some(v) if Some(v.len() / 4) != dim => {
-                        p.add(format!("face {id} embedding has {} dimensions, expected {dim:?}", v.len() / 4))
-                    }
-                    Some(_) => {}
+            if let Some(model) = active.as_deref() {
+                if !self.vectors.contains(model, id) {
+                    p.add(format!("face {id} has no embedding by the active model"));
                 }
             }
             ids.insert(id);
@@ -119,18 +123,21 @@ impl Store {
                 p.add(format!("crop of missing face {id}"));
             }
         }
-        for model in self.models() {
-            for k in self.emb_tree(&model)?.iter().keys() {
-                let id = codec::key_id(&k?, "embeddings")?;
-                if !faces.contains(&id) {
-                    p.add(format!("embedding by {model:?} of missing face {id}"));
-                }
-            }
-        }
+        // Vectors of removed faces are garbage until a rebuild, so only tombstones are checked.
+        let active = self.active_model()?;
         for k in self.t.tombstones.iter().keys() {
             let id = codec::key_id(&k?, "tombstones")?;
             if faces.contains(&id) {
                 p.add(format!("live face {id} is also a tombstone"));
+            }
+            if !active.as_deref().is_some_and(|m| self.vectors.contains(m, id)) {
+                p.add(format!("tombstone {id} has no vector by the active model"));
+            }
+        }
+        for model in self.models() {
+            let read = self.vectors.with(&model, |f| f.for_each(|_, _| Ok(())));
+            if let Some(Err(e)) = read {
+                p.add(format!("vectors by {model:?}: {e}"));
             }
         }
         Ok(())

@@ -1,5 +1,5 @@
-//! fdb's storage engine: people, faces and embeddings in sled, searched through an HNSW index
-//! (hnsw_rs) whose snapshot also lives in sled.
+//! fdb's storage engine: people and faces in sled, their embeddings in vector files beside it,
+//! searched through an HNSW index (hnsw_rs) whose snapshot lives in sled.
 //!
 //! It knows vectors, people and bytes, nothing of images or networks. Distances are squared L2
 //! between unit vectors (0 = same direction, 2 = orthogonal, 4 = opposite).
@@ -13,6 +13,7 @@ mod graph_codec;
 mod graph_view;
 mod integrity;
 mod maintenance;
+mod migrate;
 mod nibble_codes;
 mod people;
 mod snapshot;
@@ -21,6 +22,7 @@ mod store;
 mod test_vectors;
 mod txn;
 mod types;
+mod vector_file;
 
 pub use error::{Result, StoreError};
 pub use maintenance::disk_bytes;

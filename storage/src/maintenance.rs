@@ -9,8 +9,7 @@ use crate::store::{check_model_id, meta_dim_key, Store, WriterGuard, META_ACTIVE
 use crate::types::{FaceId, IndexLoad, Stats};
 use std::collections::{HashMap, HashSet};
 
-/// Vectors read per step from the store (a rebuild holds them all; catching up after a
-/// snapshot holds one step).
+/// Vectors read per step when catching up after a snapshot.
 const REBUILD_CHUNK: usize = 20_000;
 /// Embeddings written per sled batch during a model switch.
 const SWITCH_BATCH: usize = 5_000;
@@ -23,27 +22,31 @@ impl Store {
         let Some(model) = self.active_model()? else {
             return Ok(());
         };
-        let emb = self.emb_tree(&model)?;
         let tombstones = self.stored_tombstones()?;
-        let vector = |id: u64| -> Result<Option<Vec<f32>>> {
-            let key = id_key(id);
-            match emb.get(key)?.or(self.t.tombstones.get(key)?) {
-                None => Ok(None),
-                Some(b) => Ok(Some(codec::bytes_to_f32s(&b, "embedding")?)),
-            }
-        };
+        let vector = |id: u64| self.vectors.get(&model, id);
         let persons = self.person_of_each_face()?;
         match snapshot::load(&self.t.snapshot, &model, &self.scratch_dir(), vector, tombstones, persons)? {
             Ok(index) => {
-                let start = index.covered_upto().checked_add(1);
-                let mut added = 0;
-                if let Some(start) = start {
-                    // The index took every face's person, those stored after the snapshot too.
-                    for chunk in read_points(emb.range(id_key(start)..), REBUILD_CHUNK, |face| index.person_of(face)) {
-                        let chunk = chunk?;
-                        added += chunk.len();
-                        index.insert_batch(&chunk);
-                    }
+                // Live faces of the model stored after the snapshot. The index took every face's
+                // person, those stored after the snapshot too; a row without one is garbage.
+                let covered = index.covered_upto();
+                let mut after: Vec<u64> = self
+                    .vectors
+                    .with(&model, |f| f.ids().filter(|&id| id > covered && index.person_of(id).is_some()).collect())
+                    .unwrap_or_default();
+                after.sort_unstable();
+                let added = after.len();
+                for ids in after.chunks(REBUILD_CHUNK) {
+                    let chunk = ids
+                        .iter()
+                        .map(|&face| {
+                            let unit = self.vectors.get(&model, face)?.ok_or_else(|| {
+                                StoreError::Corrupt(format!("the vector of face {face} vanished while loading"))
+                            })?;
+                            Ok(IndexPoint { face, person: index.person_of(face).expect("filtered above"), unit })
+                        })
+                        .collect::<Result<Vec<_>>>()?;
+                    index.insert_batch(&chunk);
                 }
                 *self.index.write() = Some(index);
                 *self.index_load.lock() = IndexLoad::Snapshot { added };
@@ -71,20 +74,28 @@ impl Store {
     }
 
     /// Builds the index afresh from the active model's embeddings (no tombstones), stores its
-    /// snapshot, then forgets the tombstones it made obsolete.
+    /// snapshot, forgets the tombstones it made obsolete, and then drops their vectors.
     pub(crate) fn rebuild_index_locked(&self) -> Result<()> {
         let Some(model) = self.active_model()? else {
             *self.index.write() = None;
             return Ok(());
         };
-        let emb = self.emb_tree(&model)?;
-        let index = match self.dim_of(&model)? {
-            Some(dim) if !emb.is_empty() => {
-                let persons = self.person_of_each_face()?;
-                let mut points = Vec::with_capacity(emb.len());
-                for chunk in read_points(emb.iter(), REBUILD_CHUNK, |face| persons.get(&face).copied()) {
-                    points.extend(chunk?);
+        let persons = self.person_of_each_face()?;
+        let mut points = Vec::new();
+        if let Some(read) = self.vectors.with(&model, |f| {
+            f.for_each(|face, unit| {
+                // Rows without a live face are tombstones and garbage.
+                if let Some(&person) = persons.get(&face) {
+                    points.push(IndexPoint { face, person, unit });
                 }
+                Ok(())
+            })
+        }) {
+            read?;
+        }
+        points.sort_unstable_by_key(|p| p.face);
+        let index = match self.dim_of(&model)? {
+            Some(dim) if !points.is_empty() => {
                 Some(AnnIndex::build(&self.opts.index, &model, dim, points, &self.scratch_dir())?)
             }
             _ => None, // no embeddings of this model yet
@@ -97,6 +108,9 @@ impl Store {
         }
         *self.index.write() = index;
         self.t.tombstones.clear()?;
+        // Dropping rows must wait until no durable record can name them.
+        self.db.flush()?;
+        self.vectors.retain(&model, |face| persons.contains_key(&face))?;
         Ok(())
     }
 
@@ -159,11 +173,16 @@ impl Store {
         Ok(())
     }
 
-    /// Rebuilds the index without tombstones and flushes.
+    /// Rebuilds the index without tombstones, drops the vectors of removed faces by every
+    /// model, and flushes.
     pub fn compact(&self) -> Result<()> {
         let _w = self.writer.lock();
         self.rebuild_index_locked()?;
         self.db.flush()?;
+        let live = self.person_of_each_face()?;
+        for model in self.vectors.models() {
+            self.vectors.retain(&model, |face| live.contains_key(&face))?;
+        }
         Ok(())
     }
 
@@ -179,12 +198,15 @@ impl Store {
         if self.active_model()?.as_deref() == Some(new_model) {
             return Err(StoreError::InvalidArgument(format!("model {new_model:?} is already active")));
         }
-        let emb = self.emb_tree(new_model)?;
-        emb.clear()?; // leftovers of an interrupted switch
         let mut dim = None;
         let mut covered = HashSet::new();
-        let mut batch = sled::Batch::default();
-        let mut in_batch = 0;
+        let mut batch: Vec<(u64, Vec<f32>)> = Vec::new();
+        let append = |batch: &mut Vec<(u64, Vec<f32>)>, dim: usize| -> Result<()> {
+            let rows: Vec<(u64, &[f32])> = batch.iter().map(|(id, v)| (*id, v.as_slice())).collect();
+            self.vectors.append(new_model, dim, &rows)?;
+            batch.clear();
+            Ok(())
+        };
         for (face, vector) in embeddings {
             if !self.t.faces.contains_key(id_key(face.0))? {
                 return Err(StoreError::NotFound(format!("switch_model: no face {}", face.0)));
@@ -198,23 +220,26 @@ impl Store {
                     dim.unwrap_or(0)
                 )));
             }
+            if covered.is_empty() {
+                // Leftovers of an interrupted switch, or vectors by this model added earlier.
+                self.vectors.recreate(new_model, unit.len())?;
+            }
             covered.insert(face.0);
-            batch.insert(&id_key(face.0), codec::f32s_to_bytes(&unit));
-            in_batch += 1;
-            if in_batch == SWITCH_BATCH {
-                emb.apply_batch(std::mem::take(&mut batch))?;
-                in_batch = 0;
+            batch.push((face.0, unit));
+            if batch.len() == SWITCH_BATCH {
+                append(&mut batch, dim.unwrap_or(0))?;
             }
         }
-        emb.apply_batch(batch)?;
+        if let Some(dim) = dim {
+            append(&mut batch, dim)?;
+        }
         let missing = self.t.faces.len().saturating_sub(covered.len());
         if missing > 0 {
             return Err(StoreError::InvalidArgument(format!(
                 "switch_model: {missing} faces got no embedding by {new_model:?}; the active model is unchanged"
             )));
         }
-        // Durable before the flip, so the flip can never point at missing vectors.
-        emb.flush()?;
+        // The appends were synced, so the flip can never point at missing vectors.
         let mut flip = sled::Batch::default();
         flip.insert(META_ACTIVE_MODEL, new_model.as_bytes());
         if let Some(dim) = dim {
@@ -246,6 +271,7 @@ impl Store {
             active_model: self.active_model()?,
             disk_bytes: disk_bytes(&self.path),
             snapshot_bytes: snapshot::stored_bytes(&self.t.snapshot)?,
+            vector_bytes: self.vectors.bytes(),
         })
     }
 }
@@ -257,32 +283,6 @@ impl Drop for Store {
         let _ = self.snapshot_if_due_locked(1);
         let _ = self.db.flush();
     }
-}
-
-/// Reads the faces of an embeddings iterator in chunks, with their people.
-fn read_points<'a>(
-    iter: sled::Iter,
-    chunk: usize,
-    person_of: impl Fn(u64) -> Option<u64> + 'a,
-) -> impl Iterator<Item = Result<Vec<IndexPoint>>> + 'a {
-    let mut iter = iter.peekable();
-    std::iter::from_fn(move || {
-        iter.peek()?;
-        let mut out = Vec::with_capacity(chunk);
-        for kv in iter.by_ref().take(chunk) {
-            let step = kv.map_err(StoreError::from).and_then(|(k, v)| {
-                let face = codec::key_id(&k, "embeddings")?;
-                let person = person_of(face)
-                    .ok_or_else(|| StoreError::Corrupt(format!("face {face} has an embedding but no person")))?;
-                Ok(IndexPoint { face, person, unit: codec::bytes_to_f32s(&v, &format!("embedding of face {face}"))? })
-            });
-            match step {
-                Ok(pair) => out.push(pair),
-                Err(e) => return Some(Err(e)),
-            }
-        }
-        Some(Ok(out))
-    })
 }
 
 /// Bytes of all files under a database directory (sled's own `size_on_disk` misses some).

@@ -39,7 +39,7 @@ impl Store {
         let _w = self.writer.lock();
         let id = self.db.generate_id()?;
         let person = Person { id: PersonId(id), name: name.to_string(), created_ms: codec::now_ms(), meta };
-        let trees = self.tx_trees(&[])?;
+        let trees = self.tx_trees();
         trees.as_slice().transaction(|t| -> TxResult<()> {
             if t[tx::NAMES].get(name.as_bytes())?.is_some() {
                 return abort(StoreError::NameTaken(name.to_string()));
@@ -81,7 +81,7 @@ impl Store {
     pub fn rename_person(&self, old: &str, new: &str) -> Result<()> {
         check_name(new)?;
         let _w = self.writer.lock();
-        let trees = self.tx_trees(&[])?;
+        let trees = self.tx_trees();
         trees.as_slice().transaction(|t| -> TxResult<()> {
             let Some(id) = t[tx::NAMES].get(old.as_bytes())? else {
                 return abort(StoreError::NotFound(format!("no person named {old:?}")));
@@ -113,13 +113,12 @@ impl Store {
             .person_by_name(name)?
             .ok_or_else(|| StoreError::NotFound(format!("no person named {name:?}")))?;
         let faces = self.face_ids_of(person.id)?;
-        let models = self.models();
         let active = self.active_model()?;
-        let trees = self.tx_trees(&models)?;
+        let trees = self.tx_trees();
         self.remove_faces_locked(&faces, &w, || {
             Ok(trees.as_slice().transaction(|t| -> TxResult<()> {
                 for face in &faces {
-                    self.tx_remove_face(t, *face, &models, active.as_deref())?;
+                    self.tx_remove_face(t, *face, active.as_deref())?;
                 }
                 t[tx::NAMES].remove(name.as_bytes())?;
                 t[tx::PEOPLE].remove(&id_key(person.id.0))?;

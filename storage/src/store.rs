@@ -2,22 +2,26 @@
 
 use crate::ann::AnnIndex;
 use crate::codec;
+use crate::migrate;
 use crate::error::{Result, StoreError};
 use crate::types::{IndexLoad, StoreOptions};
+use crate::vector_file::VectorFiles;
 use parking_lot::{Mutex, RwLock};
 use std::path::{Path, PathBuf};
 
-/// Version of the on-disk layout. An fdb that finds a higher one refuses to open it.
-pub const SCHEMA_VERSION: u32 = 1;
+/// Version of the on-disk layout. An fdb that finds a higher one refuses to open it; a lower
+/// one is migrated (`migrate`). 2: embeddings in vector files instead of sled trees.
+pub const SCHEMA_VERSION: u32 = 2;
 /// The only metric: squared L2 between unit vectors (see `distance`).
 pub const METRIC: &str = "squared_l2_unit";
 
 pub(crate) const META_SCHEMA: &[u8] = b"schema_version";
+/// The vector files' directory inside the database directory.
+const VECTORS_DIR: &str = "vectors";
 pub(crate) const META_ACTIVE_MODEL: &[u8] = b"active_model";
 pub(crate) const META_METRIC: &[u8] = b"metric";
 pub(crate) const META_THRESHOLD: &[u8] = b"threshold";
 const META_USER_PREFIX: &str = "user/";
-const EMB_TREE_PREFIX: &str = "emb/";
 
 pub(crate) fn meta_dim_key(model: &str) -> Vec<u8> {
     format!("dim/{model}").into_bytes()
@@ -33,8 +37,6 @@ pub(crate) mod tx {
     pub const BY_PERSON: usize = 5;
     pub const CROPS: usize = 6;
     pub const TOMBSTONES: usize = 7;
-    /// Embedding trees follow, one per model, in the order of the `models` argument.
-    pub const EMB0: usize = 8;
 }
 
 pub(crate) struct Trees {
@@ -51,7 +53,8 @@ pub(crate) struct Trees {
     pub(crate) by_person: sled::Tree,
     /// FaceId → encoded crop.
     pub(crate) crops: sled::Tree,
-    /// FaceId of a deleted face still in the index graph → its vector (needed to reload the graph).
+    /// FaceId of a deleted face still in the index graph → (). Its row stays in the active
+    /// model's vector file until a rebuild drops it: reloading the graph needs it.
     pub(crate) tombstones: sled::Tree,
     /// The index snapshot (see `snapshot`).
     pub(crate) snapshot: sled::Tree,
@@ -66,6 +69,8 @@ pub struct Store {
     pub(crate) path: PathBuf,
     pub(crate) db: sled::Db,
     pub(crate) t: Trees,
+    /// Every model's embeddings, beside sled.
+    pub(crate) vectors: VectorFiles,
     pub(crate) opts: StoreOptions,
     /// Serialises writers so face ids reach the index in increasing order.
     pub(crate) writer: Mutex<()>,
@@ -89,11 +94,14 @@ impl Store {
             tombstones: db.open_tree("tombstones")?,
             snapshot: db.open_tree("index_snapshot")?,
         };
-        check_schema(path, &t.meta)?;
+        let found = check_schema(path, &t.meta)?;
+        let vectors = VectorFiles::open(&path.join(VECTORS_DIR))?;
+        migrate::to_current(&db, &t, &vectors, found)?;
         let store = Store {
             path: path.to_path_buf(),
             db,
             t,
+            vectors,
             opts,
             writer: Mutex::new(()),
             index: RwLock::new(None),
@@ -168,23 +176,15 @@ impl Store {
         Ok(())
     }
 
-    /// Models that have stored embeddings.
+    /// Models that have stored embeddings, sorted.
     pub fn models(&self) -> Vec<String> {
-        self.db
-            .tree_names()
-            .into_iter()
-            .filter_map(|n| std::str::from_utf8(&n).ok()?.strip_prefix(EMB_TREE_PREFIX).map(str::to_string))
-            .collect()
-    }
-
-    pub(crate) fn emb_tree(&self, model: &str) -> Result<sled::Tree> {
-        Ok(self.db.open_tree(format!("{EMB_TREE_PREFIX}{model}"))?)
+        self.vectors.models()
     }
 
     /// The trees a write transaction may touch, in the order of the `tx` constants.
-    pub(crate) fn tx_trees(&self, models: &[String]) -> Result<Vec<sled::Tree>> {
+    pub(crate) fn tx_trees(&self) -> Vec<sled::Tree> {
         let t = &self.t;
-        let mut trees = vec![
+        vec![
             t.meta.clone(),
             t.people.clone(),
             t.names.clone(),
@@ -193,11 +193,7 @@ impl Store {
             t.by_person.clone(),
             t.crops.clone(),
             t.tombstones.clone(),
-        ];
-        for m in models {
-            trees.push(self.emb_tree(m)?);
-        }
-        Ok(trees)
+        ]
     }
 
     pub(crate) fn scratch_dir(&self) -> PathBuf {
@@ -212,9 +208,17 @@ impl Store {
     }
 }
 
+const MAX_MODEL_ID_BYTES: usize = 100;
+
 pub(crate) fn check_model_id(model: &str) -> Result<()> {
     if model.is_empty() {
         return Err(StoreError::InvalidArgument("the model id is empty".into()));
+    }
+    // It names the model's vector file, in hex: 200 characters stay within any file system's limit.
+    if model.len() > MAX_MODEL_ID_BYTES {
+        return Err(StoreError::InvalidArgument(format!(
+            "the model id {model:?} is longer than {MAX_MODEL_ID_BYTES} bytes"
+        )));
     }
     Ok(())
 }
@@ -255,12 +259,13 @@ fn open_sled(path: &Path) -> Result<sled::Db> {
     }
 }
 
-fn check_schema(path: &Path, meta: &sled::Tree) -> Result<()> {
+/// The schema version the database was written with (a new one gets the current version).
+fn check_schema(path: &Path, meta: &sled::Tree) -> Result<u32> {
     match meta.get(META_SCHEMA)? {
         None => {
             meta.insert(META_SCHEMA, &SCHEMA_VERSION.to_be_bytes())?;
             meta.insert(META_METRIC, METRIC.as_bytes())?;
-            Ok(())
+            Ok(SCHEMA_VERSION)
         }
         Some(v) => {
             let b: [u8; 4] = v.as_ref().try_into().map_err(|_| {
@@ -270,7 +275,7 @@ fn check_schema(path: &Path, meta: &sled::Tree) -> Result<()> {
             if found > SCHEMA_VERSION {
                 return Err(StoreError::NewerSchema { path: path.to_path_buf(), found, supported: SCHEMA_VERSION });
             }
-            Ok(())
+            Ok(found)
         }
     }
 }

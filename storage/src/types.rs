@@ -112,6 +112,8 @@ pub struct Stats {
     pub disk_bytes: u64,
     /// Bytes of the stored index snapshot (its graph), part of `disk_bytes`.
     pub snapshot_bytes: u64,
+    /// Bytes of the vector files, part of `disk_bytes`.
+    pub vector_bytes: u64,
 }
 
 /// How `open` obtained the index; lets callers (and tests) see that a big database did not rebuild.

@@ -117,8 +117,11 @@ fn a_batch_is_all_or_nothing() {
     store.add_face(face(p, 1, "m1", vector(1, DIM))).unwrap();
     // The third face repeats an enrolled image: nothing of the batch may be stored.
     let batch = vec![face(p, 2, "m1", vector(2, DIM)), face(p, 3, "m1", vector(3, DIM)), face(p, 1, "m1", vector(9, DIM))];
+    let vector_bytes = store.stats().unwrap().vector_bytes;
     assert!(matches!(store.add_faces(batch), Err(StoreError::Duplicate(_))));
     assert_eq!(store.face_count(), 1);
+    // The vectors written ahead of the refused transaction are taken back.
+    assert_eq!(store.stats().unwrap().vector_bytes, vector_bytes);
     assert!(store.face_by_sha256(&sha(2)).unwrap().is_none());
     assert_eq!(store.search(&vector(2, DIM), 5, None).unwrap().len(), 1);
     store.verify_integrity().unwrap();
@@ -194,10 +197,20 @@ fn deleted_faces_are_never_returned_and_compaction_drops_them() {
         let got: Vec<u64> = hits.iter().map(|h| h.face.0).collect();
         assert_eq!(got, exact_top_k(v, &live, 10));
     }
+    let before = store.stats().unwrap().vector_bytes;
     store.compact().unwrap();
     let stats = store.stats().unwrap();
     assert_eq!((stats.tombstones, stats.index_points, stats.faces), (0, live.len(), live.len()));
     assert_eq!(store.searchable_faces(), live.len());
+    // The removed faces' rows (16 bytes of head and DIM f32 each) left the vector file.
+    assert_eq!(before - stats.vector_bytes, (removed.len() * (16 + 4 * DIM)) as u64);
+    store.verify_integrity().unwrap();
+    for (id, v) in &live {
+        assert_eq!(store.embedding(FaceId(*id), "m1").unwrap(), Some(unit(v)));
+    }
+    drop(store);
+    let store = open(dir.path());
+    assert_eq!(store.index_load(), IndexLoad::Snapshot { added: 0 });
     store.verify_integrity().unwrap();
 }
 
@@ -314,7 +327,7 @@ fn a_newer_schema_is_refused() {
         db.flush().unwrap();
     }
     match Store::open(&dir.path().join("db"), StoreOptions::default()) {
-        Err(e @ StoreError::NewerSchema { found: 99, supported: 1, .. }) => {
+        Err(e @ StoreError::NewerSchema { found: 99, supported: 2, .. }) => {
             assert!(e.to_string().contains("newer"), "{e}")
         }
         other => panic!("expected NewerSchema, got {:?}", other.map(|_| ())),
@@ -350,7 +363,7 @@ fn settings_and_user_meta_persist() {
     assert_eq!(store.threshold().unwrap(), Some(1.1));
     assert_eq!(store.meta_get("ui.theme").unwrap().as_deref(), Some(&b"dark"[..]));
     assert_eq!(store.meta_get("absent").unwrap(), None);
-    assert_eq!((store.schema_version(), store.metric()), (1, "squared_l2_unit"));
+    assert_eq!((store.schema_version(), store.metric()), (2, "squared_l2_unit"));
 }
 
 #[test]
@@ -399,5 +412,57 @@ fn readers_search_while_a_writer_adds() {
         }
     });
     assert_eq!(store.face_count(), 300);
+    store.verify_integrity().unwrap();
+}
+
+/// `tests/fixtures/schema1` was written by the fdb of schema 1 (commit bced9ff): people
+/// `person0`..`person5` with faces n = 10p..10p+9 by model "m1" (vector(n, 16)), switched to
+/// "m2" (vector(n + 1000, 8)) and back to "m1", then faces 3, 17 and 42 removed. Opening it
+/// moves the vectors of both models, and the removed faces' (the tombstones' values), out of
+/// sled into vector files.
+#[test]
+fn a_schema_1_database_is_migrated_with_every_vector_and_its_snapshot() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db");
+    copy_dir(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/schema1"), &path);
+    let n_of = |store: &Store, id: FaceId| -> u64 {
+        let name = store.face(id).unwrap().unwrap().source_name;
+        name.trim_start_matches("img_").trim_end_matches(".jpg").parse().unwrap()
+    };
+    for round in 0..2 {
+        let store = Store::open(&path, StoreOptions::default()).unwrap();
+        assert_eq!(store.index_load(), IndexLoad::Snapshot { added: 0 }, "round {round}");
+        assert_eq!(store.models(), vec!["m1".to_string(), "m2".to_string()]);
+        store.verify_integrity().unwrap();
+        let stats = store.stats().unwrap();
+        assert_eq!((stats.faces, stats.tombstones, stats.index_points), (57, 3, 60));
+        let mut live = Vec::new();
+        for person in store.people().unwrap() {
+            for f in store.faces_of(person.id).unwrap() {
+                let n = n_of(&store, f.id);
+                assert_eq!(store.embedding(f.id, "m1").unwrap(), Some(unit(&vector(n, 16))), "face {n}");
+                assert_eq!(store.embedding(f.id, "m2").unwrap(), Some(unit(&vector(n + 1000, 8))), "face {n}");
+                live.push((f.id.0, vector(n, 16)));
+            }
+        }
+        assert_eq!(live.len(), 57);
+        for (id, v) in &live {
+            let got: Vec<u64> = store.search(v, 10, Some(100)).unwrap().iter().map(|h| h.face.0).collect();
+            assert_eq!(got, exact_top_k(v, &live, 10), "face {id}");
+        }
+        // The removed faces are in the graph (their vectors were the tombstones' values), never found.
+        for n in [3u64, 17, 42] {
+            assert!(store.search(&vector(n, 16), 1, None).unwrap()[0].distance > 1e-3);
+        }
+        drop(store);
+    }
+    let db = sled::open(&path).unwrap();
+    assert!(db.tree_names().iter().all(|n| !n.starts_with(b"emb/")));
+    let version = db.open_tree("meta").unwrap().get("schema_version").unwrap().unwrap();
+    assert_eq!(version.as_ref(), &2u32.to_be_bytes());
+    drop(db);
+    let store = Store::open(&path, StoreOptions::default()).unwrap();
+    store.compact().unwrap();
+    assert_eq!((store.stats().unwrap().tombstones, store.stats().unwrap().index_points), (0, 57));
     store.verify_integrity().unwrap();
 }

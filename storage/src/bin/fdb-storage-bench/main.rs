@@ -89,6 +89,7 @@ fn run(a: &Args) -> Result<(), String> {
         (rss_kb().saturating_sub(rss_before)) / 1024, peak_rss_kb() / 1024, huge_pages_kb() / 1024);
     let stats = store.stats().map_err(|e| e.to_string())?;
     println!("index snapshot: {:.1} MB = {:.0} bytes/face", stats.snapshot_bytes as f64 / 1e6, stats.snapshot_bytes as f64 / n as f64);
+    println!("vector files: {:.1} MB = {:.0} bytes/face", stats.vector_bytes as f64 / 1e6, stats.vector_bytes as f64 / n as f64);
     if store.index_load() == IndexLoad::Rebuilt {
         return Err("open rebuilt the index instead of loading the snapshot".into());
     }
