@@ -108,7 +108,7 @@ impl AnnIndex {
         let description = graph_codec::hnsw_description::<UnitSquaredL2>(m, level_scale, params.ef_construction, row_of.len(), dim);
         let corrupt = |why: String| StoreError::Corrupt(format!("the index fdb built does not load into hnsw_rs: {why}"));
         let dump = graph_codec::dump_of_lists(&description, graph.lists()).map_err(corrupt)?;
-        let vector = |face: u64| Ok(row_of.get(&face).map(|&row| graph.vector_row(row as u32).to_vec()));
+        let vector = |_, face: u64| Ok(row_of.get(&face).map(|&row| graph.vector_row(row as u32).to_vec()));
         let hnsw = snapshot::hnsw_of_dump(scratch, &dump, dim, vector)?.map_err(corrupt)?;
         drop(graph);
         Ok(Self::from_hnsw(hnsw, model, dim, covered_upto, HashSet::new(), persons))

@@ -1,12 +1,17 @@
-//! A compact, exact encoding of hnsw_rs' graph dump, for the index snapshot.
+//! A compact encoding of hnsw_rs' graph dump, for the index snapshot.
 //!
 //! hnsw_rs writes every neighbour as (face id u64, layer u8, rank i32, distance f32) = 17 bytes
 //! and every point with a neighbour count (u64) for each of its 16 possible layers, most of them
 //! empty: ~600 bytes a face at M = 24. Positions make most of that redundant: points are dumped
 //! layer by layer in rank order, so a point's position gives its layer and rank, and a neighbour
-//! is fully named by its position (u32). Here a neighbour is 8 bytes (position, distance) and a
-//! point stores counts only up to its last non-empty layer. `decode` rebuilds hnsw_rs' bytes
-//! exactly, so hnsw_rs still loads the graph itself.
+//! is fully named by its position. The distances are redundant too, given the vectors.
+//!
+//! Format 3 (`encode`) stores each point's id as a varint delta from the previous point's, and
+//! each list as its positions sorted, in varint deltas: neighbours are mostly faces of the same
+//! person, enrolled together, so the deltas are small. `Skeleton::into_dump` recomputes the
+//! distances and rebuilds hnsw_rs' bytes exactly (lists nearest first, as hnsw_rs keeps them),
+//! so hnsw_rs still loads the graph itself. Format 2 (`decode_v2`, session 4–6 snapshots) kept
+//! (position u32, distance f32) per neighbour.
 
 use hnsw_rs::hnswio::load_description;
 use std::collections::HashMap;
@@ -15,7 +20,8 @@ use std::io::Cursor;
 /// hnsw_rs' markers (hnswio.rs, 0.3.5) in front of each layer and each point of a graph dump.
 const MAGIC_LAYER: u32 = 0x000a_676f;
 const MAGIC_POINT: u32 = 0x000a_678f;
-const CODEC_MAGIC: &[u8; 4] = b"fdbg";
+const CODEC_MAGIC_V2: &[u8; 4] = b"fdbg";
+const CODEC_MAGIC: &[u8; 4] = b"fdg3";
 
 /// A graph dump as hnsw_rs wrote it, with the face ids of its points in dump order (which is
 /// also the order of its data file).
@@ -30,8 +36,17 @@ struct Point {
     layers: Vec<Vec<(u32, f32)>>,
 }
 
-/// Encodes a dump; `Err` names what in it was not as expected.
-pub(crate) fn encode(dump: &[u8]) -> Result<Vec<u8>, String> {
+/// A dump read apart: its points in dump order with their lists as (position, distance).
+struct Parsed<'a> {
+    description: &'a [u8],
+    layer_sizes: Vec<u32>,
+    neighbour_layers: u8,
+    points: Vec<Point>,
+    entry: u32,
+}
+
+/// Reads hnsw_rs' dump; `Err` names what in it was not as expected.
+fn parse(dump: &[u8]) -> Result<Parsed<'_>, String> {
     let mut cursor = Cursor::new(dump);
     let description = load_description(&mut cursor).map_err(|e| format!("graph description: {e}"))?;
     if description.dumpmode != 1 {
@@ -89,15 +104,150 @@ pub(crate) fn encode(dump: &[u8]) -> Result<Vec<u8>, String> {
         points.push(Point { id, layers });
     }
     let entry = position(entry_id, entry_layer, entry_rank)?;
+    Ok(Parsed { description: &dump[..description_len], layer_sizes, neighbour_layers: description.nb_layer, points, entry })
+}
 
-    let mut out = Vec::with_capacity(dump.len() / 2);
+/// Encodes a dump in format 3.
+pub(crate) fn encode(dump: &[u8]) -> Result<Vec<u8>, String> {
+    let parsed = parse(dump)?;
+    let mut out = Vec::with_capacity(dump.len() / 8);
     out.extend_from_slice(CODEC_MAGIC);
-    out.extend_from_slice(&(description_len as u32).to_le_bytes());
-    out.extend_from_slice(&dump[..description_len]);
-    out.push(layer_count);
-    out.push(description.nb_layer);
-    layer_sizes.iter().for_each(|s| out.extend_from_slice(&s.to_le_bytes()));
-    for p in &points {
+    out.extend_from_slice(&(parsed.description.len() as u32).to_le_bytes());
+    out.extend_from_slice(parsed.description);
+    out.push(parsed.layer_sizes.len() as u8);
+    out.push(parsed.neighbour_layers);
+    parsed.layer_sizes.iter().for_each(|s| out.extend_from_slice(&s.to_le_bytes()));
+    let mut previous_id = 0u64;
+    for p in &parsed.points {
+        put_varint(&mut out, zigzag(p.id.wrapping_sub(previous_id) as i64));
+        previous_id = p.id;
+        let used = p.layers.iter().rposition(|ns| !ns.is_empty()).map_or(0, |l| l + 1);
+        out.push(used as u8);
+        for ns in &p.layers[..used] {
+            let mut positions: Vec<u32> = ns.iter().map(|&(n, _)| n).collect();
+            positions.sort_unstable();
+            put_varint(&mut out, positions.len() as u64);
+            let mut previous = 0u32;
+            for n in positions {
+                put_varint(&mut out, (n - previous) as u64);
+                previous = n;
+            }
+        }
+    }
+    out.extend_from_slice(&parsed.entry.to_le_bytes());
+    Ok(out)
+}
+
+/// A graph without its distances, as format 3 stores it.
+pub(crate) struct Skeleton {
+    description: Vec<u8>,
+    layer_sizes: Vec<u32>,
+    neighbour_layers: usize,
+    /// Face id of each position (the order of hnsw_rs' data file).
+    pub(crate) ids: Vec<u64>,
+    /// Per position, per layer: neighbour positions, ascending.
+    lists: Vec<Vec<Vec<u32>>>,
+    entry: u32,
+}
+
+/// Reads a format-3 encoding.
+pub(crate) fn decode(bytes: &[u8]) -> Result<Skeleton, String> {
+    let mut r = Reader { bytes, at: 0 };
+    if r.take(4)? != CODEC_MAGIC {
+        return Err("not an fdb graph encoding (format 3)".into());
+    }
+    let description_len = r.u32()? as usize;
+    let description = r.take(description_len)?.to_vec();
+    let (layer_count, neighbour_layers) = (r.u8()?, r.u8()? as usize);
+    let layer_sizes: Vec<u32> = (0..layer_count).map(|_| r.u32()).collect::<Result<_, _>>()?;
+    let total = layer_sizes.iter().map(|&s| s as u64).sum::<u64>();
+    // Each point takes at least two bytes, which bounds what a damaged size can allocate.
+    if total > bytes.len() as u64 / 2 {
+        return Err("graph encoding is shorter than its layer sizes say".into());
+    }
+    let mut ids = Vec::with_capacity(total as usize);
+    let mut lists = Vec::with_capacity(total as usize);
+    let mut id = 0u64;
+    for _ in 0..total {
+        id = id.wrapping_add(unzigzag(r.varint()?) as u64);
+        ids.push(id);
+        let used = r.u8()? as usize;
+        if used > neighbour_layers {
+            return Err("a point has more layers than the graph".into());
+        }
+        let mut layers = Vec::with_capacity(used);
+        for _ in 0..used {
+            let count = r.varint()?;
+            if count > (bytes.len() - r.at) as u64 {
+                return Err("a neighbour list is longer than the bytes left".into());
+            }
+            let mut ns = Vec::with_capacity(count as usize);
+            let mut n = 0u64;
+            for _ in 0..count {
+                n += r.varint()?;
+                if n >= total {
+                    return Err(format!("neighbour position {n} is past the last point"));
+                }
+                ns.push(n as u32);
+            }
+            layers.push(ns);
+        }
+        lists.push(layers);
+    }
+    let entry = r.u32()?;
+    if r.at != bytes.len() {
+        return Err("graph encoding has trailing bytes".into());
+    }
+    if entry as u64 >= total.max(1) {
+        return Err(format!("entry point position {entry} is past the last point"));
+    }
+    Ok(Skeleton { description, layer_sizes, neighbour_layers, ids, lists, entry })
+}
+
+impl Skeleton {
+    /// hnsw_rs' dump of the graph, `distance(p, n)` giving the distance between the points at
+    /// positions p and n; lists are ordered nearest first, as hnsw_rs keeps them.
+    pub(crate) fn into_dump(self, distance: impl Fn(u32, u32) -> f32 + Sync) -> Result<Dump, String> {
+        let with_distances = |p: usize, layers: &[Vec<u32>]| -> Vec<Vec<(u32, f32)>> {
+            layers
+                .iter()
+                .map(|ns| {
+                    let mut ns: Vec<(u32, f32)> = ns.iter().map(|&n| (n, distance(p as u32, n))).collect();
+                    ns.sort_by(|a, b| a.1.total_cmp(&b.1).then(a.0.cmp(&b.0)));
+                    ns
+                })
+                .collect()
+        };
+        // A million points take ~40M distances: spread them over the cores.
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let step = self.lists.len().div_ceil(threads).max(1);
+        let mut points: Vec<Point> = self.ids.iter().map(|&id| Point { id, layers: Vec::new() }).collect();
+        std::thread::scope(|scope| {
+            for (c, (out, lists)) in points.chunks_mut(step).zip(self.lists.chunks(step)).enumerate() {
+                let with_distances = &with_distances;
+                scope.spawn(move || {
+                    for (i, (point, layers)) in out.iter_mut().zip(lists).enumerate() {
+                        point.layers = with_distances(c * step + i, layers);
+                    }
+                });
+            }
+        });
+        write_dump(&self.description, &self.layer_sizes, &points, self.neighbour_layers, self.entry)
+    }
+}
+
+/// Encodes a dump in format 2, as sessions 4–6 stored it (for the tests of loading those).
+#[cfg(test)]
+pub(crate) fn encode_v2(dump: &[u8]) -> Result<Vec<u8>, String> {
+    let parsed = parse(dump)?;
+    let mut out = Vec::with_capacity(dump.len() / 2);
+    out.extend_from_slice(CODEC_MAGIC_V2);
+    out.extend_from_slice(&(parsed.description.len() as u32).to_le_bytes());
+    out.extend_from_slice(parsed.description);
+    out.push(parsed.layer_sizes.len() as u8);
+    out.push(parsed.neighbour_layers);
+    parsed.layer_sizes.iter().for_each(|s| out.extend_from_slice(&s.to_le_bytes()));
+    for p in &parsed.points {
         out.extend_from_slice(&p.id.to_le_bytes());
         let used = p.layers.iter().rposition(|ns| !ns.is_empty()).map_or(0, |l| l + 1);
         out.push(used as u8);
@@ -110,15 +260,15 @@ pub(crate) fn encode(dump: &[u8]) -> Result<Vec<u8>, String> {
             }
         }
     }
-    out.extend_from_slice(&entry.to_le_bytes());
+    out.extend_from_slice(&parsed.entry.to_le_bytes());
     Ok(out)
 }
 
-/// Rebuilds the dump `encode` was given.
-pub(crate) fn decode(bytes: &[u8]) -> Result<Dump, String> {
+/// Rebuilds the dump a format-2 encoding was made from.
+pub(crate) fn decode_v2(bytes: &[u8]) -> Result<Dump, String> {
     let mut r = Reader { bytes, at: 0 };
-    if r.take(4)? != CODEC_MAGIC {
-        return Err("not an fdb graph encoding".into());
+    if r.take(4)? != CODEC_MAGIC_V2 {
+        return Err("not an fdb graph encoding (format 2)".into());
     }
     let description_len = r.u32()? as usize;
     let description = r.take(description_len)?;
@@ -230,6 +380,22 @@ fn write_dump(description: &[u8], layer_sizes: &[u32], points: &[Point], neighbo
     Ok(Dump { bytes: out, order: points.iter().map(|p| p.id).collect() })
 }
 
+fn put_varint(out: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        out.push(v as u8 | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+fn zigzag(v: i64) -> u64 {
+    ((v << 1) ^ (v >> 63)) as u64
+}
+
+fn unzigzag(v: u64) -> i64 {
+    (v >> 1) as i64 ^ -((v & 1) as i64)
+}
+
 /// First position of each layer.
 fn starts(sizes: &[u32]) -> Vec<u32> {
     sizes.iter().scan(0u32, |next, &s| Some(std::mem::replace(next, *next + s))).collect()
@@ -277,6 +443,22 @@ impl<'a> Reader<'a> {
         Ok(f32::from_le_bytes(self.array()?))
     }
 
+    /// LEB128, at most ten bytes.
+    fn varint(&mut self) -> Result<u64, String> {
+        let mut v = 0u64;
+        for shift in (0..70).step_by(7) {
+            let byte = self.u8()?;
+            if shift == 63 && byte > 1 {
+                return Err("a varint overflows 64 bits".into());
+            }
+            v |= ((byte & 0x7f) as u64) << shift;
+            if byte < 0x80 {
+                return Ok(v);
+            }
+        }
+        Err("a varint is longer than ten bytes".into())
+    }
+
     fn expect_u32(&mut self, value: u32, what: &str) -> Result<(), String> {
         match self.u32()? {
             v if v == value => Ok(()),
@@ -290,7 +472,7 @@ mod tests {
     use super::*;
     use crate::distance::UnitSquaredL2;
     use crate::test_vectors::unit_vectors;
-    use hnsw_rs::prelude::{AnnT, Hnsw};
+    use hnsw_rs::prelude::{AnnT, Distance, Hnsw};
 
     fn dump_of(n: usize, seed: u64) -> Vec<u8> {
         let hnsw = Hnsw::<f32, UnitSquaredL2>::new(8, n, 16, 40, UnitSquaredL2);
@@ -302,20 +484,39 @@ mod tests {
         std::fs::read(dir.path().join(format!("{name}.hnsw.graph"))).unwrap()
     }
 
+    /// The distance hnsw_rs computed, between the points dumped at positions p and n.
+    fn distance_of(skeleton: &Skeleton, seed: u64) -> impl Fn(u32, u32) -> f32 + Sync + '_ {
+        let vectors = unit_vectors(skeleton.ids.len(), 8, seed);
+        move |p, n| {
+            let v = |pos: u32| &vectors[((skeleton.ids[pos as usize] - 1000) / 7) as usize];
+            UnitSquaredL2.eval(v(p), v(n))
+        }
+    }
+
     #[test]
-    fn decoding_gives_back_hnsw_rs_bytes_exactly_in_under_half_the_space() {
-        for (n, seed) in [(1, 1), (2, 2), (500, 3)] {
+    fn decoding_gives_back_hnsw_rs_bytes_exactly_in_a_sixth_of_the_space() {
+        for (n, seed) in [(1, 1), (2, 2), (500, 3), (3000, 4)] {
             let dump = dump_of(n, seed);
             let compact = encode(&dump).unwrap();
-            let back = decode(&compact).unwrap();
+            let skeleton = decode(&compact).unwrap();
+            let distance = distance_of(&skeleton, seed);
+            let back = decode(&compact).unwrap().into_dump(distance).unwrap();
             assert!(back.bytes == dump, "{n} points: the round trip changed the dump");
             let mut order = back.order.clone();
             order.sort();
             assert_eq!(order, (0..n as u64).map(|i| 1000 + 7 * i).collect::<Vec<_>>());
-            if n == 500 {
-                assert!(compact.len() * 2 < dump.len(), "{} bytes for a dump of {}", compact.len(), dump.len());
+            if n >= 500 {
+                assert!(compact.len() * 6 < dump.len(), "{} bytes for a dump of {}", compact.len(), dump.len());
             }
         }
+    }
+
+    #[test]
+    fn format_2_still_decodes_to_hnsw_rs_bytes() {
+        let dump = dump_of(500, 3);
+        let v2 = encode_v2(&dump).unwrap();
+        assert!(decode_v2(&v2).unwrap().bytes == dump);
+        assert!(decode(&v2).is_err() && decode_v2(&encode(&dump).unwrap()).is_err(), "the formats are told apart");
     }
 
     #[test]
@@ -339,5 +540,13 @@ mod tests {
         bad[at..].copy_from_slice(&u32::MAX.to_le_bytes());
         assert!(decode(&bad).is_err());
         assert!(encode(&compact).is_err(), "an encoding is not a dump");
+        // Every byte flipped in turn: an error or some graph, never a panic.
+        for at in 0..compact.len() {
+            let mut bad = compact.clone();
+            bad[at] ^= 0x5a;
+            if let Ok(skeleton) = decode(&bad) {
+                let _ = skeleton.into_dump(|_, _| 0.5);
+            }
+        }
     }
 }

@@ -2,9 +2,9 @@
 //! atomic unit.
 //!
 //! hnsw_rs dumps a graph file and a data file. The graph is stored in fdb's compact encoding
-//! (`graph_codec`, under half of hnsw_rs' bytes) in small chunks with a crc; the data file is
-//! only a copy of vectors sled already holds, so instead of storing it again it is regenerated
-//! from the embeddings on load, in the order of the graph's points.
+//! (`graph_codec`, format 3: ~1/8 of hnsw_rs' bytes) in chunks with a crc; the data file is only
+//! a copy of vectors the store already holds, so instead of storing it again it is regenerated
+//! from the embeddings on load, in the order of the graph's points, and so are the distances.
 //!
 //! Chunks are 64 KB. hnsw_rs-sized 8 MB chunks were each written as a sled blob file and again
 //! inside the consolidated leaf blob, storing the graph twice; 4 KB chunks stayed in sled's log
@@ -12,15 +12,16 @@
 //! M = 24 (`fdb-storage-bench --n 20000`): 5,532 bytes/face with 8 MB chunks of hnsw_rs' bytes,
 //! 5,658 with 4 KB compact chunks, 5,195 with 64 KB compact chunks.
 //!
-//! Format 1 (session 1–3 databases: hnsw_rs' own graph bytes plus a separate point order) still
-//! loads, and is rewritten as format 2 at the next snapshot.
+//! Formats 1 (session 1–3 databases: hnsw_rs' own graph bytes plus a separate point order) and
+//! 2 (sessions 4–6: positions and distances) still load, and are rewritten as format 3 at the
+//! next snapshot.
 
 use crate::ann::AnnIndex;
 use crate::codec;
 use crate::graph_codec::{self, Dump};
 use crate::distance::UnitSquaredL2;
 use crate::error::{Result, StoreError};
-use hnsw_rs::prelude::{AnnT, Hnsw, HnswIo};
+use hnsw_rs::prelude::{AnnT, Distance, Hnsw, HnswIo};
 use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, HashSet};
 use std::io::{BufWriter, Read, Write};
@@ -31,7 +32,8 @@ const CHUNK_BYTES: usize = 64 << 10;
 const BASENAME: &str = "fdb";
 /// hnsw_rs' marker in front of every point of its data file.
 const HNSW_DATA_MAGIC: u32 = 0xa67f_0000;
-const FORMAT: u32 = 2;
+const FORMAT: u32 = 3;
+const FORMAT_WITH_DISTANCES: u32 = 2;
 const FORMAT_HNSW_BYTES: u32 = 1;
 
 #[derive(Serialize, Deserialize, Debug)]
@@ -42,7 +44,7 @@ struct Header {
     covered_upto: u64,
     points: u64,
     graph: BlobInfo,
-    /// Format 1 only: the face ids of the data file, in order (format 2 encodes them in the graph).
+    /// Format 1 only: the face ids of the data file, in order (later formats encode them in the graph).
     order: BlobInfo,
 }
 
@@ -107,7 +109,7 @@ pub(crate) fn load(
         Ok(h) => h,
         Err(e) => return Ok(Err(e.to_string())),
     };
-    if header.format != FORMAT && header.format != FORMAT_HNSW_BYTES {
+    if ![FORMAT, FORMAT_WITH_DISTANCES, FORMAT_HNSW_BYTES].contains(&header.format) {
         return Ok(Err(format!("snapshot format {} is not {FORMAT}", header.format)));
     }
     if header.model != model {
@@ -117,24 +119,54 @@ pub(crate) fn load(
         Ok(g) => g,
         Err(why) => return Ok(Err(why)),
     };
-    let dump = if header.format == FORMAT_HNSW_BYTES {
-        match get_blob(tree, "order", &header.order)? {
-            Ok(order) => Dump { bytes: graph, order: order.chunks_exact(8).map(|b| u64::from_le_bytes(b.try_into().unwrap())).collect() },
-            Err(why) => return Ok(Err(why)),
-        }
-    } else {
-        match graph_codec::decode(&graph) {
-            Ok(dump) => dump,
-            Err(why) => return Ok(Err(format!("snapshot graph: {why}"))),
-        }
-    };
-    if dump.order.len() as u64 != header.points {
-        return Ok(Err("snapshot point order has the wrong length".into()));
-    }
     let dim = header.dim as usize;
-    let hnsw = match hnsw_of_dump(scratch, &dump, dim, vector)? {
-        Ok(h) => h,
-        Err(why) => return Ok(Err(why)),
+    let hnsw = match header.format {
+        FORMAT => {
+            let skeleton = match graph_codec::decode(&graph) {
+                Ok(s) => s,
+                Err(why) => return Ok(Err(format!("snapshot graph: {why}"))),
+            };
+            if skeleton.ids.len() as u64 != header.points {
+                return Ok(Err("snapshot point order has the wrong length".into()));
+            }
+            // Every vector once, in the graph's order: for the distances and hnsw_rs' data file.
+            let mut vectors = Vec::with_capacity(skeleton.ids.len() * dim);
+            for &id in &skeleton.ids {
+                match checked_vector(&vector, id, dim)? {
+                    Ok(v) => vectors.extend_from_slice(&v),
+                    Err(why) => return Ok(Err(why)),
+                }
+            }
+            let row = |p: u32| &vectors[p as usize * dim..][..dim];
+            let dump = match skeleton.into_dump(|p, n| UnitSquaredL2.eval(row(p), row(n))) {
+                Ok(d) => d,
+                Err(why) => return Ok(Err(format!("snapshot graph: {why}"))),
+            };
+            match hnsw_of_dump(scratch, &dump, dim, |p, _| Ok(Some(row(p as u32).to_vec())))? {
+                Ok(h) => h,
+                Err(why) => return Ok(Err(why)),
+            }
+        }
+        _ => {
+            let dump = if header.format == FORMAT_HNSW_BYTES {
+                match get_blob(tree, "order", &header.order)? {
+                    Ok(order) => Dump { bytes: graph, order: order.chunks_exact(8).map(|b| u64::from_le_bytes(b.try_into().unwrap())).collect() },
+                    Err(why) => return Ok(Err(why)),
+                }
+            } else {
+                match graph_codec::decode_v2(&graph) {
+                    Ok(dump) => dump,
+                    Err(why) => return Ok(Err(format!("snapshot graph: {why}"))),
+                }
+            };
+            if dump.order.len() as u64 != header.points {
+                return Ok(Err("snapshot point order has the wrong length".into()));
+            }
+            match hnsw_of_dump(scratch, &dump, dim, |_, id| vector(id))? {
+                Ok(h) => h,
+                Err(why) => return Ok(Err(why)),
+            }
+        }
     };
     if hnsw.get_nb_point() as u64 != header.points {
         return Ok(Err("snapshot graph and point order disagree".into()));
@@ -146,13 +178,13 @@ pub(crate) fn load(
     Ok(Ok(index))
 }
 
-/// hnsw_rs' graph from a dump, its vectors taken from `vector` (by face id); `Err(why)` when
-/// the dump or a vector is not as it should be.
+/// hnsw_rs' graph from a dump, its vectors taken from `vector(position, face id)`; `Err(why)`
+/// when the dump or a vector is not as it should be.
 pub(crate) fn hnsw_of_dump(
     scratch: &Path,
     dump: &Dump,
     dim: usize,
-    vector: impl Fn(u64) -> Result<Option<Vec<f32>>>,
+    vector: impl Fn(usize, u64) -> Result<Option<Vec<f32>>>,
 ) -> Result<std::result::Result<Hnsw<'static, f32, UnitSquaredL2>, String>> {
     with_scratch(scratch, |dir| {
         std::fs::write(dir.join(format!("{BASENAME}.hnsw.graph")), &dump.bytes)
@@ -207,24 +239,35 @@ fn get_blob(tree: &sled::Tree, name: &str, info: &BlobInfo) -> Result<std::resul
     Ok(Ok(bytes))
 }
 
-/// Writes an hnsw_rs data file for the points of `order`, taking vectors from the store.
+/// A point's vector, or why the snapshot cannot use it.
+fn checked_vector(
+    vector: &impl Fn(u64) -> Result<Option<Vec<f32>>>,
+    id: u64,
+    dim: usize,
+) -> Result<std::result::Result<Vec<f32>, String>> {
+    Ok(match vector(id)? {
+        None => Err(format!("snapshot point {id} has no stored vector")),
+        Some(v) if v.len() != dim => Err(format!("snapshot point {id} has {} dimensions, expected {dim}", v.len())),
+        Some(v) => Ok(v),
+    })
+}
+
+/// Writes an hnsw_rs data file for the points of `order`, taking vectors from `vector`.
 fn write_data_file(
     path: &Path,
     order: &[u64],
     dim: usize,
-    vector: &impl Fn(u64) -> Result<Option<Vec<f32>>>,
+    vector: &impl Fn(usize, u64) -> Result<Option<Vec<f32>>>,
 ) -> Result<std::result::Result<(), String>> {
     let io_err = |e| StoreError::io(format!("{}: writing the index data", path.display()), e);
     let mut out = BufWriter::new(std::fs::File::create(path).map_err(io_err)?);
     out.write_all(&HNSW_DATA_MAGIC.to_ne_bytes()).map_err(io_err)?;
     out.write_all(&dim.to_ne_bytes()).map_err(io_err)?;
-    for &id in order {
-        let Some(v) = vector(id)? else {
-            return Ok(Err(format!("snapshot point {id} has no stored vector")));
+    for (position, &id) in order.iter().enumerate() {
+        let v = match checked_vector(&|id| vector(position, id), id, dim)? {
+            Ok(v) => v,
+            Err(why) => return Ok(Err(why)),
         };
-        if v.len() != dim {
-            return Ok(Err(format!("snapshot point {id} has {} dimensions, expected {dim}", v.len())));
-        }
         out.write_all(&HNSW_DATA_MAGIC.to_ne_bytes()).map_err(io_err)?;
         out.write_all(&id.to_ne_bytes()).map_err(io_err)?;
         out.write_all(&((dim * 4) as u64).to_ne_bytes()).map_err(io_err)?;
@@ -281,17 +324,24 @@ mod tests {
         (dir, tree, scratch)
     }
 
-    /// Stores `index` as sessions 1-3 did: hnsw_rs' graph bytes plus the point order.
-    fn write_format_1(tree: &sled::Tree, index: &AnnIndex, scratch: &Path) {
+    /// Stores `index` in an older format: 1 as sessions 1-3 did (hnsw_rs' graph bytes plus the
+    /// point order), 2 as sessions 4-6 did (positions and distances).
+    fn write_old_format(tree: &sled::Tree, index: &AnnIndex, scratch: &Path, format: u32) {
         let graph = with_scratch(scratch, |dir| {
             let name = index.hnsw.file_dump(dir, BASENAME).unwrap();
             read_file(&dir.join(format!("{name}.hnsw.graph")))
         })
         .unwrap();
-        let order: Vec<u8> = graph_codec::decode(&graph_codec::encode(&graph).unwrap()).unwrap().order.iter().flat_map(|id| id.to_le_bytes()).collect();
+        let (graph, order) = match format {
+            FORMAT_HNSW_BYTES => {
+                let ids = graph_codec::decode(&graph_codec::encode(&graph).unwrap()).unwrap().ids;
+                (graph, ids.iter().flat_map(|id| id.to_le_bytes()).collect())
+            }
+            _ => (graph_codec::encode_v2(&graph).unwrap(), Vec::new()),
+        };
         let mut batch = sled::Batch::default();
         let header = Header {
-            format: FORMAT_HNSW_BYTES,
+            format,
             model: "m".into(),
             dim: DIM as u64,
             covered_upto: index.covered_upto(),
@@ -304,25 +354,40 @@ mod tests {
     }
 
     #[test]
-    fn a_format_1_snapshot_loads_and_is_rewritten_in_format_2() {
-        let (_dir, tree, scratch) = scratch_db();
-        let (index, vectors) = index_of(300);
-        write_format_1(&tree, &index, &scratch);
-        let vector = |id: u64| Ok(vectors.get(&id).cloned());
-        let persons: HashMap<u64, u64> = vectors.keys().map(|&f| (f, f % 7)).collect();
+    fn snapshots_of_formats_1_and_2_load_and_are_rewritten_in_format_3() {
+        for format in [FORMAT_HNSW_BYTES, FORMAT_WITH_DISTANCES] {
+            let (_dir, tree, scratch) = scratch_db();
+            let (index, vectors) = index_of(300);
+            write_old_format(&tree, &index, &scratch, format);
+            let vector = |id: u64| Ok(vectors.get(&id).cloned());
+            let persons: HashMap<u64, u64> = vectors.keys().map(|&f| (f, f % 7)).collect();
 
-        let old = load(&tree, "m", &scratch, vector, HashSet::new(), persons.clone()).unwrap().unwrap();
-        assert_eq!((old.points(), old.covered_upto()), (300, 300));
-        assert_eq!(old.unsaved(), 300, "a format-1 snapshot is due to be rewritten");
-        let hit = &old.search(&vectors[&42], 1, 32)[0];
-        assert_eq!((hit.face.0, hit.person.0), (42, 0));
+            let old = load(&tree, "m", &scratch, vector, HashSet::new(), persons.clone()).unwrap().unwrap();
+            assert_eq!((old.points(), old.covered_upto()), (300, 300));
+            assert_eq!(old.unsaved(), 300, "format {format}: the snapshot is due to be rewritten");
+            let hit = &old.search(&vectors[&42], 1, 32)[0];
+            assert_eq!((hit.face.0, hit.person.0), (42, 0));
 
-        write(&tree, &old, &scratch).unwrap();
-        let header: Header = codec::decode(&tree.get(HEADER_KEY).unwrap().unwrap(), "header").unwrap();
-        assert_eq!((header.format, header.order.len), (FORMAT, 0));
-        let new = load(&tree, "m", &scratch, vector, HashSet::new(), persons).unwrap().unwrap();
-        assert_eq!((new.points(), new.unsaved()), (300, 0));
-        assert_eq!(new.search(&vectors[&42], 1, 32)[0].face.0, 42);
+            write(&tree, &old, &scratch).unwrap();
+            let header: Header = codec::decode(&tree.get(HEADER_KEY).unwrap().unwrap(), "header").unwrap();
+            assert_eq!((header.format, header.order.len), (FORMAT, 0));
+            let new = load(&tree, "m", &scratch, vector, HashSet::new(), persons).unwrap().unwrap();
+            assert_eq!((new.points(), new.unsaved()), (300, 0));
+            assert_eq!(new.search(&vectors[&42], 1, 32)[0].face.0, 42);
+            // The same graph through the old format and format 3: hnsw_rs dumps the same lists
+            // (its description differs: a loaded hnsw_rs reports its own level scale).
+            let lists = |index: &AnnIndex| {
+                let bytes = with_scratch(&scratch, |dir| {
+                    let name = index.hnsw.file_dump(dir, BASENAME).unwrap();
+                    read_file(&dir.join(format!("{name}.hnsw.graph")))
+                })
+                .unwrap();
+                let mut cursor = std::io::Cursor::new(&bytes[..]);
+                hnsw_rs::hnswio::load_description(&mut cursor).unwrap();
+                bytes[cursor.position() as usize..].to_vec()
+            };
+            assert!(lists(&new) == lists(&old), "format {format}: the graph changed on the way");
+        }
     }
 
     #[test]
