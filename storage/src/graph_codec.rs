@@ -107,16 +107,24 @@ fn parse(dump: &[u8]) -> Result<Parsed<'_>, String> {
     Ok(Parsed { description: &dump[..description_len], layer_sizes, neighbour_layers: description.nb_layer, points, entry })
 }
 
+impl Parsed<'_> {
+    /// The start of an encoding: magic, hnsw_rs' description, layer count and sizes.
+    fn header(&self, magic: &[u8; 4], capacity: usize) -> Vec<u8> {
+        let mut out = Vec::with_capacity(capacity);
+        out.extend_from_slice(magic);
+        out.extend_from_slice(&(self.description.len() as u32).to_le_bytes());
+        out.extend_from_slice(self.description);
+        out.push(self.layer_sizes.len() as u8);
+        out.push(self.neighbour_layers);
+        self.layer_sizes.iter().for_each(|s| out.extend_from_slice(&s.to_le_bytes()));
+        out
+    }
+}
+
 /// Encodes a dump in format 3.
 pub(crate) fn encode(dump: &[u8]) -> Result<Vec<u8>, String> {
     let parsed = parse(dump)?;
-    let mut out = Vec::with_capacity(dump.len() / 8);
-    out.extend_from_slice(CODEC_MAGIC);
-    out.extend_from_slice(&(parsed.description.len() as u32).to_le_bytes());
-    out.extend_from_slice(parsed.description);
-    out.push(parsed.layer_sizes.len() as u8);
-    out.push(parsed.neighbour_layers);
-    parsed.layer_sizes.iter().for_each(|s| out.extend_from_slice(&s.to_le_bytes()));
+    let mut out = parsed.header(CODEC_MAGIC, dump.len() / 8);
     let mut previous_id = 0u64;
     for p in &parsed.points {
         put_varint(&mut out, zigzag(p.id.wrapping_sub(previous_id) as i64));
@@ -153,13 +161,8 @@ pub(crate) struct Skeleton {
 /// Reads a format-3 encoding.
 pub(crate) fn decode(bytes: &[u8]) -> Result<Skeleton, String> {
     let mut r = Reader { bytes, at: 0 };
-    if r.take(4)? != CODEC_MAGIC {
-        return Err("not an fdb graph encoding (format 3)".into());
-    }
-    let description_len = r.u32()? as usize;
-    let description = r.take(description_len)?.to_vec();
-    let (layer_count, neighbour_layers) = (r.u8()?, r.u8()? as usize);
-    let layer_sizes: Vec<u32> = (0..layer_count).map(|_| r.u32()).collect::<Result<_, _>>()?;
+    let (description, layer_sizes, neighbour_layers) = r.header(CODEC_MAGIC, "format 3")?;
+    let description = description.to_vec();
     let total = layer_sizes.iter().map(|&s| s as u64).sum::<u64>();
     // Each point takes at least two bytes, which bounds what a damaged size can allocate.
     if total > bytes.len() as u64 / 2 {
@@ -240,13 +243,7 @@ impl Skeleton {
 #[cfg(test)]
 pub(crate) fn encode_v2(dump: &[u8]) -> Result<Vec<u8>, String> {
     let parsed = parse(dump)?;
-    let mut out = Vec::with_capacity(dump.len() / 2);
-    out.extend_from_slice(CODEC_MAGIC_V2);
-    out.extend_from_slice(&(parsed.description.len() as u32).to_le_bytes());
-    out.extend_from_slice(parsed.description);
-    out.push(parsed.layer_sizes.len() as u8);
-    out.push(parsed.neighbour_layers);
-    parsed.layer_sizes.iter().for_each(|s| out.extend_from_slice(&s.to_le_bytes()));
+    let mut out = parsed.header(CODEC_MAGIC_V2, dump.len() / 2);
     for p in &parsed.points {
         out.extend_from_slice(&p.id.to_le_bytes());
         let used = p.layers.iter().rposition(|ns| !ns.is_empty()).map_or(0, |l| l + 1);
@@ -267,13 +264,7 @@ pub(crate) fn encode_v2(dump: &[u8]) -> Result<Vec<u8>, String> {
 /// Rebuilds the dump a format-2 encoding was made from.
 pub(crate) fn decode_v2(bytes: &[u8]) -> Result<Dump, String> {
     let mut r = Reader { bytes, at: 0 };
-    if r.take(4)? != CODEC_MAGIC_V2 {
-        return Err("not an fdb graph encoding (format 2)".into());
-    }
-    let description_len = r.u32()? as usize;
-    let description = r.take(description_len)?;
-    let (layer_count, neighbour_layers) = (r.u8()?, r.u8()? as usize);
-    let layer_sizes: Vec<u32> = (0..layer_count).map(|_| r.u32()).collect::<Result<_, _>>()?;
+    let (description, layer_sizes, neighbour_layers) = r.header(CODEC_MAGIC_V2, "format 2")?;
     let total = layer_sizes.iter().map(|&s| s as usize).sum::<usize>();
     // Neighbours name positions that may come later, so points are read before any is written.
     let mut points = Vec::with_capacity(total);
@@ -441,6 +432,18 @@ impl<'a> Reader<'a> {
 
     fn f32(&mut self) -> Result<f32, String> {
         Ok(f32::from_le_bytes(self.array()?))
+    }
+
+    /// What `Parsed::header` wrote: (hnsw_rs' description, layer sizes, neighbour layers).
+    fn header(&mut self, magic: &[u8; 4], format: &str) -> Result<(&'a [u8], Vec<u32>, usize), String> {
+        if self.take(4)? != magic {
+            return Err(format!("not an fdb graph encoding ({format})"));
+        }
+        let description_len = self.u32()? as usize;
+        let description = self.take(description_len)?;
+        let (layer_count, neighbour_layers) = (self.u8()?, self.u8()? as usize);
+        let layer_sizes = (0..layer_count).map(|_| self.u32()).collect::<Result<_, _>>()?;
+        Ok((description, layer_sizes, neighbour_layers))
     }
 
     /// LEB128, at most ten bytes.
