@@ -165,7 +165,7 @@ impl VectorFile {
         for (id, v) in rows {
             if v.len() != self.dim {
                 return Err(StoreError::InvalidEmbedding(format!(
-                    "the model's embeddings have {} dimensions, this one has {}",
+                    "its embeddings have {} dimensions, this one has {}",
                     self.dim,
                     v.len()
                 )));
@@ -309,7 +309,10 @@ impl VectorFiles {
             files.insert(model.to_string(), VectorFile::create(&self.path_of(model), dim)?);
         }
         let file = files.get_mut(model).expect("inserted above");
-        let len_before = file.append(rows)?;
+        let len_before = file.append(rows).map_err(|e| match e {
+            StoreError::InvalidEmbedding(why) => StoreError::InvalidEmbedding(format!("model {model:?}: {why}")),
+            e => e,
+        })?;
         Ok(Appended { model: model.to_string(), len_before, ids: rows.iter().map(|(id, _)| *id).collect() })
     }
 

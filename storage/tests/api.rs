@@ -98,7 +98,16 @@ fn faces_are_stored_and_looked_up() {
     assert!(matches!(store.add_face(face(ghost, 8, "m1", vec![1.0; 4])), Err(StoreError::NotFound(_))));
     assert!(matches!(store.add_face(face(p, 9, "m1", vec![0.0; 4])), Err(StoreError::InvalidEmbedding(_))));
     assert!(matches!(store.add_face(face(p, 9, "m1", vec![f32::NAN; 4])), Err(StoreError::InvalidEmbedding(_))));
-    assert!(matches!(store.add_face(face(p, 9, "m1", vec![1.0; 5])), Err(StoreError::InvalidEmbedding(_))));
+    let vector_bytes = store.stats().unwrap().vector_bytes;
+    match store.add_face(face(p, 9, "m1", vec![1.0; 5])) {
+        Err(e @ StoreError::InvalidEmbedding(_)) => {
+            assert!(e.to_string().contains("model \"m1\"") && e.to_string().contains("4 dimensions"), "{e}")
+        }
+        other => panic!("expected InvalidEmbedding, got {other:?}"),
+    }
+    // Nothing of the refused face is left: not even a row in the vector file.
+    assert!(store.face_by_sha256(&sha(9)).unwrap().is_none());
+    assert_eq!(store.stats().unwrap().vector_bytes, vector_bytes);
     assert!(matches!(store.search(&[1.0; 5], 1, None), Err(StoreError::InvalidEmbedding(_))));
 
     store.remove_face(id).unwrap();
