@@ -7,10 +7,9 @@ use crate::store::{check_model_id, meta_dim_key, tx, Store, WriterGuard, META_AC
 use crate::txn::{abort, TxResult};
 use sled::Transactional;
 use crate::types::{Face, FaceId, Hit, NewFace, PersonId};
-use crate::vector_file::Appended;
 use serde::{Deserialize, Serialize};
 use sled::transaction::TransactionalTree;
-use std::collections::{BTreeSet, HashSet};
+use std::collections::HashSet;
 
 /// Batches at least this large are inserted into the index on all cores.
 const PARALLEL_INSERT_MIN: usize = 64;
@@ -55,8 +54,9 @@ impl Store {
         Ok(self.add_faces(vec![face])?[0])
     }
 
-    /// Adds faces atomically: either all are stored or none (one sled transaction).
-    /// The first face ever added makes its model the active one.
+    /// Adds faces atomically: either all are stored or none (one sled transaction). Every face
+    /// must be embedded by the active model; the first face ever added makes its model the
+    /// active one.
     pub fn add_faces(&self, faces: Vec<NewFace>) -> Result<Vec<FaceId>> {
         let w = self.writer.lock();
         let (ids, active, to_index) = self.store_faces_locked(faces, &w)?;
@@ -92,14 +92,14 @@ impl Store {
     }
 
     /// Stores faces in one transaction; returns their ids, the active model, and the points to
-    /// index (the faces of the active model).
+    /// index.
     fn store_faces_locked(&self, faces: Vec<NewFace>, _w: &WriterGuard) -> Result<(Vec<FaceId>, String, Vec<IndexPoint>)> {
         if faces.is_empty() {
             return Ok((Vec::new(), String::new(), Vec::new()));
         }
+        let model = self.model_of_new_faces(&faces)?;
         let mut seen = HashSet::new();
         for f in &faces {
-            check_model_id(&f.model_id)?;
             if !seen.insert(f.source_sha256) {
                 return Err(StoreError::Duplicate(codec::hex(&f.source_sha256)));
             }
@@ -121,57 +121,45 @@ impl Store {
             prepared.push(Prepared { id: self.db.generate_id()?, face, record: codec::encode(&record), unit });
         }
         // The vectors are durable before the records that name them (see `vector_file`).
-        let appended = self.append_vectors(&prepared)?;
+        let rows: Vec<(u64, &[f32])> = prepared.iter().map(|p| (p.id, p.unit.as_slice())).collect();
+        let appended = self.vectors.append(&model, rows[0].1.len(), &rows)?;
         let trees = self.tx_trees();
-        let committed = trees.as_slice().transaction(|t| -> TxResult<String> {
-            let active = match t[tx::META].get(META_ACTIVE_MODEL)? {
-                Some(m) => String::from_utf8_lossy(&m).into_owned(),
-                None => {
-                    t[tx::META].insert(META_ACTIVE_MODEL, prepared[0].face.model_id.as_bytes())?;
-                    prepared[0].face.model_id.clone()
-                }
-            };
+        let committed = trees.as_slice().transaction(|t| -> TxResult<()> {
+            if t[tx::META].get(META_ACTIVE_MODEL)?.is_none() {
+                t[tx::META].insert(META_ACTIVE_MODEL, model.as_bytes())?;
+            }
             for p in &prepared {
                 write_face(t, p)?;
             }
-            Ok(active)
+            Ok(())
         });
-        let active = match committed {
-            Ok(active) => active,
-            Err(e) => {
-                for a in appended {
-                    self.vectors.take_back(a)?;
-                }
-                return Err(e.into());
-            }
-        };
+        if let Err(e) = committed {
+            self.vectors.take_back(appended)?;
+            return Err(e.into());
+        }
         let ids: Vec<FaceId> = prepared.iter().map(|p| FaceId(p.id)).collect();
-        let to_index: Vec<IndexPoint> = prepared
-            .into_iter()
-            .filter(|p| p.face.model_id == active)
-            .map(|p| IndexPoint { face: p.id, person: p.face.person.0, unit: p.unit })
-            .collect();
-        Ok((ids, active, to_index))
+        let to_index: Vec<IndexPoint> =
+            prepared.into_iter().map(|p| IndexPoint { face: p.id, person: p.face.person.0, unit: p.unit }).collect();
+        Ok((ids, model, to_index))
     }
 
-    /// Appends the faces' vectors to their models' files, one append per model.
-    fn append_vectors(&self, prepared: &[Prepared]) -> Result<Vec<Appended>> {
-        let models: BTreeSet<&str> = prepared.iter().map(|p| p.face.model_id.as_str()).collect();
-        let mut appended = Vec::new();
-        for model in models {
-            let rows: Vec<(u64, &[f32])> =
-                prepared.iter().filter(|p| p.face.model_id == model).map(|p| (p.id, p.unit.as_slice())).collect();
-            match self.vectors.append(model, rows[0].1.len(), &rows) {
-                Ok(a) => appended.push(a),
-                Err(e) => {
-                    for a in appended {
-                        self.vectors.take_back(a)?;
-                    }
-                    return Err(e);
-                }
-            }
+    /// The one model new faces may be embedded by: the active one, or any while there is none
+    /// (the first add makes its model the active one). A face by another model could never be
+    /// searched; `switch_model` moves every face to a new model.
+    fn model_of_new_faces(&self, faces: &[NewFace]) -> Result<String> {
+        let active = self.active_model()?;
+        let model = active.clone().unwrap_or_else(|| faces[0].model_id.clone());
+        check_model_id(&model)?;
+        match faces.iter().find(|f| f.model_id != model) {
+            None => Ok(model),
+            Some(f) => Err(StoreError::InvalidArgument(match active {
+                Some(active) => format!(
+                    "{}: embedded by model {:?}, but the database's model is {active:?} (switch_model re-embeds every face)",
+                    f.source_name, f.model_id
+                ),
+                None => format!("{}: embedded by model {:?}, the rest of the batch by {model:?}", f.source_name, f.model_id),
+            })),
         }
-        Ok(appended)
     }
 
     fn index_new_locked(

@@ -105,9 +105,15 @@ fn faces_are_stored_and_looked_up() {
         }
         other => panic!("expected InvalidEmbedding, got {other:?}"),
     }
-    // Nothing of the refused face is left: not even a row in the vector file.
+    // A face by another model than the database's could never be searched: refused, by name.
+    let err = store.add_face(face(p, 9, "m2", vec![1.0; 4])).unwrap_err();
+    assert!(matches!(err, StoreError::InvalidArgument(_)) && err.to_string().contains("img_00009.jpg"), "{err}");
+    let mixed = vec![face(p, 9, "m1", vec![1.0; 4]), face(p, 10, "m2", vec![1.0; 4])];
+    assert!(matches!(store.add_faces(mixed), Err(StoreError::InvalidArgument(_))));
+    // Nothing of the refused faces is left: not even a row in a vector file.
     assert!(store.face_by_sha256(&sha(9)).unwrap().is_none());
     assert_eq!(store.stats().unwrap().vector_bytes, vector_bytes);
+    assert_eq!(store.models(), vec!["m1".to_string()]);
     assert!(matches!(store.search(&[1.0; 5], 1, None), Err(StoreError::InvalidEmbedding(_))));
 
     store.remove_face(id).unwrap();
