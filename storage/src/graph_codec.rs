@@ -288,14 +288,35 @@ pub(crate) fn decode_v2(bytes: &[u8]) -> Result<Dump, String> {
     write_dump(description, &layer_sizes, &points, neighbour_layers, entry)
 }
 
-/// hnsw_rs' description of a full graph dump (hnswio.rs, 0.3.5): what its loader checks the
+/// hnsw_rs' fourth description format, the one it writes: the only one with a level scale.
+const MAGIC_DESCRIPTION_4: u32 = 0x002a_6779;
+/// Where that description keeps its level scale (f64, after the magic, dump mode and M).
+const LEVEL_SCALE_AT: std::ops::Range<usize> = 6..14;
+/// The level scale factor hnsw_rs' loader is given.
+const DEFAULT_LEVEL_SCALE_FACTOR: f64 = 1.0;
+
+/// A dump as hnsw_rs' loader must be given it, in pieces to write one after the other.
+/// hnsw_rs 0.3.5 dumps its level scale (1/ln M by default) but loads the field as a factor on
+/// 1/ln M (`LayerGenerator::new_with_scale`), so each load would square it: points inserted after
+/// a reopen would almost never reach an upper layer (at M = 24, 1 in 25,000 instead of 1 in 24).
+/// Its loader is given the factor 1 instead.
+pub(crate) fn for_hnsw_load(dump: &[u8]) -> [&[u8]; 3] {
+    const FACTOR: [u8; 8] = DEFAULT_LEVEL_SCALE_FACTOR.to_ne_bytes();
+    match dump.get(..4) {
+        Some(magic) if magic == MAGIC_DESCRIPTION_4.to_ne_bytes() && dump.len() >= LEVEL_SCALE_AT.end => {
+            [&dump[..LEVEL_SCALE_AT.start], &FACTOR, &dump[LEVEL_SCALE_AT.end..]]
+        }
+        _ => [dump, &[], &[]],
+    }
+}
+
+/// hnsw_rs' description of a full graph dump (hnsw_rs' hnswio.rs, 0.3.5): what its loader checks the
 /// graph against. `M` on upper layers, `ef` of construction, distance and value type names.
 pub(crate) fn hnsw_description<D>(m: u8, level_scale: f64, ef: usize, points: usize, dim: usize) -> Vec<u8> {
-    const MAGIC_DESCRIPTION: u32 = 0x002a_6779;
     /// hnsw_rs always dumps lists for its 16 possible layers.
     const NB_LAYER_MAX: u8 = 16;
     let mut out = Vec::new();
-    out.extend_from_slice(&MAGIC_DESCRIPTION.to_ne_bytes());
+    out.extend_from_slice(&MAGIC_DESCRIPTION_4.to_ne_bytes());
     out.push(1); // full dump
     out.push(m);
     out.extend_from_slice(&level_scale.to_ne_bytes());

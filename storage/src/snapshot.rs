@@ -187,8 +187,14 @@ pub(crate) fn hnsw_of_dump(
     vector: impl Fn(usize, u64) -> Result<Option<Vec<f32>>>,
 ) -> Result<std::result::Result<Hnsw<'static, f32, UnitSquaredL2>, String>> {
     with_scratch(scratch, |dir| {
-        std::fs::write(dir.join(format!("{BASENAME}.hnsw.graph")), &dump.bytes)
-            .map_err(|e| StoreError::io(format!("{}: writing the index graph", dir.display()), e))?;
+        let path = dir.join(format!("{BASENAME}.hnsw.graph"));
+        let io_err = |e| StoreError::io(format!("{}: writing the index graph", path.display()), e);
+        let mut out = BufWriter::new(std::fs::File::create(&path).map_err(io_err)?);
+        for piece in graph_codec::for_hnsw_load(&dump.bytes) {
+            out.write_all(piece).map_err(io_err)?;
+        }
+        out.flush().map_err(io_err)?;
+        drop(out);
         if let Err(why) = write_data_file(&dir.join(format!("{BASENAME}.hnsw.data")), &dump.order, dim, &vector)? {
             return Ok(Err(why));
         }
@@ -388,6 +394,31 @@ mod tests {
             };
             assert!(lists(&new) == lists(&old), "format {format}: the graph changed on the way");
         }
+    }
+
+    #[test]
+    fn reloaded_indexes_keep_hnsw_rs_level_scale_so_later_inserts_reach_upper_layers() {
+        let (_dir, tree, scratch) = scratch_db();
+        let (mut index, vectors) = index_of(300);
+        let default = index.hnsw.get_point_indexation().get_level_scale();
+        assert!((default - 1.0 / 8f64.ln()).abs() < 1e-12, "M = 8");
+        let vector = |id: u64| Ok(vectors.get(&id).cloned());
+        for reload in 0..3 {
+            write(&tree, &index, &scratch).unwrap();
+            index = load(&tree, "m", &scratch, vector, HashSet::new(), HashMap::new()).unwrap().unwrap();
+            // hnsw_rs would square it at each load: (1/ln 8)^2 = 0.23 after the first.
+            assert_eq!(index.hnsw.get_point_indexation().get_level_scale(), default, "reload {reload}");
+        }
+        // At M = 8 one point in eight goes above layer 0: ~250 of 2,000 inserts.
+        let upper = |index: &AnnIndex| index.hnsw.get_nb_point() - index.hnsw.get_point_indexation().get_layer_nb_point(0);
+        let before = upper(&index);
+        let more: Vec<IndexPoint> = (1001..=3000u64)
+            .zip(unit_vectors(2000, DIM, 11))
+            .map(|(face, unit)| IndexPoint { face, person: 0, unit })
+            .collect();
+        index.insert_batch(&more);
+        let gained = upper(&index) - before;
+        assert!((150..=350).contains(&gained), "{gained} of 2,000 inserts above layer 0");
     }
 
     #[test]
