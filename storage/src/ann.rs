@@ -373,14 +373,20 @@ mod tests {
     }
 
     #[test]
-    fn builds_of_one_two_and_three_points_load_and_find_each_point() {
-        let points = points_of(unit_vectors(3, 7));
+    fn builds_of_one_two_and_three_points_load_find_each_point_and_take_inserts() {
+        let points = points_of(unit_vectors(303, 7));
         let params = IndexParams { m: 12, ef_construction: 100, ef_search: 64 };
         for n in 1..=3 {
             let scratch = tempfile::tempdir().unwrap();
             let index = AnnIndex::build(&params, "m", DIM, points[..n].iter().map(clone_point).collect(), scratch.path()).unwrap();
             for p in &points[..n] {
                 assert_eq!(index.search(&p.unit, 1, 16)[0].face.0, p.face, "{n} points");
+            }
+            // One insert in 12 is drawn above layer 0, where these graphs have nothing: hnsw_rs
+            // must have all its layers (it panicked when the dump listed only the built ones).
+            points[3..].iter().for_each(|p| index.insert(p));
+            for p in &points[3..] {
+                assert_eq!(index.search(&p.unit, 1, 64)[0].face.0, p.face, "{n} points built, then inserts");
             }
         }
     }

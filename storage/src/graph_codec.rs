@@ -288,6 +288,8 @@ pub(crate) fn decode_v2(bytes: &[u8]) -> Result<Dump, String> {
     write_dump(description, &layer_sizes, &points, neighbour_layers, entry)
 }
 
+/// hnsw_rs' layers (`NB_LAYER_MAX`): it dumps lists for every one of them.
+const NB_LAYER_MAX: u8 = 16;
 /// hnsw_rs' fourth description format, the one it writes: the only one with a level scale.
 const MAGIC_DESCRIPTION_4: u32 = 0x002a_6779;
 /// Where that description keeps its level scale (f64, after the magic, dump mode and M).
@@ -313,8 +315,6 @@ pub(crate) fn for_hnsw_load(dump: &[u8]) -> [&[u8]; 3] {
 /// hnsw_rs' description of a full graph dump (hnsw_rs' hnswio.rs, 0.3.5): what its loader checks the
 /// graph against. `M` on upper layers, `ef` of construction, distance and value type names.
 pub(crate) fn hnsw_description<D>(m: u8, level_scale: f64, ef: usize, points: usize, dim: usize) -> Vec<u8> {
-    /// hnsw_rs always dumps lists for its 16 possible layers.
-    const NB_LAYER_MAX: u8 = 16;
     let mut out = Vec::new();
     out.extend_from_slice(&MAGIC_DESCRIPTION_4.to_ne_bytes());
     out.push(1); // full dump
@@ -351,6 +351,14 @@ fn write_dump(description: &[u8], layer_sizes: &[u32], points: &[Point], neighbo
     if points.len() != layer_sizes.iter().map(|&s| s as usize).sum::<usize>() {
         return Err("the layer sizes do not add up to the points".into());
     }
+    // hnsw_rs' loader keeps only the layers a dump lists, and an insert drawn above them then
+    // indexes past its layers (a panic): list all of them, empty ones too, as its own dumps do.
+    if layer_sizes.len() > NB_LAYER_MAX as usize {
+        return Err(format!("{} layers, hnsw_rs has {NB_LAYER_MAX}", layer_sizes.len()));
+    }
+    let mut layer_sizes = layer_sizes.to_vec();
+    layer_sizes.resize(NB_LAYER_MAX as usize, 0);
+    let layer_sizes = layer_sizes.as_slice();
     let layer_start = starts(layer_sizes);
     // Position → (layer, rank): layers are contiguous runs of positions.
     let place = |p: u32| -> Result<(u8, i32, u64), String> {

@@ -50,6 +50,10 @@ fn kill_9_at_random_moments_loses_no_acknowledged_face() {
             assert!(matches!(err, StoreError::Locked { .. }), "{err}");
         }
         std::thread::sleep(Duration::from_millis(rng.gen_range(20..400)));
+        // The writer loops until killed: an exit of its own is a failure (a panic, say).
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("trial {trial}: the writer exited before the kill: {status}");
+        }
         child.kill().unwrap(); // SIGKILL
         child.wait().unwrap();
         reader.join().unwrap();
