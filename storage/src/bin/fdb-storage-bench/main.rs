@@ -3,12 +3,13 @@
 //!
 //! fdb-storage-bench --base base.npy --queries query.npy --gt groundtruth.ivecs --db DIR
 //!                   [--n N] [--m 24] [--efc 200] [--ef 16,32,64,128] [--exact 200] [--reuse 1]
-//!                   [--enrol N] [--import 1]
+//!                   [--enrol N] [--import 1] [--sessions K]
 //! Vectors may be .npy or .fvecs, ground truth .npy or .ivecs (exact top-k row numbers).
 //! `--enrol N` then adds N faces one at a time, each followed by a search, the way a service
 //! enrols into a large gallery while it answers; they are removed again at the end.
 //! `--import 1` builds with `Store::import_faces` (store everything, then fdb's own graph build)
-//! instead of `add_faces` batches inserted into hnsw_rs.
+//! instead of `add_faces` batches inserted into hnsw_rs. `--sessions K` adds the faces in K
+//! sessions, closing and reopening the database between them, as K runs of `fdb enroll` would.
 
 mod vecio;
 
@@ -36,6 +37,8 @@ struct Args {
     enrol: usize,
     /// Build with `import_faces` instead of `add_faces`.
     import: bool,
+    /// Sessions the `add_faces` build is split into (closed and reopened in between).
+    sessions: usize,
 }
 
 fn main() {
@@ -70,9 +73,21 @@ fn run(a: &Args) -> Result<(), String> {
     let mut ids = Vec::new();
     if !a.reuse {
         let _ = std::fs::remove_dir_all(&a.db);
-        let store = Store::open(&a.db, opts.clone()).map_err(|e| e.to_string())?;
+        let mut store = Store::open(&a.db, opts.clone()).map_err(|e| e.to_string())?;
         let t = Instant::now();
-        ids = if a.import { import_all(&store, &base, n)? } else { insert_all(&store, &base, n)? };
+        if a.import {
+            ids = import_all(&store, &base, n)?;
+        } else {
+            let per_session = n.div_ceil(a.sessions);
+            for session in 0..a.sessions {
+                if session > 0 {
+                    drop(store);
+                    store = Store::open(&a.db, opts.clone()).map_err(|e| e.to_string())?;
+                }
+                let rows = session * per_session..((session + 1) * per_session).min(n);
+                ids.extend(insert_rows(&store, &base, rows)?);
+            }
+        }
         let insert_s = t.elapsed().as_secs_f64();
         println!("insert: {n} faces in {insert_s:.1} s = {:.0} faces/s", n as f64 / insert_s);
         let t = Instant::now();
@@ -153,12 +168,18 @@ fn enrol_while_searching(store: &Store, queries: &vecio::Matrix<f32>, first_row:
     Ok(())
 }
 
-fn insert_all(store: &Store, base: &vecio::Matrix<f32>, n: usize) -> Result<Vec<FaceId>, String> {
-    let mut ids = Vec::with_capacity(n);
-    let mut person = PersonId(0);
-    for start in (0..n).step_by(INSERT_BATCH) {
+/// Adds base rows `rows` through `add_faces` in batches of INSERT_BATCH, FACES_PER_PERSON a person.
+fn insert_rows(store: &Store, base: &vecio::Matrix<f32>, rows: std::ops::Range<usize>) -> Result<Vec<FaceId>, String> {
+    let mut ids = Vec::with_capacity(rows.len());
+    // A session may start inside a person's faces: that person was added by the session before.
+    let first = rows.start - rows.start % FACES_PER_PERSON;
+    let mut person = match store.person_by_name(&format!("person {first}")).map_err(|e| e.to_string())? {
+        Some(p) => p.id,
+        None => PersonId(0), // set by the first row, which starts a person
+    };
+    for start in rows.clone().step_by(INSERT_BATCH) {
         let mut batch = Vec::with_capacity(INSERT_BATCH);
-        for row in start..(start + INSERT_BATCH).min(n) {
+        for row in start..(start + INSERT_BATCH).min(rows.end) {
             if row % FACES_PER_PERSON == 0 {
                 person = store.add_person(&format!("person {row}"), BTreeMap::new()).map_err(|e| e.to_string())?;
             }
@@ -172,7 +193,7 @@ fn insert_all(store: &Store, base: &vecio::Matrix<f32>, n: usize) -> Result<Vec<
     Ok(ids)
 }
 
-/// The same faces as `insert_all`, stored by one `import_faces` (one graph build at the end).
+/// The same faces as `insert_rows` over all rows, stored by one `import_faces` (one graph build at the end).
 fn import_all(store: &Store, base: &vecio::Matrix<f32>, n: usize) -> Result<Vec<FaceId>, String> {
     let persons = (0..n)
         .step_by(FACES_PER_PERSON)
@@ -284,5 +305,6 @@ fn parse_args() -> Result<Args, String> {
         reuse: num("reuse", 0)? != 0,
         enrol: num("enrol", 0)?,
         import: num("import", 0)? != 0,
+        sessions: num("sessions", 1)?.max(1),
     })
 }
