@@ -40,7 +40,8 @@ pub(crate) struct VectorFile {
 pub(crate) struct Appended {
     model: String,
     len_before: u32,
-    ids: Vec<u64>,
+    /// Each id with the row it had before, if any.
+    replaced: Vec<(u64, Option<u32>)>,
 }
 
 impl VectorFile {
@@ -159,8 +160,14 @@ impl VectorFile {
         })
     }
 
-    /// Appends rows for new ids and syncs them. On an error nothing is appended.
-    fn append(&mut self, rows: &[(u64, &[f32])]) -> Result<u32> {
+    /// Appends rows and syncs them; returns the rows' first position and each id's previous
+    /// row. On an error nothing is appended.
+    ///
+    /// An id may already have a row: sled 0.34 hands an id out again after a kill when its first
+    /// use never became durable (its counter is made durable one step behind). sled never
+    /// repeats the id of a durable record, so the older row is garbage from an add that a crash
+    /// cut off between this append and its commit, and the new row supersedes it.
+    fn append(&mut self, rows: &[(u64, &[f32])]) -> Result<(u32, Vec<(u64, Option<u32>)>)> {
         let mut seen = std::collections::HashSet::with_capacity(rows.len());
         for (id, v) in rows {
             if v.len() != self.dim {
@@ -170,8 +177,8 @@ impl VectorFile {
                     v.len()
                 )));
             }
-            if self.rows.contains_key(id) || !seen.insert(*id) {
-                return Err(StoreError::InvalidArgument(format!("face {id} already has a vector by this model")));
+            if !seen.insert(*id) {
+                return Err(StoreError::InvalidArgument(format!("face {id} is given twice")));
             }
         }
         let len_before = self.len;
@@ -186,17 +193,18 @@ impl VectorFile {
             let _ = self.file.set_len(self.offset(len_before));
             return Err(StoreError::io(format!("{}: writing vectors", self.path.display()), e));
         }
-        for (i, (id, _)) in rows.iter().enumerate() {
-            self.rows.insert(*id, len_before + i as u32);
-        }
+        let replaced = rows.iter().enumerate().map(|(i, (id, _))| (*id, self.rows.insert(*id, len_before + i as u32))).collect();
         self.len = new_len;
-        Ok(len_before)
+        Ok((len_before, replaced))
     }
 
     /// Takes back the rows of an `append` that sled did not commit.
-    fn take_back(&mut self, len_before: u32, ids: &[u64]) -> Result<()> {
-        for id in ids {
-            self.rows.remove(id);
+    fn take_back(&mut self, len_before: u32, replaced: &[(u64, Option<u32>)]) -> Result<()> {
+        for &(id, previous) in replaced {
+            match previous {
+                Some(row) => self.rows.insert(id, row),
+                None => self.rows.remove(&id),
+            };
         }
         self.len = len_before;
         self.file
@@ -309,17 +317,17 @@ impl VectorFiles {
             files.insert(model.to_string(), VectorFile::create(&self.path_of(model), dim)?);
         }
         let file = files.get_mut(model).expect("inserted above");
-        let len_before = file.append(rows).map_err(|e| match e {
+        let (len_before, replaced) = file.append(rows).map_err(|e| match e {
             StoreError::InvalidEmbedding(why) => StoreError::InvalidEmbedding(format!("model {model:?}: {why}")),
             e => e,
         })?;
-        Ok(Appended { model: model.to_string(), len_before, ids: rows.iter().map(|(id, _)| *id).collect() })
+        Ok(Appended { model: model.to_string(), len_before, replaced })
     }
 
     /// Takes back appended rows that sled did not commit.
     pub(crate) fn take_back(&self, appended: Appended) -> Result<()> {
         match self.files.write().get_mut(&appended.model) {
-            Some(f) => f.take_back(appended.len_before, &appended.ids),
+            Some(f) => f.take_back(appended.len_before, &appended.replaced),
             None => Ok(()),
         }
     }
@@ -412,7 +420,7 @@ mod tests {
         let (a, b, c) = (v(1, 8), v(2, 8), v(3, 8));
         files.append("model é", 8, &[(10, &a), (11, &b)]).unwrap();
         files.append("model é", 8, &[(12, &c)]).unwrap();
-        assert!(matches!(files.append("model é", 8, &[(11, &c)]), Err(StoreError::InvalidArgument(_))));
+        assert!(matches!(files.append("model é", 8, &[(13, &c), (13, &c)]), Err(StoreError::InvalidArgument(_))));
         assert!(matches!(files.append("model é", 8, &[(13, &c[..4])]), Err(StoreError::InvalidEmbedding(_))));
         let path = files.path_of("model é");
         drop(files);
@@ -447,6 +455,19 @@ mod tests {
         let appended = files.append("m", 4, &rows[40..]).unwrap();
         files.take_back(appended).unwrap();
         assert!(!files.contains("m", 45) && files.contains("m", 39));
+        // An id sled hands out again after a kill supersedes its orphaned row; taken back, the
+        // old row is the id's again (and a reopen reads the newest row that was kept).
+        let again = files.append("m", 4, &[(7, &vs[8])]).unwrap();
+        assert_eq!(files.get("m", 7).unwrap(), Some(vs[8].clone()));
+        files.take_back(again).unwrap();
+        assert_eq!(files.get("m", 7).unwrap(), Some(vs[7].clone()));
+        files.append("m", 4, &[(6, &vs[5])]).unwrap();
+        assert_eq!(files.get("m", 6).unwrap(), Some(vs[5].clone()));
+        drop(files);
+        let files = VectorFiles::open(&vdir).unwrap();
+        assert_eq!(files.get("m", 6).unwrap(), Some(vs[5].clone()));
+        assert_eq!(files.retain("m", |_| true).unwrap(), 1); // the superseded row of 6
+        assert_eq!(files.get("m", 6).unwrap(), Some(vs[5].clone()));
         // The taken-back ids can be appended again.
         files.append("m", 4, &rows[40..45]).unwrap();
         assert_eq!(files.retain("m", |id| id % 3 == 0).unwrap(), 30);
@@ -457,7 +478,9 @@ mod tests {
         let files = VectorFiles::open(&vdir).unwrap();
         let mut seen = Vec::new();
         files.with("m", |f| f.for_each(|id, x| Ok(seen.push((id, x))))).unwrap().unwrap();
-        let expected: Vec<(u64, Vec<f32>)> = (0..45u64).filter(|i| i % 3 == 0).map(|i| (i, vs[i as usize].clone())).collect();
+        seen.sort_by_key(|(id, _)| *id); // file order: 6's newer row comes after 39's
+        let expected: Vec<(u64, Vec<f32>)> =
+            (0..45u64).filter(|i| i % 3 == 0).map(|i| (i, vs[if i == 6 { 5 } else { i as usize }].clone())).collect();
         assert_eq!(seen, expected);
         assert!(!vdir.join("6d.tmp").exists() && !vdir.join("6e.f32").exists());
         assert_eq!(files.models(), vec!["m".to_string()]);
