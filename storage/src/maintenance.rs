@@ -5,6 +5,7 @@ use crate::ann::{AnnIndex, IndexPoint};
 use crate::codec::{self, id_key};
 use crate::error::{Result, StoreError};
 use crate::snapshot;
+use crate::vector_file;
 use crate::store::{check_model_id, meta_dim_key, Store, WriterGuard, META_ACTIVE_MODEL};
 use crate::types::{FaceId, IndexLoad, Stats};
 use std::collections::{HashMap, HashSet};
@@ -202,8 +203,7 @@ impl Store {
         let mut covered = HashSet::new();
         let mut batch: Vec<(u64, Vec<f32>)> = Vec::new();
         let append = |batch: &mut Vec<(u64, Vec<f32>)>, dim: usize| -> Result<()> {
-            let rows: Vec<(u64, &[f32])> = batch.iter().map(|(id, v)| (*id, v.as_slice())).collect();
-            self.vectors.append(new_model, dim, &rows)?;
+            self.vectors.append(new_model, dim, &vector_file::borrowed(batch))?;
             batch.clear();
             Ok(())
         };

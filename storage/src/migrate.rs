@@ -9,7 +9,7 @@
 use crate::codec;
 use crate::error::Result;
 use crate::store::{Trees, META_ACTIVE_MODEL, META_SCHEMA, SCHEMA_VERSION};
-use crate::vector_file::VectorFiles;
+use crate::vector_file::{self, VectorFiles};
 
 const EMB_TREE_PREFIX: &str = "emb/";
 /// Vectors per append while copying.
@@ -56,8 +56,7 @@ fn copy(vectors: &VectorFiles, model: &str, rows: &mut Vec<(u64, Vec<f32>)>, mad
         vectors.recreate(model, dim)?;
         *made = true;
     }
-    let refs: Vec<(u64, &[f32])> = rows.iter().map(|(id, v)| (*id, v.as_slice())).collect();
-    vectors.append(model, dim, &refs)?;
+    vectors.append(model, dim, &vector_file::borrowed(rows))?;
     rows.clear();
     Ok(())
 }

@@ -223,8 +223,7 @@ impl VectorFile {
         let mut out = VectorFile::create(&tmp, self.dim)?;
         let mut batch: Vec<(u64, Vec<f32>)> = Vec::new();
         let flush = |out: &mut VectorFile, batch: &mut Vec<(u64, Vec<f32>)>| -> Result<()> {
-            let rows: Vec<(u64, &[f32])> = batch.iter().map(|(id, v)| (*id, v.as_slice())).collect();
-            out.append(&rows)?;
+            out.append(&borrowed(batch))?;
             batch.clear();
             Ok(())
         };
@@ -351,6 +350,11 @@ impl VectorFiles {
     pub(crate) fn bytes(&self) -> u64 {
         crate::maintenance::disk_bytes(&self.dir)
     }
+}
+
+/// Owned rows (face id, vector), borrowed the way `append` takes them.
+pub(crate) fn borrowed(rows: &[(u64, Vec<f32>)]) -> Vec<(u64, &[f32])> {
+    rows.iter().map(|(id, v)| (*id, v.as_slice())).collect()
 }
 
 fn encode_row(buf: &mut Vec<u8>, id: u64, v: &[f32]) {
