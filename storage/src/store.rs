@@ -234,13 +234,17 @@ fn prepare_dir(path: &Path, create: bool) -> Result<()> {
     if !create {
         return Err(StoreError::NotFound(format!("{}: no database here", path.display())));
     }
+    create_private_dir(path)
+        .map_err(|e| StoreError::io(format!("{}: creating the database directory", path.display()), e))
+}
+
+/// Creates `path` and its missing parents, mode 0700: the database holds biometric data.
+pub(crate) fn create_private_dir(path: &Path) -> std::io::Result<()> {
     let mut builder = std::fs::DirBuilder::new();
     builder.recursive(true);
     #[cfg(unix)]
     std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
-    builder
-        .create(path)
-        .map_err(|e| StoreError::io(format!("{}: creating the database directory", path.display()), e))
+    builder.create(path)
 }
 
 /// sled takes an exclusive file lock and reports a failure to get it as an `Io` error whose

@@ -258,9 +258,7 @@ impl VectorFiles {
     pub(crate) fn open(dir: &Path) -> Result<VectorFiles> {
         let io = |e| StoreError::io(format!("{}: opening the vector directory", dir.display()), e);
         if !dir.is_dir() {
-            let mut builder = std::fs::DirBuilder::new();
-            std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
-            builder.create(dir).map_err(io)?;
+            crate::store::create_private_dir(dir).map_err(io)?;
         }
         let mut files = HashMap::new();
         for entry in std::fs::read_dir(dir).map_err(io)? {
