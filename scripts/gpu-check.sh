@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The GPU check of issue #6, run on the device machine from the repo root after the two carries
-# (see README "GPU"). Also runs on a CPU with DEVICE=cpu to prove its logic (torch parts skipped
+# (see docs/gpu.md). Also runs on a CPU with DEVICE=cpu to prove its logic (torch parts skipped
 # when torch has no GPU). Results go to $OUT (default gpu-out/) as JSON; summary.json sums up.
 #
 # Env: DEVICE (cuda|cuda:N|cpu, default cuda), OUT, GPU_CARRY (default gpu-carry),

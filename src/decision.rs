@@ -7,8 +7,8 @@
 //! probability `1 − (1 − p)^N`. fdb fixes that probability (the 1:N false-accept target, 1% by
 //! default), solves for `p`, and reads the threshold for `p` off a Gaussian fitted to the
 //! model's impostor distances (measured on LFW's different-person pairs). The search threshold
-//! is never looser than the 1:1 threshold. (N counted people until session 3, which ignored
-//! that a person with K photos gives a stranger K chances.)
+//! is never looser than the 1:1 threshold. N counts enrolled faces, not people: a person with K
+//! photos gives a stranger K chances.
 
 use serde::{Deserialize, Serialize};
 

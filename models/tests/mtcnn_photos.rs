@@ -146,7 +146,7 @@ fn whole_image_fallback_only_when_allowed_and_flagged() {
     assert_eq!(allowed.faces[0].prob, 0.0);
 }
 
-/// The larger measurement behind the README figures: tight crops from the first
+/// The larger measurement behind the tight-crop table of docs/benchmarks.md: tight crops from the first
 /// `FDB_TIGHT_CROPS` (default 300) LFW images, cut at fdb's own box and 10% inside it.
 /// Run with `cargo test --release -p fdb-models --test mtcnn_photos -- --ignored --nocapture`.
 #[test]

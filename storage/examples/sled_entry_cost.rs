@@ -1,5 +1,5 @@
-//! What sled 0.34 keeps on disk per entry, for entries shaped like fdb's (storage/README.md,
-//! session 7): each kind of entry alone in a fresh database, written in transactions as an
+//! What sled 0.34 keeps on disk per entry, for entries shaped like fdb's (docs/benchmarks.md,
+//! "Vector files and snapshot format 3"): each kind of entry alone in a fresh database, written in transactions as an
 //! import writes them. `SEG=bytes` sets sled's segment size, `SMALL=1` skips the large values.
 //!
 //! cargo run --release -p fdb-storage --example sled_entry_cost

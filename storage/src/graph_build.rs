@@ -7,7 +7,7 @@
 //! inserts in parallel batches. The result is handed to hnsw_rs as a dump of its own format, so
 //! hnsw_rs still holds the graph and takes the inserts that follow.
 //!
-//! Measured with `fdb-storage-bench` (storage/README.md): at 1M faces, M=24, efC=100, a quarter
+//! Measured with `fdb-storage-bench` (docs/benchmarks.md): at 1M faces, M=24, efC=100, a quarter
 //! of hnsw_rs' build time for recall 0.962 against 0.934 at ef=256.
 
 use super::{GraphView, Visited};

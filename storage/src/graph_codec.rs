@@ -10,7 +10,7 @@
 //! each list as its positions sorted, in varint deltas: neighbours are mostly faces of the same
 //! person, enrolled together, so the deltas are small. `Skeleton::into_dump` recomputes the
 //! distances and rebuilds hnsw_rs' bytes exactly (lists nearest first, as hnsw_rs keeps them),
-//! so hnsw_rs still loads the graph itself. Format 2 (`decode_v2`, session 4–6 snapshots) kept
+//! so hnsw_rs still loads the graph itself. Format 2 (`decode_v2`, snapshots written on 2026-11-29 before format 3) kept
 //! (position u32, distance f32) per neighbour.
 
 use hnsw_rs::hnswio::load_description;
@@ -239,7 +239,7 @@ impl Skeleton {
     }
 }
 
-/// Encodes a dump in format 2, as sessions 4–6 stored it (for the tests of loading those).
+/// Encodes a dump in format 2, as fdb stored it before format 3 (for the tests of loading those).
 #[cfg(test)]
 pub(crate) fn encode_v2(dump: &[u8]) -> Result<Vec<u8>, String> {
     let parsed = parse(dump)?;

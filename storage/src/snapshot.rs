@@ -12,8 +12,8 @@
 //! M = 24 (`fdb-storage-bench --n 20000`): 5,532 bytes/face with 8 MB chunks of hnsw_rs' bytes,
 //! 5,658 with 4 KB compact chunks, 5,195 with 64 KB compact chunks.
 //!
-//! Formats 1 (session 1–3 databases: hnsw_rs' own graph bytes plus a separate point order) and
-//! 2 (sessions 4–6: positions and distances) still load, and are rewritten as format 3 at the
+//! Formats 1 (fdb 0.1.0: hnsw_rs' own graph bytes plus a separate point order) and
+//! 2 (an early 0.2.0 format: positions and distances) still load, and are rewritten as format 3 at the
 //! next snapshot.
 
 use crate::ann::AnnIndex;
@@ -330,8 +330,8 @@ mod tests {
         (dir, tree, scratch)
     }
 
-    /// Stores `index` in an older format: 1 as sessions 1-3 did (hnsw_rs' graph bytes plus the
-    /// point order), 2 as sessions 4-6 did (positions and distances).
+    /// Stores `index` in an older format: 1 as fdb 0.1.0 did (hnsw_rs' graph bytes plus the
+    /// point order), 2 as the early 0.2.0 code did (positions and distances).
     fn write_old_format(tree: &sled::Tree, index: &AnnIndex, scratch: &Path, format: u32) {
         let graph = with_scratch(scratch, |dir| {
             let name = index.hnsw.file_dump(dir, BASENAME).unwrap();

@@ -60,7 +60,7 @@ pub struct Hit {
     pub distance: f32,
 }
 
-/// HNSW parameters. Defaults were chosen by the 100k benchmark (see storage/README.md).
+/// HNSW parameters. Defaults were chosen by the 100k benchmark (see docs/benchmarks.md).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct IndexParams {
     /// Max links per node on upper layers (layer 0 gets twice as many).
@@ -72,7 +72,7 @@ pub struct IndexParams {
 
 impl Default for IndexParams {
     fn default() -> Self {
-        // 100k faces (storage/README.md, session 4): recall@10 0.993 at a p50 of 0.22 ms.
+        // 100k faces (docs/benchmarks.md, 2026-11-29): recall@10 0.993 at a p50 of 0.22 ms.
         IndexParams { m: 24, ef_construction: 200, ef_search: 64 }
     }
 }

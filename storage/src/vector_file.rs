@@ -1,7 +1,7 @@
 //! Embeddings in files of fdb's own beside sled: one file per model, `vectors/<model in hex>.f32`.
 //!
-//! sled 0.34 keeps ~1.7 bytes in its log for each byte of a 2 KB value (storage/README.md,
-//! session 7); a row here costs its size. A file is a 16-byte header (magic, dim) and fixed
+//! sled 0.34 keeps ~1.7 bytes in its log for each byte of a 2 KB value (docs/benchmarks.md,
+//! "Vector files and snapshot format 3"); a row here costs its size. A file is a 16-byte header (magic, dim) and fixed
 //! rows: face id (u64 LE), crc32 of the id and the vector, 4 zero bytes, `dim` f32 LE. Rows are
 //! only appended; a face's row is found through the id → row map read when the file is opened.
 //!

@@ -22,7 +22,7 @@ pub const FACENET_FILE: &str = "facenet-20180408-102900.safetensors";
 pub const MTCNN_FILE: &str = "mtcnn.safetensors";
 
 /// Squared-L2 verification threshold that fdb's LFW evaluator found for the base model
-/// (accuracy-optimal, mean over the 10 folds of `pairs.txt`); see the README.
+/// (accuracy-optimal, mean over the 10 folds of `pairs.txt`); see docs/benchmarks.md.
 pub const FACENET_DEFAULT_THRESHOLD: f32 = 1.275;
 
 /// Mean and standard deviation of the base model's squared-L2 distances over LFW's 3,000

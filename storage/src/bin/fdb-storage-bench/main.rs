@@ -3,13 +3,13 @@
 //!
 //! fdb-storage-bench --base base.npy --queries query.npy --gt groundtruth.ivecs --db DIR
 //!                   [--n N] [--m 24] [--efc 200] [--ef 16,32,64,128] [--exact 200] [--reuse 1]
-//!                   [--enrol N] [--import 1] [--sessions K]
+//!                   [--enrol N] [--import 1] [--runs K]
 //! Vectors may be .npy or .fvecs, ground truth .npy or .ivecs (exact top-k row numbers).
 //! `--enrol N` then adds N faces one at a time, each followed by a search, the way a service
 //! enrols into a large gallery while it answers; they are removed again at the end.
 //! `--import 1` builds with `Store::import_faces` (store everything, then fdb's own graph build)
-//! instead of `add_faces` batches inserted into hnsw_rs. `--sessions K` adds the faces in K
-//! sessions, closing and reopening the database between them, as K runs of `fdb enroll` would.
+//! instead of `add_faces` batches inserted into hnsw_rs. `--runs K` adds the faces in K
+//! runs, closing and reopening the database between them, as K runs of `fdb enroll` would.
 
 mod vecio;
 
@@ -37,8 +37,8 @@ struct Args {
     enrol: usize,
     /// Build with `import_faces` instead of `add_faces`.
     import: bool,
-    /// Sessions the `add_faces` build is split into (closed and reopened in between).
-    sessions: usize,
+    /// Runs the `add_faces` build is split into (closed and reopened in between).
+    runs: usize,
 }
 
 fn main() {
@@ -78,13 +78,13 @@ fn run(a: &Args) -> Result<(), String> {
         if a.import {
             ids = import_all(&store, &base, n)?;
         } else {
-            let per_session = n.div_ceil(a.sessions);
-            for session in 0..a.sessions {
-                if session > 0 {
+            let per_run = n.div_ceil(a.runs);
+            for run in 0..a.runs {
+                if run > 0 {
                     drop(store);
                     store = Store::open(&a.db, opts.clone()).map_err(|e| e.to_string())?;
                 }
-                let rows = session * per_session..((session + 1) * per_session).min(n);
+                let rows = run * per_run..((run + 1) * per_run).min(n);
                 ids.extend(insert_rows(&store, &base, rows)?);
             }
         }
@@ -171,7 +171,7 @@ fn enrol_while_searching(store: &Store, queries: &vecio::Matrix<f32>, first_row:
 /// Adds base rows `rows` through `add_faces` in batches of INSERT_BATCH, FACES_PER_PERSON a person.
 fn insert_rows(store: &Store, base: &vecio::Matrix<f32>, rows: std::ops::Range<usize>) -> Result<Vec<FaceId>, String> {
     let mut ids = Vec::with_capacity(rows.len());
-    // A session may start inside a person's faces: that person was added by the session before.
+    // A run may start inside a person's faces: that person was added by the run before.
     let first = rows.start - rows.start % FACES_PER_PERSON;
     let mut person = match store.person_by_name(&format!("person {first}")).map_err(|e| e.to_string())? {
         Some(p) => p.id,
@@ -305,6 +305,6 @@ fn parse_args() -> Result<Args, String> {
         reuse: num("reuse", 0)? != 0,
         enrol: num("enrol", 0)?,
         import: num("import", 0)? != 0,
-        sessions: num("sessions", 1)?.max(1),
+        runs: num("runs", 1)?.max(1),
     })
 }
