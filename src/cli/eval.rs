@@ -48,6 +48,35 @@ pub enum EvalCommand {
         #[arg(long, value_enum, default_value_t = AlignArg::Crop)]
         align: AlignArg,
     },
+    /// LFW made hard (tight crops, grayscale, dark, one-sided light, low resolution), enrolled
+    /// and searched through a scratch database: faces found, rank-1, right/wrong accepts, strangers.
+    #[command(after_help = "Examples:\n  fdb eval hard --lfw lfw/images --split tune --seed 16\n  fdb eval hard --lfw lfw/images --split holdout --out hard-run/")]
+    Hard(HardArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct HardArgs {
+    /// LFW's images, as DIR/name/name_NNNN.jpg.
+    #[arg(long)]
+    lfw: PathBuf,
+    /// The pairs whose photos the set leaves out [default: DIR/../pairs.txt].
+    #[arg(long)]
+    pairs: Option<PathBuf>,
+    /// tune: choose defaults on it; holdout: measure once, at the end.
+    #[arg(long, value_enum, default_value_t = eval::hard::Split::Tune)]
+    split: eval::hard::Split,
+    /// Draws the people, photos and alterations (the split itself never moves).
+    #[arg(long, default_value_t = 16)]
+    seed: u64,
+    #[arg(long, default_value_t = 50)]
+    people: usize,
+    #[arg(long, default_value_t = 10)]
+    probes_per_person: usize,
+    #[arg(long, default_value_t = 100)]
+    strangers: usize,
+    /// Keep the altered photos, outcomes.csv and report.json here (a temporary directory otherwise).
+    #[arg(long)]
+    out: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]
@@ -104,6 +133,7 @@ pub fn run(command: EvalCommand, options: &OpenOptions, db_path: &Path, json: bo
             let pairs = eval::resolve_lfw_pairs(&common.dir, &file.fold_order()).map_err(eval_err)?;
             evaluate_pairs(&pairs, &common, options, db_path, json)
         }
+        EvalCommand::Hard(a) => hard(a, options, json),
         EvalCommand::Pairs { common, random_pairs, same_ratio, seed } => {
             let pairs = eval::random_pairs(&common.dir, random_pairs, same_ratio, seed).map_err(eval_err)?;
             evaluate_pairs(&pairs, &common, options, db_path, json)
@@ -244,3 +274,25 @@ fn identify(dir: &Path, gallery: usize, alignment: Alignment, options: &OpenOpti
     Ok(0)
 }
 
+
+fn hard(a: HardArgs, options: &OpenOptions, json: bool) -> Result<u8> {
+    use eval::hard::{plan, run_hard, HardRunOptions, Sizes};
+    let pairs = a.pairs.unwrap_or_else(|| a.lfw.join("..").join("pairs.txt"));
+    let sizes = Sizes { people: a.people, probes_per_person: a.probes_per_person, strangers: a.strangers, ..Sizes::default() };
+    let plan = plan(&a.lfw, &pairs, a.split, a.seed, sizes).map_err(eval_err)?;
+    if let Some(out) = &a.out {
+        std::fs::create_dir_all(out).map_err(|e| FdbError::Invalid(format!("{}: {e}", out.display())))?;
+    }
+    let total = plan.people.iter().map(|p| p.gallery.len()).sum::<usize>() + 2 * (plan.probes.len() + plan.strangers.len());
+    let bar = progress_bar(total, json);
+    let run_options = HardRunOptions { open: options.clone(), out: a.out.clone() };
+    let (report, _) = run_hard(&plan, &run_options, |n, _| bar.inc(n as u64))?;
+    bar.finish_and_clear();
+    if let Some(out) = &a.out {
+        let path = out.join("report.json");
+        let text = serde_json::to_string_pretty(&json!({ "report": report, "plan": plan })).expect("plain data");
+        std::fs::write(&path, text).map_err(|e| FdbError::Invalid(format!("{}: {e}", path.display())))?;
+    }
+    emit(json, &report, || print!("{report}"));
+    Ok(0)
+}

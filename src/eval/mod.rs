@@ -8,6 +8,7 @@ pub mod cache;
 pub mod dataset;
 pub mod distance;
 pub mod folds;
+pub mod hard;
 pub mod identify;
 pub mod pairs;
 pub mod plot;
