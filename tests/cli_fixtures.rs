@@ -16,6 +16,34 @@ fn person_images(name: &str, numbers: &[usize]) -> Vec<String> {
 
 const PEOPLE: [&str; 3] = ["Colin_Powell", "Serena_Williams", "Tony_Blair"];
 
+/// `fdb search --json` over `paths`: exit code and one row per path, in order.
+fn search_rows(db: &Path, extra: &[&str], paths: &[String]) -> (Option<i32>, Vec<serde_json::Value>) {
+    let mut args = vec!["search"];
+    args.extend_from_slice(extra);
+    args.extend(paths.iter().map(String::as_str));
+    let (code, rows) = fdb_json(db, &args);
+    let rows = rows.as_array().unwrap_or_else(|| panic!("search printed no list: {rows}")).clone();
+    assert_eq!(rows.len(), paths.len(), "one row per photo: {rows:?}");
+    for (row, path) in rows.iter().zip(paths) {
+        assert_eq!(row["path"].as_str(), Some(path.as_str()), "rows in the photos' order");
+    }
+    (code, rows)
+}
+
+/// The one face of an answered search row (an error row fails the test).
+fn only_face(row: &serde_json::Value) -> &serde_json::Value {
+    assert!(row.get("error").is_none(), "the search failed: {row}");
+    let faces = row["faces"].as_array().unwrap_or_else(|| panic!("no faces in {row}"));
+    assert_eq!(faces.len(), 1, "{row}");
+    &faces[0]
+}
+
+/// The base model's manifest entry in the installed models dir.
+fn base_model() -> fdb_models::weights::ModelEntry {
+    let installed = fdb_models::weights::installed(&fdb_models::weights::default_models_dir()).expect("the weights are installed");
+    installed.manifest.get(fdb_models::weights::FACENET_MODEL_ID).expect("the base model is in the manifest").clone()
+}
+
 fn enrolled_db(dir: &Path) -> PathBuf {
     let db = dir.join("db");
     let images: Vec<String> = PEOPLE.iter().flat_map(|p| person_images(p, &[1, 2, 3])).collect();
@@ -40,53 +68,83 @@ fn enrol_search_verify_remove_on_fixture_photos() {
     assert_eq!(code, Some(0));
 
     // Each person's fourth photo is found and accepted; strangers are unknown.
+    // The thresholds come from the model manifest: 1:1 its default, 1:N the threshold its
+    // impostor fit gives for 9 faces at the default 1% stranger-accept target.
+    let model = base_model();
+    let verify_t = model.default_threshold.expect("the base model has a default threshold");
+    let (mean, std) = model.impostor_fit.expect("the base model has an impostor fit");
+    let fit = fdb::decision::ImpostorFit { mean, std };
+    let search_t = fdb::decision::search_threshold(verify_t, &fit, fdb::decision::DEFAULT_FAR_1N, 9);
+    assert!(search_t < verify_t, "9 faces tighten the search threshold below {verify_t}");
+    let (code, t) = fdb_json(&db, &["threshold"]);
+    assert_eq!(code, Some(0));
+    assert!((t["verify_threshold"].as_f64().unwrap() - f64::from(verify_t)).abs() < 1e-6, "{t} vs {verify_t}");
+    assert!((t["search_threshold"].as_f64().unwrap() - f64::from(search_t)).abs() < 1e-6, "{t} vs {search_t}");
+
     let probes: Vec<String> = PEOPLE.iter().flat_map(|p| person_images(p, &[4])).collect();
-    let mut args = vec!["search"];
-    args.extend(probes.iter().map(String::as_str));
-    let (_, rows) = fdb_json(&db, &args);
-    for (person, row) in PEOPLE.iter().zip(rows.as_array().unwrap()) {
-        assert_eq!(row["faces"][0]["identity"].as_str(), Some(*person), "{row}");
-        let t = row["faces"][0]["threshold"].as_f64().unwrap();
-        assert!(t > 0.3 && t < 1.5, "threshold {t}");
+    let (code, rows) = search_rows(&db, &[], &probes);
+    assert_eq!(code, Some(0));
+    for (person, row) in PEOPLE.iter().zip(&rows) {
+        let face = only_face(row);
+        assert_eq!(face["identity"].as_str(), Some(*person), "{row}");
+        assert_eq!(face["matches"][0]["person"].as_str(), Some(*person), "{row}");
+        let t = face["threshold"].as_f64().unwrap();
+        assert!((t - f64::from(search_t)).abs() < 1e-6, "search threshold {t}, the manifest gives {search_t}");
     }
     let strangers: Vec<String> = std::fs::read_dir(fixtures().join("strangers"))
         .unwrap()
         .map(|e| e.unwrap().path().display().to_string())
         .collect();
-    let mut args = vec!["search"];
-    args.extend(strangers.iter().map(String::as_str));
-    let (_, rows) = fdb_json(&db, &args);
-    for row in rows.as_array().unwrap() {
-        assert!(row["faces"][0]["identity"].is_null(), "a stranger was accepted: {row}");
+    assert_eq!(strangers.len(), 3);
+    // Each stranger's photo is searched (an error or a missing face would not be an "unknown").
+    let (code, rows) = search_rows(&db, &[], &strangers);
+    assert_eq!(code, Some(0));
+    for row in &rows {
+        let face = only_face(row);
+        assert!(!face["matches"].as_array().unwrap().is_empty(), "{row}");
+        assert!(face["identity"].is_null(), "a stranger was accepted: {row}");
     }
 
     // verify: 0 same, 1 different, 2 error naming the file.
     let blair = person_images("Tony_Blair", &[1, 4]);
     let serena = person_images("Serena_Williams", &[1]);
-    assert_eq!(fdb(&db, &["verify", &blair[0], &blair[1]]).status.code(), Some(0));
-    assert_eq!(fdb(&db, &["verify", &blair[0], &serena[0]]).status.code(), Some(1));
+    let (code, same) = fdb_json(&db, &["verify", &blair[0], &blair[1]]);
+    assert_eq!((code, same["same"].as_bool()), (Some(0), Some(true)), "{same}");
+    let used = same["threshold"].as_f64().unwrap();
+    assert!((used - f64::from(verify_t)).abs() < 1e-6, "verify uses the manifest's threshold {verify_t}: {same}");
+    assert!(same["distance"].as_f64().unwrap() < f64::from(verify_t), "{same}");
+    let (code, different) = fdb_json(&db, &["verify", &blair[0], &serena[0]]);
+    assert_eq!((code, different["same"].as_bool()), (Some(1), Some(false)), "{different}");
+    assert!(different["distance"].as_f64().unwrap() > f64::from(verify_t), "{different}");
     let missing = tmp.path().join("nope.jpg");
     let out = fdb(&db, &["verify", &blair[0], missing.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("nope.jpg"));
 
     // Remove a person; after reopening they are gone and the others are intact.
-    assert!(fdb(&db, &["remove", "Serena_Williams"]).status.success());
-    let (_, list) = fdb_json(&db, &["list"]);
+    let (code, removed) = fdb_json(&db, &["remove", "Serena_Williams"]);
+    assert_eq!((code, removed["faces"].as_u64()), (Some(0), Some(3)), "{removed}");
+    let (code, list) = fdb_json(&db, &["list"]);
+    assert_eq!(code, Some(0));
     let names: Vec<&str> = list.as_array().unwrap().iter().filter_map(|p| p["name"].as_str()).collect();
     assert_eq!(names.len(), 2);
     assert!(!names.contains(&"Serena_Williams"));
-    let (_, rows) = fdb_json(&db, &["search", "-k", "5", &probes[1]]);
-    assert!(rows[0]["faces"][0]["matches"].as_array().unwrap().iter().all(|m| m["person"] != "Serena_Williams"));
-    let (_, rows) = fdb_json(&db, &["search", &probes[2]]);
-    assert_eq!(rows[0]["faces"][0]["identity"].as_str(), Some("Tony_Blair"));
+    let (code, rows) = search_rows(&db, &["-k", "5"], &probes[1..2]);
+    assert_eq!(code, Some(0));
+    let matches = only_face(&rows[0])["matches"].as_array().unwrap().clone();
+    assert_eq!(matches.len(), 2, "the two people left: {matches:?}");
+    assert!(matches.iter().all(|m| m["person"] != "Serena_Williams"));
+    let (code, rows) = search_rows(&db, &[], &probes[2..3]);
+    assert_eq!(code, Some(0));
+    assert_eq!(only_face(&rows[0])["identity"].as_str(), Some("Tony_Blair"));
 }
 
 #[test]
 fn bad_files_fail_by_name_and_leave_the_database_as_it_was() {
     let tmp = tempfile::tempdir().unwrap();
     let db = enrolled_db(tmp.path());
-    let (_, before) = fdb_json(&db, &["info"]);
+    let (code, before) = fdb_json(&db, &["info"]);
+    assert_eq!((code, before["stats"]["faces"].as_u64()), (Some(0), Some(9)), "{before}");
 
     let empty = tmp.path().join("empty.jpg");
     std::fs::write(&empty, b"").unwrap();
@@ -116,7 +174,8 @@ fn bad_files_fail_by_name_and_leave_the_database_as_it_was() {
             .to_string();
         assert!(reason.contains(&*file.file_name().unwrap().to_string_lossy()) && reason.contains(word), "{reason}");
     }
-    let (_, after) = fdb_json(&db, &["info"]);
+    let (code, after) = fdb_json(&db, &["info"]);
+    assert_eq!(code, Some(0));
     assert_eq!(after["stats"]["faces"].as_u64(), Some(before["stats"]["faces"].as_u64().unwrap() + 1));
 }
 

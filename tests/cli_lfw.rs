@@ -9,15 +9,44 @@ use std::path::PathBuf;
 use common::*;
 use serde_json::Value;
 
-/// The identity `fdb search --json` decided for one probe row, and its nearest person.
-fn decision(row: &Value) -> (Option<String>, Option<String>) {
-    let face = &row["faces"][0];
-    (face["identity"].as_str().map(String::from), face["matches"][0]["person"].as_str().map(String::from))
+/// What `fdb search --json` answered for one probe row.
+#[derive(Debug, PartialEq)]
+enum Answer {
+    /// A face was found and searched: the identity decided (None = unknown) and the nearest person.
+    Face { identity: Option<String>, nearest: Option<String> },
+    /// The row is an error (unreadable file, no face, ...), with its message.
+    Error(String),
+}
+
+fn answer(row: &Value) -> Answer {
+    if let Some(e) = row.get("error") {
+        return Answer::Error(e.as_str().unwrap_or_default().to_string());
+    }
+    let faces = row["faces"].as_array().unwrap_or_else(|| panic!("a row with neither faces nor an error: {row}"));
+    assert_eq!(faces.len(), 1, "a search without --all-faces answers for one face: {row}");
+    let face = &faces[0];
+    Answer::Face {
+        identity: face["identity"].as_str().map(String::from),
+        nearest: face["matches"][0]["person"].as_str().map(String::from),
+    }
+}
+
+/// The rows of `fdb search --json` over `paths`, with their exit code.
+fn search(db: &std::path::Path, paths: &[String]) -> (Option<i32>, Vec<Value>) {
+    let mut args = vec!["search"];
+    args.extend(paths.iter().map(String::as_str));
+    let (code, rows) = fdb_json(db, &args);
+    let rows = rows.as_array().unwrap_or_else(|| panic!("search printed no list: {rows}")).clone();
+    assert_eq!(rows.len(), paths.len(), "one row per probe");
+    for (row, path) in rows.iter().zip(paths) {
+        assert_eq!(row["path"].as_str(), Some(path.as_str()), "rows in the probes' order");
+    }
+    (code, rows)
 }
 
 #[test]
 fn enrol_search_verify_and_remove_on_lfw() {
-    let Some(images) = lfw_images("enrol_search_verify_and_remove_on_lfw") else { return };
+    let Some(images) = lfw_images() else { return };
     let tmp = tempfile::tempdir().unwrap();
     let db = tmp.path().join("db");
     let people = lfw_people(&images);
@@ -36,8 +65,9 @@ fn enrol_search_verify_and_remove_on_lfw() {
     assert_eq!(summary["enrolled"].as_u64(), Some(160), "{summary}");
     assert_eq!(code, Some(0));
     // Enrolling again stores nothing new.
-    let (_, again) = fdb_json(&db, &args[..5]);
+    let (code, again) = fdb_json(&db, &args[..5]);
     assert_eq!(again["duplicates"].as_u64(), Some(4), "{again}");
+    assert_eq!(code, Some(0));
 
     // Genuine probes: every other image of the gallery people.
     let probes: Vec<(String, PathBuf)> = gallery
@@ -46,18 +76,18 @@ fn enrol_search_verify_and_remove_on_lfw() {
         .map(|(name, i)| (name.clone(), lfw_image(&images, &name, i)))
         .collect();
     let probe_args: Vec<String> = probes.iter().map(|(_, p)| p.display().to_string()).collect();
-    let mut args = vec!["search"];
-    args.extend(probe_args.iter().map(String::as_str));
-    let (_, rows) = fdb_json(&db, &args);
-    let rows = rows.as_array().unwrap().clone();
-    assert_eq!(rows.len(), probes.len());
+    let (code, rows) = search(&db, &probe_args);
+    assert_eq!(probes.len(), 172);
     let (mut nearest_right, mut accepted_right, mut wrong_accept) = (0, 0, 0);
-    for ((name, _), row) in probes.iter().zip(&rows) {
-        let (identity, nearest) = decision(row);
+    for ((name, path), row) in probes.iter().zip(&rows) {
+        let Answer::Face { identity, nearest } = answer(row) else {
+            panic!("{}: LFW photos all have a face, yet: {row}", path.display())
+        };
         nearest_right += usize::from(nearest.as_deref() == Some(name.as_str()));
         accepted_right += usize::from(identity.as_deref() == Some(name.as_str()));
         wrong_accept += usize::from(identity.is_some() && identity.as_deref() != Some(name.as_str()));
     }
+    assert_eq!(code, Some(0), "every probe answered");
     let n = probes.len() as f64;
     eprintln!(
         "genuine probes: {} — nearest right {:.4}, accepted right {:.4}, accepted wrong {}",
@@ -68,6 +98,8 @@ fn enrol_search_verify_and_remove_on_lfw() {
     );
     assert!(nearest_right as f64 / n >= 0.97, "rank-1 {nearest_right}/{n}");
     assert!(accepted_right as f64 / n >= 0.90, "accepted {accepted_right}/{n}");
+    // The README: a probe is accepted as the right person or comes back unknown, never as someone else.
+    assert_eq!(wrong_accept, 0, "{wrong_accept} probes were accepted as someone else");
 
     // Strangers: 100 people with a single image, never enrolled.
     let strangers: Vec<String> = people
@@ -78,11 +110,14 @@ fn enrol_search_verify_and_remove_on_lfw() {
         .map(|(name, _)| lfw_image(&images, name, 1).display().to_string())
         .collect();
     assert_eq!(strangers.len(), 100);
-    let mut args = vec!["search"];
-    args.extend(strangers.iter().map(String::as_str));
-    let (_, rows) = fdb_json(&db, &args);
-    let unknown = rows.as_array().unwrap().iter().filter(|r| decision(r).0.is_none()).count();
-    eprintln!("strangers: {unknown}/100 unknown");
+    let (code, rows) = search(&db, &strangers);
+    // Only answered searches count: an error or a photo without a face is not an "unknown".
+    let answers: Vec<Answer> = rows.iter().map(answer).collect();
+    let errors: Vec<&Answer> = answers.iter().filter(|a| matches!(a, Answer::Error(_))).collect();
+    assert!(errors.is_empty(), "strangers' photos failed: {errors:?}");
+    assert_eq!(code, Some(0));
+    let unknown = answers.iter().filter(|a| matches!(a, Answer::Face { identity: None, .. })).count();
+    eprintln!("strangers: {unknown} of {} answered searches unknown, {} errors", answers.len(), errors.len());
     assert!(unknown >= 90, "only {unknown}/100 strangers were unknown");
 
     // Verify: 10 same and 10 different pairs from each fold of pairs.txt.
@@ -115,18 +150,25 @@ fn enrol_search_verify_and_remove_on_lfw() {
     let removed = &gallery[0].0;
     let kept_probe = probes.iter().find(|(name, _)| name != removed).unwrap().1.display().to_string();
     let removed_probe = probes.iter().find(|(name, _)| name == removed).unwrap().1.display().to_string();
-    let (_, before) = fdb_json(&db, &["search", "-k", "40", &kept_probe]);
+    let (code, before) = fdb_json(&db, &["search", "-k", "40", &kept_probe]);
+    assert_eq!(code, Some(0), "{before}");
+    assert_eq!(before[0]["faces"][0]["matches"].as_array().map(Vec::len), Some(40), "{before}");
     let out = fdb(&db, &["remove", removed]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let (_, list) = fdb_json(&db, &["list"]);
+    let (code, list) = fdb_json(&db, &["list"]);
+    assert_eq!(code, Some(0));
     let names: Vec<&str> = list.as_array().unwrap().iter().filter_map(|p| p["name"].as_str()).collect();
     assert_eq!(names.len(), 39);
     assert!(!names.contains(&removed.as_str()));
-    let (_, after) = fdb_json(&db, &["search", "-k", "40", &kept_probe]);
+    let (code, after) = fdb_json(&db, &["search", "-k", "40", &kept_probe]);
+    assert_eq!(code, Some(0), "{after}");
     let without = |v: &Value| -> Vec<Value> {
         v[0]["faces"][0]["matches"].as_array().unwrap().iter().filter(|m| m["person"] != removed.as_str()).cloned().collect()
     };
     assert_eq!(without(&before), without(&after), "the other people's answers changed");
-    let (_, gone) = fdb_json(&db, &["search", "-k", "40", &removed_probe]);
-    assert!(gone[0]["faces"][0]["matches"].as_array().unwrap().iter().all(|m| m["person"] != removed.as_str()));
+    let (code, gone) = fdb_json(&db, &["search", "-k", "40", &removed_probe]);
+    assert_eq!(code, Some(0), "{gone}");
+    let matches = gone[0]["faces"][0]["matches"].as_array().unwrap();
+    assert_eq!(matches.len(), 39, "all 39 people remain, {removed} not among them: {gone}");
+    assert!(matches.iter().all(|m| m["person"] != removed.as_str()));
 }

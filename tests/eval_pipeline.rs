@@ -11,25 +11,11 @@ use fdb::eval::{
     EmbeddingCache, EvalError, EvalOptions, FlipMode, FnSource, ImagePair, SourceId,
 };
 
-/// `../shared` next to the workspace root, or `FDB_SHARED`.
-fn shared_dir() -> Option<PathBuf> {
-    let dir = std::env::var_os("FDB_SHARED")
-        .map(PathBuf::from)
-        .or_else(|| {
-            Path::new(env!("CARGO_MANIFEST_DIR"))
-                .ancestors()
-                .map(|a| a.join("shared"))
-                .find(|p| p.is_dir())
-        });
-    dir.filter(|d| d.join("datasets/lfw").is_dir())
-}
+mod common;
 
 #[test]
 fn lfw_pairs_txt_has_6000_pairs_over_7701_images() {
-    let Some(shared) = shared_dir() else {
-        println!("skipping: ../shared/datasets/lfw not found (set FDB_SHARED)");
-        return;
-    };
+    let Some(shared) = common::shared_with(&["datasets/lfw/pairs.txt", "datasets/lfw/images"]) else { return };
     let lfw = shared.join("datasets/lfw");
     let file = read_pairs(&lfw.join("pairs.txt")).unwrap();
     assert_eq!(file.pairs.len(), 6000);
@@ -285,15 +271,9 @@ fn identification_on_a_folder_dataset() {
 /// squared L2 distance of the reference embeddings (`l2sq`).
 #[test]
 fn golden_pairs_match_pairs_txt_folds_and_distances() {
-    let Some(shared) = shared_dir() else {
-        println!("skipping: ../shared not found (set FDB_SHARED)");
-        return;
-    };
+    let Some(shared) = common::shared_with(&["golden/e2e/golden_e2e.json", "datasets/lfw/pairs.txt"]) else { return };
     let golden_path = shared.join("golden/e2e/golden_e2e.json");
-    let Ok(text) = std::fs::read_to_string(&golden_path) else {
-        println!("skipping: {} not found", golden_path.display());
-        return;
-    };
+    let text = std::fs::read_to_string(&golden_path).unwrap_or_else(|e| panic!("{}: {e}", golden_path.display()));
     let golden: serde_json::Value = serde_json::from_str(&text).unwrap();
     let lfw = shared.join("datasets/lfw");
     let file = read_pairs(&lfw.join("pairs.txt")).unwrap();

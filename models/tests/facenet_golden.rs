@@ -1,7 +1,8 @@
 //! FaceNet embeddings against the reference runtime (OpenCV dnn on the original frozen graph).
 //!
 //! The obama/biden check runs from `tests/fixtures/golden/` (in the repo); the exact-input and
-//! LFW e2e checks need `../shared` (or `$FDB_SHARED`) and skip without it. Weights come from the
+//! LFW e2e checks need `../shared` (or `$FDB_SHARED`): skipped visibly without it, a failure
+//! under `FDB_REQUIRE_DATA=1`. Weights come from the
 //! install (`ensure_installed`), or from `$FDB_FACENET_WEIGHTS` (a converted safetensors file).
 
 use std::path::{Path, PathBuf};
@@ -12,23 +13,13 @@ use serde_json::Value;
 
 const TOLERANCE: f32 = 1e-4;
 
-fn workspace_root() -> PathBuf {
-    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
-    manifest.ancestors().find(|d| d.join("tests/fixtures/golden").is_dir()).unwrap_or(manifest).to_path_buf()
-}
+#[path = "../../tests/common/data.rs"]
+mod data;
+
+use data::{missing, shared_with, workspace_root};
 
 fn fixtures() -> PathBuf {
     workspace_root().join("tests/fixtures/golden")
-}
-
-fn shared() -> Option<PathBuf> {
-    let dir = std::env::var_os("FDB_SHARED").map(PathBuf::from).unwrap_or_else(|| workspace_root().join("../shared"));
-    if dir.join("golden").is_dir() {
-        Some(dir)
-    } else {
-        println!("skipping: no shared data at {} (set FDB_SHARED)", dir.display());
-        None
-    }
 }
 
 fn embedder() -> Option<Embedder> {
@@ -36,10 +27,7 @@ fn embedder() -> Option<Embedder> {
         Some(path) => PathBuf::from(path),
         None => match fdb_models::weights::ensure_installed(&fdb_models::weights::default_models_dir()) {
             Ok(installed) => installed.facenet,
-            Err(e) => {
-                println!("skipping: FaceNet weights are not installed and could not be: {e}");
-                return None;
-            }
+            Err(e) => return missing(&format!("the FaceNet weights, which could not be installed ({e})")),
         },
     };
     Some(Embedder::load(&weights, &Device::Cpu).expect("installed weights load"))
@@ -84,7 +72,7 @@ fn obama_and_biden_match_the_reference_embeddings() {
 
 #[test]
 fn the_fixtures_are_the_shared_reference() {
-    let Some(shared) = shared() else { return };
+    let Some(shared) = shared_with(&["golden/unit"]) else { return };
     let unit = shared.join("golden/unit");
     let reference = read_json(&unit.join("facenet_20180408_obama.json"));
     let fixture = read_json(&fixtures().join("facenet_expected.json"));
@@ -98,7 +86,7 @@ fn the_fixtures_are_the_shared_reference() {
 
 #[test]
 fn preprocessing_gives_the_exact_reference_input() {
-    let Some(shared) = shared() else { return };
+    let Some(shared) = shared_with(&["golden/unit"]) else { return };
     let unit = shared.join("golden/unit");
     let expected = Tensor::read_npy(unit.join("obama_160_input_fixed_nhwc.npy")).unwrap();
     let got = preprocess(&[load_png(&unit.join("obama_160.png"))], &Device::Cpu).unwrap();
@@ -110,7 +98,7 @@ fn preprocessing_gives_the_exact_reference_input() {
 
 #[test]
 fn lfw_crops_match_the_e2e_reference() {
-    let Some(shared) = shared() else { return };
+    let Some(shared) = shared_with(&["golden/e2e"]) else { return };
     let Some(embedder) = embedder() else { return };
     let e2e = shared.join("golden/e2e");
     let golden = read_json(&e2e.join("golden_e2e.json"));

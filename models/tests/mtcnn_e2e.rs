@@ -11,7 +11,7 @@ use fdb_models::align::{choose_face, crop_box, crop_facenet, resize_linear};
 use fdb_models::imageio::load_image;
 use fdb_models::mtcnn::Detection;
 use image::RgbImage;
-use mtcnn_support::{golden_images, installed_models, iou, mtcnn, shared_or_skip, GoldenImage};
+use mtcnn_support::{e2e_shared, golden_images, installed_models, iou, mtcnn, GoldenImage};
 
 fn file_name(g: &GoldenImage) -> &str {
     g.path.rsplit('/').next().unwrap()
@@ -39,7 +39,7 @@ fn agreement(face: &Detection, g: &GoldenImage) -> (f32, f32) {
 }
 
 fn detected_golden() -> Option<(std::path::PathBuf, Vec<GoldenImage>)> {
-    let shared = shared_or_skip("e2e goldens")?;
+    let shared = e2e_shared()?;
     let golden: Vec<_> = golden_images(&shared).into_iter().filter(|g| !g.fallback).collect();
     assert!(golden.len() >= 20, "golden set shrank to {}", golden.len());
     Some((shared, golden))
@@ -85,10 +85,7 @@ fn chosen_face_matches_reference_box_and_landmarks() {
 /// cosine >= 0.99 on every image.
 #[test]
 fn embedding_of_fdb_crop_matches_reference() {
-    let (Some((shared, golden)), Some(m), Some(models)) = (detected_golden(), mtcnn(), installed_models()) else {
-        println!("skipping: needs ../shared and the installed models");
-        return;
-    };
+    let (Some((shared, golden)), Some(m), Some(models)) = (detected_golden(), mtcnn(), installed_models()) else { return };
     let embedder = fdb_models::facenet::Embedder::load(&models.facenet, &candle_core::Device::Cpu).unwrap();
     let lfw = shared.join("datasets/lfw/images");
     let mut crops = Vec::new();
@@ -111,7 +108,7 @@ fn embedding_of_fdb_crop_matches_reference() {
 
 #[test]
 fn batched_detection_equals_single_detection() {
-    let (Some(shared), Some(m)) = (shared_or_skip("e2e goldens"), mtcnn()) else { return };
+    let (Some(shared), Some(m)) = (e2e_shared(), mtcnn()) else { return };
     let lfw = shared.join("datasets/lfw/images");
     let imgs: Vec<_> = golden_images(&shared).iter().take(6).map(|g| load_image(&lfw.join(&g.path)).unwrap()).collect();
     let batched = m.detect_many(&imgs).unwrap();
@@ -131,7 +128,7 @@ fn batched_detection_equals_single_detection() {
 /// up to rounding.
 #[test]
 fn facenet_crop_reproduces_reference_crops() {
-    let Some(shared) = shared_or_skip("e2e crops") else { return };
+    let Some(shared) = e2e_shared() else { return };
     let dir = mtcnn_support::fixture("libjpeg_decoded");
     let mut checked = 0;
     for g in golden_images(&shared) {
@@ -156,7 +153,7 @@ fn facenet_crop_reproduces_reference_crops() {
 /// fdb decodes every golden JPEG to exactly the reference's pixels (libjpeg-turbo's).
 #[test]
 fn jpeg_decoding_equals_libjpeg_turbo() {
-    let Some(shared) = shared_or_skip("e2e goldens") else { return };
+    let Some(shared) = e2e_shared() else { return };
     let lfw = shared.join("datasets/lfw/images");
     let golden = golden_images(&shared);
     assert_eq!(golden.len(), 24);
@@ -170,7 +167,7 @@ fn jpeg_decoding_equals_libjpeg_turbo() {
 /// the resize's rounding.
 #[test]
 fn facenet_crop_from_fdb_decoding_matches() {
-    let Some(shared) = shared_or_skip("e2e crops") else { return };
+    let Some(shared) = e2e_shared() else { return };
     let lfw = shared.join("datasets/lfw/images");
     let (mut worst, mut total, mut count) = (0u8, 0u64, 0u64);
     for g in golden_images(&shared) {

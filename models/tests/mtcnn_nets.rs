@@ -1,16 +1,39 @@
-//! Each MTCNN network against the numpy reference outputs in golden/unit (max abs diff 1e-4),
-//! and the legacy torch reader against the wheel's files.
+//! Each MTCNN network against the numpy reference outputs of golden/unit (max abs diff 1e-4),
+//! read from their copies in `tests/fixtures/golden` (checked against `../shared` when it is
+//! there), and the legacy torch reader against the wheel `fdb models install` keeps.
 
 mod mtcnn_support;
 
 use candle_core::{Device, Tensor};
 use fdb_models::mtcnn::read_facenet_pytorch_wheel;
-use mtcnn_support::{local_wheel, mtcnn, shared_or_skip};
+use mtcnn_support::{fixture, local_wheel, mtcnn, shared};
 
 const TOLERANCE: f32 = 1e-4;
 
-fn npy(shared: &std::path::Path, name: &str) -> Tensor {
-    Tensor::read_npy(shared.join("golden/unit").join(name)).expect(name).to_device(&Device::Cpu).unwrap()
+fn npy(name: &str) -> Tensor {
+    Tensor::read_npy(fixture("golden").join(name)).expect(name).to_device(&Device::Cpu).unwrap()
+}
+
+const GOLDENS: [&str; 10] = [
+    "mtcnn_pnet_input_nchw.npy",
+    "mtcnn_pnet_out0.npy",
+    "mtcnn_pnet_out1.npy",
+    "mtcnn_rnet_input_nchw.npy",
+    "mtcnn_rnet_out0.npy",
+    "mtcnn_rnet_out1.npy",
+    "mtcnn_onet_input_nchw.npy",
+    "mtcnn_onet_out0.npy",
+    "mtcnn_onet_out1.npy",
+    "mtcnn_onet_out2.npy",
+];
+
+#[test]
+fn the_fixtures_are_the_shared_goldens() {
+    let Some(unit) = shared("golden/unit") else { return };
+    for name in GOLDENS {
+        let copy = std::fs::read(fixture("golden").join(name)).expect(name);
+        assert!(copy == std::fs::read(unit.join(name)).expect(name), "tests/fixtures/golden/{name} differs from ../shared");
+    }
 }
 
 fn assert_close(got: &Tensor, want: &Tensor, what: &str) {
@@ -22,35 +45,32 @@ fn assert_close(got: &Tensor, want: &Tensor, what: &str) {
 
 #[test]
 fn pnet_matches_reference() {
-    let (Some(shared), Some(m)) = (shared_or_skip("P-Net goldens"), mtcnn()) else { return };
-    let (reg, prob) = m.pnet().forward(&npy(&shared, "mtcnn_pnet_input_nchw.npy")).unwrap();
-    assert_close(&reg, &npy(&shared, "mtcnn_pnet_out0.npy"), "pnet regression");
-    assert_close(&prob, &npy(&shared, "mtcnn_pnet_out1.npy"), "pnet probability");
+    let Some(m) = mtcnn() else { return };
+    let (reg, prob) = m.pnet().forward(&npy("mtcnn_pnet_input_nchw.npy")).unwrap();
+    assert_close(&reg, &npy("mtcnn_pnet_out0.npy"), "pnet regression");
+    assert_close(&prob, &npy("mtcnn_pnet_out1.npy"), "pnet probability");
 }
 
 #[test]
 fn rnet_matches_reference() {
-    let (Some(shared), Some(m)) = (shared_or_skip("R-Net goldens"), mtcnn()) else { return };
-    let (reg, prob) = m.rnet().forward(&npy(&shared, "mtcnn_rnet_input_nchw.npy")).unwrap();
-    assert_close(&reg, &npy(&shared, "mtcnn_rnet_out0.npy"), "rnet regression");
-    assert_close(&prob, &npy(&shared, "mtcnn_rnet_out1.npy"), "rnet probability");
+    let Some(m) = mtcnn() else { return };
+    let (reg, prob) = m.rnet().forward(&npy("mtcnn_rnet_input_nchw.npy")).unwrap();
+    assert_close(&reg, &npy("mtcnn_rnet_out0.npy"), "rnet regression");
+    assert_close(&prob, &npy("mtcnn_rnet_out1.npy"), "rnet probability");
 }
 
 #[test]
 fn onet_matches_reference() {
-    let (Some(shared), Some(m)) = (shared_or_skip("O-Net goldens"), mtcnn()) else { return };
-    let (reg, marks, prob) = m.onet().forward(&npy(&shared, "mtcnn_onet_input_nchw.npy")).unwrap();
-    assert_close(&reg, &npy(&shared, "mtcnn_onet_out0.npy"), "onet regression");
-    assert_close(&marks, &npy(&shared, "mtcnn_onet_out1.npy"), "onet landmarks");
-    assert_close(&prob, &npy(&shared, "mtcnn_onet_out2.npy"), "onet probability");
+    let Some(m) = mtcnn() else { return };
+    let (reg, marks, prob) = m.onet().forward(&npy("mtcnn_onet_input_nchw.npy")).unwrap();
+    assert_close(&reg, &npy("mtcnn_onet_out0.npy"), "onet regression");
+    assert_close(&marks, &npy("mtcnn_onet_out1.npy"), "onet landmarks");
+    assert_close(&prob, &npy("mtcnn_onet_out2.npy"), "onet probability");
 }
 
 #[test]
 fn legacy_reader_keeps_keys_and_shapes() {
-    let Some(wheel) = local_wheel() else {
-        println!("skipping: facenet-pytorch wheel not found (set FDB_WHEELS)");
-        return;
-    };
+    let Some(wheel) = local_wheel() else { return };
     let tensors = read_facenet_pytorch_wheel(&wheel).unwrap();
     let pnet: Vec<&str> = tensors.iter().map(|t| t.name.as_str()).filter(|n| n.starts_with("pnet.")).collect();
     assert_eq!(

@@ -6,12 +6,14 @@ mod mtcnn_support;
 use fdb_models::align::{choose_face, crop_box};
 use fdb_models::imageio::{decode_image, load_image, ImageError};
 use fdb_models::mtcnn::FaceSource;
-use mtcnn_support::{fixture, golden_images, iou, mtcnn, shared_dir};
+use mtcnn_support::{e2e_shared, fixture, golden_images, iou, mtcnn, shared_with};
 
-/// The reference box of one golden LFW image, when ../shared is there.
+/// The reference box of one golden LFW image; a visible skip (or a failure under
+/// `FDB_REQUIRE_DATA=1`) without ../shared.
 fn golden_box(name: &str) -> Option<[f32; 4]> {
-    let shared = shared_dir()?;
-    golden_images(&shared).into_iter().find(|g| g.path.ends_with(name))?.chosen_box
+    let shared = shared_with(&["golden/e2e/golden_e2e.json"])?;
+    let found = golden_images(&shared).into_iter().find(|g| g.path.ends_with(name));
+    Some(found.and_then(|g| g.chosen_box).unwrap_or_else(|| panic!("golden_e2e.json has no face for {name}")))
 }
 
 #[test]
@@ -100,10 +102,7 @@ fn bad_files_are_clear_errors_naming_the_file() {
 /// touches the frame): the plain detector often misses them, pad-and-retry must find them.
 #[test]
 fn tight_crops_are_found_after_padding() {
-    let (Some(shared), Some(m)) = (shared_dir(), mtcnn()) else {
-        println!("skipping: needs ../shared and the MTCNN weights");
-        return;
-    };
+    let (Some(shared), Some(m)) = (e2e_shared(), mtcnn()) else { return };
     let lfw = shared.join("datasets/lfw/images");
     let (mut plain, mut padded, mut total) = (0, 0, 0);
     for g in golden_images(&shared) {
@@ -152,7 +151,7 @@ fn whole_image_fallback_only_when_allowed_and_flagged() {
 #[test]
 #[ignore]
 fn tight_crop_rates_on_lfw() {
-    let (Some(shared), Some(m)) = (shared_dir(), mtcnn()) else { return };
+    let (Some(shared), Some(m)) = (e2e_shared(), mtcnn()) else { return };
     let n: usize = std::env::var("FDB_TIGHT_CROPS").ok().and_then(|v| v.parse().ok()).unwrap_or(300);
     let mut people: Vec<_> = std::fs::read_dir(shared.join("datasets/lfw/images")).unwrap().map(|e| e.unwrap().path()).collect();
     people.sort();

@@ -171,3 +171,127 @@ impl Store {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! `verify_integrity` is the oracle of the crash, migration and API tests: here it is shown
+    //! to report each kind of damage it claims to find.
+    use crate::codec::{id_key, pair_key};
+    use crate::test_vectors::unit_vectors;
+    use crate::{FaceId, NewFace, Store, StoreError, StoreOptions};
+    use std::path::Path;
+
+    const DIM: usize = 16;
+
+    /// Two people of three faces each, on model "m1"; the face ids in order.
+    fn store(dir: &Path) -> (Store, Vec<FaceId>) {
+        let store = Store::open(&dir.join("db"), StoreOptions::default()).unwrap();
+        store.set_active_model("m1").unwrap();
+        let vectors = unit_vectors(6, DIM, 3);
+        let mut ids = Vec::new();
+        for p in 0..2 {
+            let person = store.add_person(&format!("p{p}"), Default::default()).unwrap();
+            let faces = (0..3).map(|i| {
+                let n = p * 3 + i;
+                let mut sha = [0u8; 32];
+                sha[0] = n as u8 + 1;
+                NewFace {
+                    person,
+                    source_name: format!("{n}.jpg"),
+                    source_sha256: sha,
+                    bbox: [0.0; 4],
+                    landmarks: [[0.0; 2]; 5],
+                    score: 1.0,
+                    model_id: "m1".into(),
+                    crop: vec![n as u8],
+                    embedding: vectors[n].clone(),
+                }
+            });
+            ids.extend(store.add_faces(faces.collect()).unwrap());
+        }
+        store.verify_integrity().expect("the undamaged store passes");
+        (store, ids)
+    }
+
+    fn corrupt_message(store: &Store) -> String {
+        match store.verify_integrity() {
+            Err(StoreError::Corrupt(msg)) => msg,
+            other => panic!("expected Corrupt, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_missing_row_of_each_secondary_tree_is_reported() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, ids) = store(dir.path());
+        let (a, b, c) = (ids[1].0, ids[2].0, ids[4].0);
+        let face_a = store.face(ids[1]).unwrap().unwrap();
+        store.t.by_person.remove(pair_key(face_a.person.0, a)).unwrap().expect("the row was there");
+        store.t.crops.remove(id_key(b)).unwrap().expect("the crop was there");
+        let face_c = store.face(ids[4]).unwrap().unwrap();
+        store.t.sha.remove(face_c.source_sha256).unwrap().expect("the sha row was there");
+        store.t.names.remove("p0".as_bytes()).unwrap().expect("the name was there");
+        let msg = corrupt_message(&store);
+        for want in [
+            format!("face {a} is missing from its person's face list"),
+            format!("face {b} has no crop"),
+            format!("face {c} is missing from the sha256 index"),
+            "(\"p0\") is missing from the name index".to_string(),
+        ] {
+            assert!(msg.contains(&want), "{want:?} not in: {msg}");
+        }
+    }
+
+    #[test]
+    fn a_vector_row_failing_its_crc_is_reported() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, ids) = store(dir.path());
+        let victim = ids[3].0;
+        store.flush().unwrap();
+        drop(store);
+        // Rows follow a 16-byte header: id (8), crc32 (4), zero (4), then the floats. Flip a bit
+        // of the victim's first float.
+        let file = dir.path().join("db/vectors").join(format!("{}.f32", crate::codec::hex(b"m1")));
+        let mut bytes = std::fs::read(&file).unwrap();
+        let row_len = 16 + 4 * DIM;
+        let row = (0..(bytes.len() - 16) / row_len)
+            .find(|r| bytes[16 + r * row_len..][..8] == victim.to_le_bytes())
+            .expect("the victim's row");
+        bytes[16 + row * row_len + 16] ^= 0x40;
+        std::fs::write(&file, bytes).unwrap();
+
+        let store = Store::open(&dir.path().join("db"), StoreOptions::default()).unwrap();
+        let msg = corrupt_message(&store);
+        assert!(msg.contains(&format!("face {victim} has no embedding by the active model")), "{msg}");
+        // The other faces are intact, and named nowhere.
+        for id in ids.iter().filter(|id| id.0 != victim) {
+            assert!(!msg.contains(&format!("face {} ", id.0)), "face {} reported: {msg}", id.0);
+        }
+    }
+
+    #[test]
+    fn an_index_point_the_store_does_not_hold_is_reported() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, ids) = store(dir.path());
+        // Take face 5 out of every sled tree behind the index's back: the trees agree with
+        // each other, the index still holds the point.
+        let id = ids[5].0;
+        let face = store.face(ids[5]).unwrap().unwrap();
+        store.t.faces.remove(id_key(id)).unwrap().unwrap();
+        store.t.crops.remove(id_key(id)).unwrap().unwrap();
+        store.t.sha.remove(face.source_sha256).unwrap().unwrap();
+        store.t.by_person.remove(pair_key(face.person.0, id)).unwrap().unwrap();
+        let msg = corrupt_message(&store);
+        assert_eq!(msg, format!("index point {id} is neither a live face nor a tombstone"));
+    }
+
+    #[test]
+    fn an_index_of_another_model_is_reported() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, _) = store(dir.path());
+        // The active model changed in sled alone, as a torn switch would leave it.
+        store.t.meta.insert(crate::store::META_ACTIVE_MODEL, "m2".as_bytes()).unwrap();
+        let msg = corrupt_message(&store);
+        assert!(msg.contains("index is for model \"m1\", not the active one"), "{msg}");
+    }
+}

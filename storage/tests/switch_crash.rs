@@ -86,6 +86,7 @@ fn a_switch_killed_at_any_moment_leaves_one_whole_model() {
     }
     let mut rng = rand::rngs::StdRng::seed_from_u64(11);
     let (mut committed, mut interrupted) = (0, 0);
+    let mut model = "m1".to_string();
     for trial in 0..TRIALS {
         let mut child = Command::new(std::env::current_exe().unwrap())
             .args(["--exact", "switch_child", "--nocapture", "--test-threads=1"])
@@ -98,28 +99,48 @@ fn a_switch_killed_at_any_moment_leaves_one_whole_model() {
         // The switch itself takes about FACES × 10 ms; kill somewhere in or around it.
         std::thread::sleep(Duration::from_millis(rng.gen_range(100..2500)));
         child.kill().unwrap();
-        child.wait().unwrap();
+        let status = child.wait().unwrap();
         let said = lines.join().unwrap();
         let done = said.iter().any(|l| l == "switched");
         // libtest prints "test switch_child ... " on the same line before the child's first words.
+        let started = said.iter().any(|l| l.ends_with("switching"));
+        // A child that ended by itself (a panic, say) before the kill is no crash test.
+        assert!(done || status.code().is_none(), "trial {trial}: the child exited by itself: {status}, said {said:?}");
 
         let store = Store::open(&db, StoreOptions::default()).unwrap_or_else(|e| panic!("trial {trial}: {e}"));
         store.verify_integrity().unwrap_or_else(|e| panic!("trial {trial}: {e}"));
         let active = store.active_model().unwrap().unwrap();
-        assert!(active == "m1" || active == "m2");
+        let target = other(&model);
+        // Exactly the old model or the new one; the new one once the switch said it committed.
+        // (Killed between the commit and its "switched" line, the new one is also right.)
+        assert!(active == model || active == target, "trial {trial}: active model {active:?}, was {model:?}");
+        if done {
+            assert_eq!(active, target, "trial {trial}: the switch committed, yet the store is on {active}");
+        }
         let ids = face_ids(&store);
         assert_eq!(ids.len() as u64, FACES, "trial {trial}: faces lost");
-        for (n, id) in ids.iter().enumerate().step_by(7) {
+        for (n, id) in ids.iter().enumerate() {
+            let stored = store.embedding(*id, &active).unwrap().unwrap_or_else(|| panic!("trial {trial}: face {n} has no {active} vector"));
+            let want = unit(&vector(n as u64, &active));
+            let off = stored.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+            assert!(off < 1e-5, "trial {trial}: face {n}'s stored vector is not its {active} vector (max diff {off})");
             let hits = store.search(&vector(n as u64, &active), 1, Some(100)).unwrap();
             assert_eq!(hits[0].face, *id, "trial {trial}: face {n} not found by its {active} vector");
             assert!(hits[0].distance < 1e-4);
         }
         if done {
             committed += 1;
-        } else if said.iter().any(|l| l.ends_with("switching")) {
+        } else if started {
             interrupted += 1;
         }
+        model = active;
     }
     println!("{TRIALS} kills: {committed} after the commit, {interrupted} during the switch");
     assert!(interrupted >= 3, "too few kills landed inside a switch ({interrupted})");
+    assert!(committed >= 1, "no switch committed in {TRIALS} trials, so the new model was never checked");
+}
+
+fn unit(v: &[f32]) -> Vec<f32> {
+    let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+    v.iter().map(|x| x / norm).collect()
 }

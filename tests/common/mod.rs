@@ -4,21 +4,15 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-/// `../shared` beside the checkout (or `$FDB_SHARED`), if it is there.
-pub fn shared_dir() -> Option<PathBuf> {
-    let dir = std::env::var_os("FDB_SHARED")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join("shared"));
-    dir.is_dir().then_some(dir)
-}
+mod data;
+#[allow(unused_imports)]
+pub use data::{data_required, missing, shared, shared_root, shared_with, REQUIRE_DATA};
 
-/// LFW's images folder in `../shared`, or `None` with a note that the test is skipped.
-pub fn lfw_images(test: &str) -> Option<PathBuf> {
-    let dir = shared_dir().map(|s| s.join("datasets/lfw/images")).filter(|d| d.is_dir());
-    if dir.is_none() {
-        eprintln!("skipping {test}: ../shared/datasets/lfw is not here");
-    }
-    dir
+/// LFW's images folder in `../shared`: a visible skip without it, a failure under
+/// `FDB_REQUIRE_DATA=1`.
+pub fn lfw_images() -> Option<PathBuf> {
+    shared("datasets/lfw/pairs.txt")?;
+    shared("datasets/lfw/images")
 }
 
 pub fn fixtures() -> PathBuf {

