@@ -1,5 +1,5 @@
-//! `fdb eval hard` through the real binary on LFW (skipped without ../shared): a small run of
-//! each split, checked for what the protocol promises.
+//! `fdb eval hard` through the real binary on LFW (skipped visibly without ../shared, a failure
+//! under `FDB_REQUIRE_DATA=1`): a small run of each split, checked for what the protocol promises.
 
 mod common;
 
@@ -9,7 +9,7 @@ use std::process::Command;
 use common::lfw_images;
 
 fn run(split: &str, out: &std::path::Path) -> serde_json::Value {
-    let images = lfw_images("cli_hard_eval").expect("checked by the caller");
+    let images = lfw_images().expect("checked by the caller");
     let status = Command::new(env!("CARGO_BIN_EXE_fdb"))
         .args(["--json", "eval", "hard", "--lfw"])
         .arg(&images)
@@ -23,7 +23,7 @@ fn run(split: &str, out: &std::path::Path) -> serde_json::Value {
 
 #[test]
 fn small_runs_of_both_splits_follow_the_protocol() {
-    if lfw_images("cli_hard_eval").is_none() {
+    if lfw_images().is_none() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -40,7 +40,7 @@ fn small_runs_of_both_splits_follow_the_protocol() {
     };
     assert!(names(&tune, "people").is_disjoint(&names(&holdout, "people")), "the splits share people");
     assert!(names(&tune, "strangers").is_disjoint(&names(&holdout, "strangers")), "the splits share strangers");
-    let pairs = std::fs::read_to_string(lfw_images("").unwrap().join("../pairs.txt")).unwrap();
+    let pairs = std::fs::read_to_string(lfw_images().unwrap().join("../pairs.txt")).unwrap();
     let in_pairs: HashSet<&str> = pairs.lines().skip(1).flat_map(|l| l.split_whitespace().filter(|w| w.parse::<u32>().is_err())).collect();
 
     for report in [&tune, &holdout] {
