@@ -15,7 +15,9 @@ use serde::{Deserialize, Serialize};
 /// Squared-L2 distances between faces of different people, summarised as a Gaussian.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct ImpostorFit {
+    /// Mean impostor distance.
     pub mean: f64,
+    /// Standard deviation of the impostor distances.
     pub std: f64,
 }
 
@@ -57,6 +59,7 @@ pub fn normal_quantile(p: f64) -> f64 {
     0.5 * (lo + hi)
 }
 
+/// The standard normal CDF.
 pub fn normal_cdf(x: f64) -> f64 {
     0.5 * erfc(-x / std::f64::consts::SQRT_2)
 }

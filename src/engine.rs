@@ -18,7 +18,10 @@ use crate::error::{FdbError, Result};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FaceChoice {
     /// The one facenet's alignment would take (largest and most central); fail with several faces if `strict`.
-    One { strict: bool },
+    One {
+        /// Fail a photo with several faces instead of taking the central one.
+        strict: bool,
+    },
     /// Every face found.
     All,
 }
@@ -35,20 +38,26 @@ pub enum Alignment {
 
 /// A decoded photo and where it came from.
 pub struct Photo {
+    /// The file it was read from.
     pub path: PathBuf,
+    /// The sha256 of the file's bytes (enrolment is idempotent by content).
     pub bytes_sha256: [u8; 32],
+    /// The decoded pixels, 8-bit RGB, EXIF orientation applied.
     pub image: RgbImage,
 }
 
 /// One face found in a photo, cut out for the embedder.
 #[derive(Clone)]
 pub struct FoundFace {
+    /// Where the detector found the face (box, probability, landmarks).
     pub detection: Detection,
+    /// The aligned 160×160 crop.
     pub crop: RgbImage,
     /// No face was found and the caller allowed the whole (tight) image to stand for one.
     pub whole_image: bool,
 }
 
+/// The networks behind the facade: the detector and the embedder on one device, and the embedder's model id.
 pub struct Engine {
     device: Device,
     detector: Mtcnn,
@@ -73,10 +82,12 @@ impl Engine {
         Ok(Self { device, detector, embedder, model_id: model_id.into() })
     }
 
+    /// The device the networks run on.
     pub fn device(&self) -> &Device {
         &self.device
     }
 
+    /// The id of the embedder's model (base or a retrained version).
     pub fn model_id(&self) -> &str {
         &self.model_id
     }
@@ -131,6 +142,7 @@ impl Engine {
     }
 }
 
+/// Reads and decodes a photo, keeping the sha256 of its bytes; errors name the file.
 pub fn decode_file(path: &Path) -> Result<Photo> {
     let bytes = std::fs::read(path)
         .map_err(|source| imageio::ImageError::Io { file: path.display().to_string(), source })?;
@@ -139,6 +151,7 @@ pub fn decode_file(path: &Path) -> Result<Photo> {
     Ok(Photo { path: path.to_path_buf(), bytes_sha256, image })
 }
 
+/// The sha256 of some bytes.
 pub fn sha256(bytes: &[u8]) -> [u8; 32] {
     use sha2::Digest;
     sha2::Sha256::digest(bytes).into()

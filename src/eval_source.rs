@@ -11,6 +11,7 @@ use image::RgbImage;
 use crate::engine::{Alignment, Engine, FaceChoice, Photo};
 use crate::eval::{EmbedSource, SourceId};
 
+/// The evaluator's embeddings from the real pipeline (decode, detect, align, embed), with facenet's central-region fallback.
 pub struct EngineSource<'a> {
     engine: &'a Engine,
     alignment: Alignment,
@@ -21,6 +22,7 @@ pub struct EngineSource<'a> {
 }
 
 impl<'a> EngineSource<'a> {
+    /// A source that runs `engine` and aligns with `alignment`.
     pub fn new(engine: &'a Engine, alignment: Alignment) -> Self {
         Self { engine, alignment, crops: HashMap::new(), fallbacks: Vec::new() }
     }

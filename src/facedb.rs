@@ -24,6 +24,7 @@ const ENROLL_CHUNK: usize = 32;
 /// How to open a database.
 #[derive(Debug, Clone)]
 pub struct OpenOptions {
+    /// The models dir (default `$FDB_MODELS_DIR`, else `~/.cache/fdb/models`).
     pub models_dir: PathBuf,
     /// `None`: cuda when available, else cpu.
     pub device: Option<String>,
@@ -45,6 +46,7 @@ pub fn default_db_path() -> PathBuf {
     dirs::data_dir().unwrap_or_else(std::env::temp_dir).join("fdb").join("db")
 }
 
+/// Options of an enrolment.
 #[derive(Debug, Clone, Default)]
 pub struct EnrollOptions {
     /// Fail photos with more than one face instead of taking the most central one.
@@ -53,26 +55,47 @@ pub struct EnrollOptions {
     pub allow_whole_image: bool,
 }
 
+/// What happened to one photo of an enrolment.
 #[derive(Debug, Clone, Serialize)]
 pub struct EnrollReport {
+    /// The photo.
     pub path: PathBuf,
+    /// The person it was enrolled as.
     pub person: String,
+    /// Enrolled, duplicate or failed (with the reason).
     #[serde(flatten)]
     pub status: EnrollStatus,
 }
 
+/// The outcome of one photo of an enrolment.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 #[serde(tag = "status", rename_all = "snake_case")]
 pub enum EnrollStatus {
-    Enrolled { face: u64, whole_image: bool },
+    /// The photo's face was stored.
+    Enrolled {
+        /// The new face's id.
+        face: u64,
+        /// No face was detected and the whole (tight) photo stands for it.
+        whole_image: bool,
+    },
     /// The same bytes are already stored (as this face).
-    Duplicate { face: u64 },
-    Failed { reason: String },
+    Duplicate {
+        /// The stored face's id.
+        face: u64,
+    },
+    /// The photo was not stored.
+    Failed {
+        /// Why, naming the file.
+        reason: String,
+    },
 }
 
+/// One person in a search answer: the best of their faces.
 #[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct Match {
+    /// The person's name.
     pub person: String,
+    /// Their face nearest the probe.
     pub face: u64,
     /// Squared L2 between unit embeddings, 0..4.
     pub distance: f32,
@@ -80,6 +103,7 @@ pub struct Match {
     pub similarity: f32,
 }
 
+/// The answer to "who is this?" for one face of a probe photo.
 #[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct SearchResult {
     /// The probe face: x1, y1, x2, y2 in the photo.
@@ -92,27 +116,41 @@ pub struct SearchResult {
     pub threshold: f32,
 }
 
+/// The answer to "are these the same person?".
 #[derive(Debug, Clone, Serialize)]
 pub struct Verification {
+    /// Squared L2 between the two unit embeddings, 0..4.
     pub distance: f32,
+    /// Cosine similarity, 1 − distance / 2.
     pub similarity: f32,
+    /// The 1:1 threshold compared with.
     pub threshold: f32,
+    /// True when `distance` is under `threshold`.
     pub same: bool,
 }
 
+/// What a database holds, from `FaceDb::stats`.
 #[derive(Debug, Clone, Serialize)]
 pub struct Stats {
+    /// People enrolled.
     pub people: usize,
+    /// Faces enrolled.
     pub faces: usize,
+    /// The embedder whose vectors the database holds.
     pub model: String,
+    /// The 1:1 threshold.
     pub verify_threshold: f32,
+    /// The 1:N threshold for the gallery as it is now.
     pub search_threshold: f32,
+    /// The 1:N target: the chance that a stranger's search is accepted as somebody.
     pub far_1n: f64,
     /// Deleted faces still in the index graph, filtered out of answers until a compaction.
     pub tombstones: usize,
+    /// Bytes the database directory takes on disk.
     pub disk_bytes: u64,
 }
 
+/// A face database: one directory, one handle shared by many threads (`Send + Sync`); the networks load on first use.
 pub struct FaceDb {
     store: Store,
     path: PathBuf,
@@ -126,12 +164,14 @@ impl FaceDb {
         Self::open_with(path, OpenOptions::default())
     }
 
+    /// Open (or create) the database at `path` with these options.
     pub fn open_with(path: impl AsRef<Path>, options: OpenOptions) -> Result<Self> {
         let path = path.as_ref().to_path_buf();
         let store = Store::open(&path, StoreOptions::default())?;
         Ok(Self { store, path, options, engine: Mutex::new(None) })
     }
 
+    /// The database directory.
     pub fn path(&self) -> &Path {
         &self.path
     }
@@ -155,6 +195,7 @@ impl FaceDb {
         Ok(engine)
     }
 
+    /// The options the database was opened with.
     pub fn options(&self) -> &OpenOptions {
         &self.options
     }
@@ -164,11 +205,13 @@ impl FaceDb {
         *self.engine.lock() = None;
     }
 
+    /// The installed model files (installed first if missing and allowed).
     pub fn models(&self) -> Result<Installed> {
         let dir = &self.options.models_dir;
         Ok(if self.options.install_models { weights::ensure_installed(dir)? } else { weights::installed(dir)? })
     }
 
+    /// The device the networks run on (`--device`, else cuda when available, else cpu).
     pub fn device(&self) -> Result<Device> {
         Ok(self.engine()?.device().clone())
     }
@@ -349,6 +392,7 @@ impl FaceDb {
         self.verify_at(a.as_ref(), b.as_ref(), threshold)
     }
 
+    /// `verify` at a threshold given by the caller instead of the database's.
     pub fn verify_at(&self, a: &Path, b: &Path, threshold: f32) -> Result<Verification> {
         let engine = self.engine()?;
         let one = FaceChoice::One { strict: false };
@@ -374,6 +418,7 @@ impl FaceDb {
         Ok(self.model_entry_default().unwrap_or(weights::install::FACENET_DEFAULT_THRESHOLD))
     }
 
+    /// Set the database's 1:1 threshold (squared L2, 0 to 4).
     pub fn set_verify_threshold(&self, value: f32) -> Result<()> {
         if !(0.0..=4.0).contains(&value) || value.is_nan() {
             return Err(FdbError::Invalid(format!("threshold {value} is outside 0..4 (squared L2 between unit vectors)")));
@@ -390,6 +435,7 @@ impl FaceDb {
         })
     }
 
+    /// Set the 1:N target, the chance that a stranger's search is accepted as somebody (between 0 and 1).
     pub fn set_far_1n(&self, far: f64) -> Result<()> {
         if !(far > 0.0 && far < 1.0) {
             return Err(FdbError::Invalid(format!("false-accept target {far} must be between 0 and 1")));
@@ -429,6 +475,7 @@ impl FaceDb {
             .unwrap_or(crate::decision::BASE_IMPOSTOR_FIT))
     }
 
+    /// Store the impostor-distance fit (mean, standard deviation) the 1:N threshold is derived from.
     pub fn set_impostor_fit(&self, mean: f64, std: f64) -> Result<()> {
         let bytes: Vec<u8> = [mean, std].iter().flat_map(|v| v.to_le_bytes()).collect();
         self.store.meta_set(META_IMPOSTOR_FIT, &bytes)?;
@@ -437,10 +484,12 @@ impl FaceDb {
 
     // ---- people and faces ----
 
+    /// Everyone enrolled, in creation order.
     pub fn people(&self) -> Result<Vec<fdb_storage::Person>> {
         Ok(self.store.people()?)
     }
 
+    /// A person's faces, in id order; `UnknownPerson` if there is no such person.
     pub fn faces(&self, name: &str) -> Result<Vec<fdb_storage::Face>> {
         let person = self.store.person_by_name(name)?.ok_or_else(|| FdbError::UnknownPerson(name.into()))?;
         Ok(self.store.faces_of(person.id)?)
@@ -453,16 +502,19 @@ impl FaceDb {
         Ok(removed)
     }
 
+    /// Remove one face by id.
     pub fn remove_face(&self, face: u64) -> Result<()> {
         self.store.remove_face(fdb_storage::FaceId(face))?;
         Ok(self.store.flush()?)
     }
 
+    /// Rename a person.
     pub fn rename(&self, old: &str, new: &str) -> Result<()> {
         self.store.rename_person(old, new)?;
         Ok(self.store.flush()?)
     }
 
+    /// Counts, model, thresholds and size on disk.
     pub fn stats(&self) -> Result<Stats> {
         let storage = self.store.stats()?;
         Ok(Stats {

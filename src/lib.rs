@@ -3,12 +3,30 @@
 //! `verify` whether two faces are the same person (1:1).
 //!
 //! ```no_run
-//! let db = fdb::FaceDb::open("faces.db")?;
-//! db.enroll("alice", &["alice_1.jpg", "alice_2.jpg"])?;
-//! let answer = db.search("probe.jpg", 5)?;
-//! println!("{:?} (threshold {})", answer.identity, answer.threshold);
+//! use fdb::FaceDb;
+//!
+//! let db = FaceDb::open("faces.db")?; // one directory; the weights are installed on first use
+//! for report in db.enroll("alice", &["alice_1.jpg", "alice_2.jpg"])? {
+//!     println!("{}: {:?}", report.path.display(), report.status); // enrolled, duplicate or failed
+//! }
+//! let answer = db.search("probe.jpg", 5)?; // the 5 nearest people, best face each
+//! match &answer.identity {
+//!     Some(name) => println!("{name} (threshold {})", answer.threshold),
+//!     None => println!("unknown; nearest: {:?}", answer.matches.first().map(|m| &m.person)),
+//! }
+//! let v = db.verify("a.jpg", "b.jpg")?;
+//! println!("distance {:.3}, threshold {:.3}, same person: {}", v.distance, v.threshold, v.same);
 //! # Ok::<(), fdb::FdbError>(())
 //! ```
+//!
+//! [`FaceDb`] is the facade; [`engine`] runs the networks of `fdb-models` (decode, detect,
+//! align, embed); `fdb-storage` keeps people, faces and vectors; [`decision`] turns distances
+//! into answers (the 1:1 threshold, and the 1:N threshold that keeps a stranger's chance of
+//! being taken for somebody at a fixed target); [`eval`] measures accuracy with facenet's LFW
+//! protocol; [`retrain`] fine-tunes the embedder on the enrolled galleries. The architecture and
+//! on-disk format are described in `docs/design.md`.
+
+#![warn(missing_docs)]
 
 pub mod decision;
 pub mod device;

@@ -31,8 +31,10 @@ const FEATURE_CHUNK: usize = 32;
 /// Rows per head pass when re-embedding from cached features.
 const HEAD_CHUNK: usize = 1024;
 
+/// The settings of `fdb retrain`.
 #[derive(Debug, Clone)]
 pub struct RetrainOptions {
+    /// The training run's settings (epochs, batches, mining, optimiser, seed).
     pub train: TrainConfig,
     /// Fraction of people held out for validation.
     pub validation_fraction: f64,
@@ -41,6 +43,7 @@ pub struct RetrainOptions {
     /// Jittered crops per face (each with its mirror) besides the crop and its mirror. Each
     /// one adds two trunk passes per face the first time (then they are cached).
     pub jitter: usize,
+    /// Train the head on cached trunk features, or the whole network.
     pub layers: Layers,
 }
 
@@ -54,28 +57,47 @@ impl Default for RetrainOptions {
 #[derive(Debug, Clone, Copy)]
 pub enum RetrainEvent<'a> {
     /// Trunk features: `done` of `total` faces ready (cached or computed).
-    Features { done: usize, total: usize },
+    Features {
+        /// Faces ready.
+        done: usize,
+        /// Faces in all.
+        total: usize,
+    },
+    /// An epoch finished.
     Epoch(&'a EpochLog),
 }
 
 /// Wall-clock seconds of each stage.
 #[derive(Debug, Clone, Copy, Default, Serialize)]
 pub struct StageSeconds {
+    /// Computing (or reading) trunk features.
     pub features: f64,
+    /// Training.
     pub training: f64,
+    /// Switching the database to the new version (re-embedding every face).
     pub switch: f64,
 }
 
+/// What `fdb retrain` did.
 #[derive(Debug, Clone, Serialize)]
 pub struct RetrainReport {
+    /// The model trained from.
     pub parent: String,
+    /// The new version's id.
     pub model: String,
+    /// People trained on.
     pub train_people: usize,
+    /// Their faces.
     pub train_faces: usize,
+    /// People held out.
     pub validation_people: usize,
+    /// Their faces.
     pub validation_faces: usize,
+    /// The held-out scores of the parent model.
     pub before: Scores,
+    /// The held-out scores of the new version.
     pub after: Scores,
+    /// The learning curve, one entry per epoch.
     pub epochs: Vec<EpochLog>,
     /// The database now uses the new model.
     pub switched: bool,
@@ -83,12 +105,16 @@ pub struct RetrainReport {
     pub features_computed: usize,
     /// Views taken from the cache.
     pub features_cached: usize,
+    /// How long each stage took.
     pub seconds: StageSeconds,
 }
 
+/// Held-out scores of a model.
 #[derive(Debug, Clone, Copy, Serialize)]
 pub struct Scores {
+    /// Verification accuracy over all held-out pairs.
     pub verification_accuracy: f64,
+    /// Rank-1 identification among the held-out people.
     pub rank1: f64,
 }
 
@@ -412,6 +438,7 @@ fn to_scores((verification_accuracy, rank1): (f64, f64)) -> Scores {
 
 /// Trunk features per face (in the order asked), one row per view.
 pub struct TrunkFeatures {
+    /// Per face, its views' features.
     pub views: Vec<Vec<Vec<f32>>>,
     /// Views computed by the trunk in this call.
     pub computed: usize,

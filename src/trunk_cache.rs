@@ -22,6 +22,7 @@ const MAGIC: &[u8; 8] = b"FDBTRNK1";
 /// The folder inside the database directory; sled ignores files it did not make.
 const DIR: &str = "trunk-features";
 
+/// The trunk-feature cache of one trunk model: what is in the file, and what is waiting to be appended.
 pub struct TrunkCache {
     path: PathBuf,
     dim: usize,
@@ -75,14 +76,17 @@ impl TrunkCache {
         Ok(())
     }
 
+    /// How many (face, view) features are cached.
     pub fn len(&self) -> usize {
         self.entries.len()
     }
 
+    /// True when nothing is cached.
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
     }
 
+    /// The cached features of a face's view, if any.
     pub fn get(&self, face: u64, view: u8) -> Option<&[f32]> {
         self.entries.get(&(face, view)).map(Vec::as_slice)
     }

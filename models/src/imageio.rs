@@ -15,22 +15,65 @@ pub const MAX_SIDE: u32 = 16_384;
 /// Largest decoded pixel buffer in bytes (a 8k × 8k 16-bit RGBA photo fits).
 pub const MAX_DECODED_BYTES: u64 = 512 << 20;
 
+/// Why a photo could not be read; each names the file.
 #[derive(Debug, thiserror::Error)]
 pub enum ImageError {
+    /// The file has no bytes.
     #[error("{file}: the file is empty")]
-    Empty { file: String },
+    Empty {
+        /// The file.
+        file: String,
+    },
+    /// The bytes are no known image format.
     #[error("{file}: not an image (no known image format signature)")]
-    NotAnImage { file: String },
+    NotAnImage {
+        /// The file.
+        file: String,
+    },
+    /// A format or a variant of one that fdb does not decode.
     #[error("{file}: unsupported image: {reason}")]
-    Unsupported { file: String, reason: String },
+    Unsupported {
+        /// The file.
+        file: String,
+        /// What is not supported.
+        reason: String,
+    },
+    /// The decoder found damage.
     #[error("{file}: corrupt image: {reason}")]
-    Corrupt { file: String, reason: String },
+    Corrupt {
+        /// The file.
+        file: String,
+        /// What the decoder said.
+        reason: String,
+    },
+    /// The file ends before the image does.
     #[error("{file}: truncated image: {reason}")]
-    Truncated { file: String, reason: String },
+    Truncated {
+        /// The file.
+        file: String,
+        /// Where it ends.
+        reason: String,
+    },
+    /// The image exceeds the size limits (checked before decoding: decompression bombs).
     #[error("{file}: image of {width}x{height} exceeds the limit of {limit}")]
-    TooLarge { file: String, width: u32, height: u32, limit: String },
+    TooLarge {
+        /// The file.
+        file: String,
+        /// The image's width.
+        width: u32,
+        /// The image's height.
+        height: u32,
+        /// The limit it exceeds.
+        limit: String,
+    },
+    /// The file cannot be read.
     #[error("{file}: cannot read: {source}")]
-    Io { file: String, source: std::io::Error },
+    Io {
+        /// The file.
+        file: String,
+        /// The operating system's error.
+        source: std::io::Error,
+    },
 }
 
 /// Reads and decodes an image file.

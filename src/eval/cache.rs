@@ -28,6 +28,7 @@ struct CacheFile {
     entries: Vec<(Key, Vec<f32>)>,
 }
 
+/// Embeddings of evaluated photos, kept in one bincode file so that a rerun skips the networks.
 pub struct EmbeddingCache {
     path: PathBuf,
     entries: HashMap<Key, Vec<f32>>,
@@ -66,10 +67,12 @@ impl EmbeddingCache {
         })
     }
 
+    /// How many embeddings are cached.
     pub fn len(&self) -> usize {
         self.entries.len()
     }
 
+    /// True when nothing is cached.
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
     }
@@ -79,6 +82,7 @@ impl EmbeddingCache {
         self.entries.get(&key(source, image, mirrored)?).cloned()
     }
 
+    /// Caches an embedding of `image` (by its size and mtime now), written at the next `save`.
     pub fn insert(&mut self, source: &SourceId, image: &Path, mirrored: bool, embedding: Vec<f32>) {
         if let Some(k) = key(source, image, mirrored) {
             self.entries.insert(k, embedding);

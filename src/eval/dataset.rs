@@ -18,7 +18,9 @@ const IMAGE_EXTENSIONS: [&str; 9] = [
 /// One person's images, sorted by path.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PersonImages {
+    /// The person's folder name.
     pub name: String,
+    /// Their images.
     pub images: Vec<PathBuf>,
 }
 

@@ -7,9 +7,11 @@ use serde::{Deserialize, Serialize};
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "kebab-case")]
 pub enum Metric {
+    /// Squared L2 (facenet's `distance_metric 0`).
     #[default]
     #[value(name = "l2")]
     SquaredL2,
+    /// Angular distance, arccos of the cosine similarity over π (facenet's `distance_metric 1`).
     Cosine,
 }
 
@@ -27,6 +29,7 @@ pub enum FlipMode {
 }
 
 impl FlipMode {
+    /// True when the mirrored crop must be embedded too.
     pub fn needs_mirror(self) -> bool {
         self != FlipMode::None
     }

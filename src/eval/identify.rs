@@ -12,8 +12,11 @@ use std::path::PathBuf;
 /// Images labelled by the index of their person in `names`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct GallerySplit {
+    /// The people, in label order.
     pub names: Vec<String>,
+    /// Gallery images with their person's label.
     pub gallery: Vec<(usize, PathBuf)>,
+    /// Probe images with their person's label.
     pub probes: Vec<(usize, PathBuf)>,
 }
 
@@ -39,10 +42,14 @@ pub fn split_gallery(people: &[PersonImages], n_gallery: usize) -> GallerySplit 
     split
 }
 
+/// Closed-set identification figures.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct IdentifyReport {
+    /// Probes scored.
     pub probes: usize,
+    /// Fraction of probes whose nearest person is right.
     pub rank1: f64,
+    /// Fraction of probes whose person is among the 5 nearest.
     pub rank5: f64,
 }
 

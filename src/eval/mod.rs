@@ -53,33 +53,67 @@ pub fn evaluate_pairs(
 /// Everything that can go wrong in an evaluation; each names the file at fault.
 #[derive(Debug, thiserror::Error)]
 pub enum EvalError {
+    /// A file could not be read or written.
     #[error("{path}: {source}")]
     Io {
+        /// The file.
         path: PathBuf,
+        /// The operating system's error.
         source: std::io::Error,
     },
+    /// A line of a pairs file is malformed.
     #[error("{path}:{line}: {reason}")]
     PairsSyntax {
+        /// The pairs file.
         path: PathBuf,
+        /// The line number, from 1.
         line: usize,
+        /// What is wrong with it.
         reason: String,
     },
+    /// Images named by the pairs file are not in the dataset.
     #[error("{count} image(s) of the pairs are missing under {dir}: {}", list_paths(.missing))]
     MissingImages {
+        /// The dataset folder.
         dir: PathBuf,
+        /// How many are missing.
         count: usize,
+        /// The first of them.
         missing: Vec<PathBuf>,
     },
+    /// Photos could not be embedded.
     #[error("embedding failed for {} image(s): {}", .failures.len(), list_failures(.failures))]
-    Embedding { failures: Vec<(PathBuf, String)> },
+    Embedding {
+        /// Each photo and why.
+        failures: Vec<(PathBuf, String)>,
+    },
+    /// The embedding cache could not be read or written.
     #[error("embedding cache {path}: {reason}")]
-    Cache { path: PathBuf, reason: String },
+    Cache {
+        /// The cache file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// The dataset folder cannot be used.
     #[error("dataset {dir}: {reason}")]
-    Dataset { dir: PathBuf, reason: String },
+    Dataset {
+        /// The folder.
+        dir: PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// Options that do not fit together, or an empty input.
     #[error("invalid evaluation input: {0}")]
     Invalid(String),
+    /// The plot could not be drawn or written.
     #[error("plot {path}: {reason}")]
-    Plot { path: PathBuf, reason: String },
+    Plot {
+        /// The image file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
 }
 
 impl EvalError {

@@ -9,15 +9,20 @@ use super::EvalError;
 /// One image of a pair list: `DIR/name/name_%04d.jpg`.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct ImageRef {
+    /// The person's folder name.
     pub name: String,
+    /// The image's number within the folder (from 1).
     pub number: u32,
 }
 
 /// A line of a pair list.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PairSpec {
+    /// The first image.
     pub left: ImageRef,
+    /// The second image.
     pub right: ImageRef,
+    /// True for a same-person pair.
     pub same: bool,
 }
 
@@ -25,12 +30,18 @@ pub struct PairSpec {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PairsHeader {
     /// View 2: `sets` × (`per_set` same + `per_set` different).
-    Sets { sets: usize, per_set: usize },
+    Sets {
+        /// How many sets (folds).
+        sets: usize,
+        /// Same pairs per set (and as many different ones).
+        per_set: usize,
+    },
     /// View 1: `count` same + `count` different.
     Count(usize),
 }
 
 impl PairsHeader {
+    /// How many pairs the header announces.
     pub fn expected_pairs(self) -> usize {
         match self {
             PairsHeader::Sets { sets, per_set } => 2 * sets * per_set,
@@ -39,8 +50,10 @@ impl PairsHeader {
     }
 }
 
+/// A pair list: its header and its pairs.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PairsFile {
+    /// The header (View 2's sets, or View 1's count).
     pub header: PairsHeader,
     /// In file order. Evaluate [`PairsFile::fold_order`], not this.
     pub pairs: Vec<PairSpec>,
@@ -70,8 +83,11 @@ impl PairsFile {
 /// A pair of image files with its label.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ImagePair {
+    /// The first image file.
     pub left: PathBuf,
+    /// The second image file.
     pub right: PathBuf,
+    /// True for a same-person pair.
     pub same: bool,
 }
 

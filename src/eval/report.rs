@@ -19,11 +19,13 @@ use super::EvalError;
 /// Options of one evaluation (facenet `validate_on_lfw.py` flags).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct EvalOptions {
+    /// How pair distances are measured.
     pub metric: Metric,
     /// Subtract the mean of the training folds' embeddings before the distance.
     pub subtract_mean: bool,
     /// Target FAR of the VAL@FAR figure (facenet: 1e-3).
     pub far_target: f64,
+    /// Number of folds (10 in facenet's protocol).
     pub folds: usize,
     /// Recorded for the report; the combination happens in [`super::embed_pairs`].
     pub flip: FlipMode,
@@ -44,8 +46,11 @@ impl Default for EvalOptions {
 /// One point of the mean ROC curve.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct RocPoint {
+    /// The distance threshold.
     pub threshold: f64,
+    /// False-positive rate at it.
     pub fpr: f64,
+    /// True-positive rate at it.
     pub tpr: f64,
 }
 
@@ -53,26 +58,41 @@ pub struct RocPoint {
 /// default; `far_threshold` is the one for `--far`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct EvalReport {
+    /// The options evaluated with.
     pub options: EvalOptions,
+    /// Pairs evaluated.
     pub pairs: usize,
+    /// Of which same-person pairs.
     pub same_pairs: usize,
+    /// Pairs per fold.
     pub fold_sizes: Vec<usize>,
+    /// Mean of the folds' held-out accuracies.
     pub accuracy_mean: f64,
+    /// Standard deviation of the folds' held-out accuracies.
     pub accuracy_std: f64,
+    /// Each fold's held-out accuracy.
     pub fold_accuracy: Vec<f64>,
     /// Best training threshold per fold, and their mean.
     pub fold_thresholds: Vec<f64>,
+    /// The mean of `fold_thresholds`: the accuracy-optimal threshold.
     pub threshold: f64,
+    /// Mean validation rate (true accepts) at the target FAR.
     pub val_mean: f64,
+    /// Its standard deviation over the folds.
     pub val_std: f64,
     /// Mean held-out FAR actually hit at the per-fold FAR thresholds.
     pub far_mean: f64,
+    /// Per fold, the threshold that meets the target FAR on the training folds.
     pub fold_far_thresholds: Vec<f64>,
+    /// The mean of `fold_far_thresholds`.
     pub far_threshold: f64,
+    /// Area under the mean ROC curve.
     pub auc: f64,
+    /// Equal error rate of the mean ROC curve.
     pub eer: f64,
     /// Mean held-out (fpr, tpr) at the per-fold best thresholds; threshold = `threshold`.
     pub operating_point: RocPoint,
+    /// The mean ROC curve over the thresholds.
     pub roc: Vec<RocPoint>,
 }
 

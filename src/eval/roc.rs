@@ -104,8 +104,11 @@ fn ratio(num: usize, den: usize) -> f64 {
 /// Distances and labels of all pairs, with one distance vector per fold
 /// (they differ only when the training-fold mean is subtracted).
 pub struct FoldedDistances<'a> {
+    /// Each fold's range of pair indices.
     pub folds: &'a [Range<usize>],
+    /// Per fold, the distance of every pair (as that fold's training mean left them).
     pub per_fold: &'a [Vec<f64>],
+    /// Per pair, true for a same-person pair.
     pub issame: &'a [bool],
 }
 
@@ -121,12 +124,15 @@ impl FoldedDistances<'_> {
 /// Output of [`calculate_roc`].
 #[derive(Clone, Debug)]
 pub struct Roc {
+    /// The thresholds tried (0 to 4, step 0.01, as facenet).
     pub thresholds: Vec<f64>,
     /// Mean over folds of the held-out TPR / FPR at each threshold.
     pub tpr: Vec<f64>,
+    /// Mean over folds of the held-out FPR at each threshold.
     pub fpr: Vec<f64>,
     /// Held-out accuracy per fold at that fold's best training threshold.
     pub accuracy: Vec<f64>,
+    /// Each fold's best training threshold.
     pub best_thresholds: Vec<f64>,
     /// Held-out (tpr, fpr) per fold at the best threshold: the operating point.
     pub operating: Vec<(f64, f64)>,
@@ -174,7 +180,9 @@ pub fn calculate_roc(thresholds: &[f64], data: &FoldedDistances) -> Roc {
 pub struct ValFar {
     /// Per fold: held-out VAL, held-out FAR, and the training threshold for the target FAR.
     pub val: Vec<f64>,
+    /// Per fold, the held-out FAR.
     pub far: Vec<f64>,
+    /// Per fold, the training threshold for the target FAR.
     pub thresholds: Vec<f64>,
 }
 

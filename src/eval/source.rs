@@ -20,6 +20,7 @@ pub struct SourceId {
 
 /// A batch embedder: one L2-normalised embedding (or a reason) per image path.
 pub trait EmbedSource {
+    /// Names the model and alignment behind the embeddings (the cache's key).
     fn id(&self) -> SourceId;
     /// Embeds the faces of `paths`; with `mirrored`, of the horizontally mirrored crops.
     fn embed(&mut self, paths: &[PathBuf], mirrored: bool) -> Vec<Result<Vec<f32>, String>>;
@@ -32,6 +33,7 @@ pub struct FnSource<F> {
 }
 
 impl<F: FnMut(&[PathBuf], bool) -> Vec<Result<Vec<f32>, String>>> FnSource<F> {
+    /// A source named `id` that embeds with `embed`.
     pub fn new(id: SourceId, embed: F) -> Self {
         FnSource { id, embed }
     }
@@ -49,15 +51,21 @@ impl<F: FnMut(&[PathBuf], bool) -> Vec<Result<Vec<f32>, String>>> EmbedSource fo
 /// Embeddings of both sides of every pair, in pair order.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct PairEmbeddings {
+    /// Embeddings of the pairs' first images.
     pub left: Vec<Vec<f32>>,
+    /// Embeddings of the pairs' second images.
     pub right: Vec<Vec<f32>>,
+    /// Per pair, true for a same-person pair.
     pub same: Vec<bool>,
 }
 
 /// How [`embed_pairs`] / [`embed_paths`] run.
 pub struct EmbedRun<'a> {
+    /// Whether, and how, the mirrored crop's embedding is folded in.
     pub flip: FlipMode,
+    /// Images per call of the source.
     pub batch_size: usize,
+    /// Where embeddings are looked up first and stored after.
     pub cache: Option<&'a mut EmbeddingCache>,
     /// Called with (images embedded so far, images to embed) after each batch;
     /// cached images are not counted.
@@ -75,6 +83,7 @@ impl<'a> EmbedRun<'a> {
         }
     }
 
+    /// Looks embeddings up in `cache` first and stores new ones there.
     pub fn with_cache(self, cache: &'a mut EmbeddingCache) -> Self {
         EmbedRun {
             cache: Some(cache),
@@ -82,10 +91,12 @@ impl<'a> EmbedRun<'a> {
         }
     }
 
+    /// Images per call of the source.
     pub fn with_batch_size(self, batch_size: usize) -> Self {
         EmbedRun { batch_size, ..self }
     }
 
+    /// Calls `progress` with (images embedded so far, images to embed) after each batch.
     pub fn with_progress(self, progress: impl FnMut(usize, usize) + 'a) -> Self {
         EmbedRun {
             progress: Box::new(progress),

@@ -5,6 +5,7 @@
 
 use hnsw_rs::prelude::Distance;
 
+/// hnsw_rs' distance for fdb's metric: squared L2 between unit vectors (`2 − 2·dot`, 0..=4).
 #[derive(Clone, Copy, Debug, Default)]
 pub struct UnitSquaredL2;
 

@@ -3,38 +3,65 @@
 use std::path::PathBuf;
 
 #[derive(Debug, thiserror::Error)]
+/// What can go wrong in the store; each message names what it is about.
 pub enum StoreError {
+    /// Another process has the database open (sled's file lock).
     #[error("{path}: database is in use by another process")]
-    Locked { path: PathBuf },
+    Locked {
+        /// The database directory.
+        path: PathBuf,
+    },
 
+    /// The database was written by a newer fdb.
     #[error("{path}: database schema version {found} is newer than this fdb supports ({supported}); upgrade fdb")]
-    NewerSchema { path: PathBuf, found: u32, supported: u32 },
+    NewerSchema {
+        /// The database directory.
+        path: PathBuf,
+        /// The database's schema version.
+        found: u32,
+        /// The newest version this build reads.
+        supported: u32,
+    },
 
+    /// Stored data fails a check (a crc, a cross reference, a format).
     #[error("database is corrupt: {0}")]
     Corrupt(String),
 
+    /// A file operation failed.
     #[error("{context}: {source}")]
-    Io { context: String, source: std::io::Error },
+    Io {
+        /// What was being done, and to which file.
+        context: String,
+        /// The operating system's error.
+        source: std::io::Error,
+    },
 
+    /// sled failed.
     #[error("storage engine error: {0}")]
     Sled(#[from] sled::Error),
 
+    /// No person or face by that name or id.
     #[error("not found: {0}")]
     NotFound(String),
 
+    /// A person of that name exists already.
     #[error("a person named {0:?} already exists")]
     NameTaken(String),
 
+    /// A file with these bytes is enrolled already.
     #[error("the image with sha256 {0} is already enrolled")]
     Duplicate(String),
 
+    /// An embedding of the wrong length, model or values.
     #[error("invalid embedding: {0}")]
     InvalidEmbedding(String),
 
+    /// A parameter out of its range.
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
 }
 
+/// The store's result type.
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
 impl StoreError {

@@ -50,6 +50,7 @@ struct Prepared<'a> {
 }
 
 impl Store {
+    /// Adds one face (a batch of one, see `add_faces`) and returns its id.
     pub fn add_face(&self, face: NewFace) -> Result<FaceId> {
         Ok(self.add_faces(vec![face])?[0])
     }
@@ -185,6 +186,7 @@ impl Store {
         Ok(())
     }
 
+    /// A stored face's record, or `None` if there is no face with this id.
     pub fn face(&self, id: FaceId) -> Result<Option<Face>> {
         self.t.faces.get(id_key(id.0))?.map(|b| decode_face(id.0, &b)).transpose()
     }
@@ -197,6 +199,7 @@ impl Store {
             .collect()
     }
 
+    /// The face enrolled from a file with these bytes (sha256), if any: enrolment is idempotent by content.
     pub fn face_by_sha256(&self, sha256: &[u8; 32]) -> Result<Option<FaceId>> {
         match self.t.sha.get(sha256)? {
             None => Ok(None),
@@ -204,10 +207,12 @@ impl Store {
         }
     }
 
+    /// How many faces are stored (live faces; tombstoned ones are gone from the `faces` tree).
     pub fn face_count(&self) -> usize {
         self.t.faces.len()
     }
 
+    /// A face's aligned crop, as it was encoded at enrolment (PNG or JPEG).
     pub fn face_crop(&self, id: FaceId) -> Result<Vec<u8>> {
         self.t
             .crops
@@ -224,6 +229,7 @@ impl Store {
         self.vectors.get(model, id.0)
     }
 
+    /// Removes a face: its records go in one transaction, and searches stop returning it before that commits.
     pub fn remove_face(&self, id: FaceId) -> Result<()> {
         let w = self.writer.lock();
         let active = self.active_model()?;

@@ -3,6 +3,33 @@
 //!
 //! It knows vectors, people and bytes, nothing of images or networks. Distances are squared L2
 //! between unit vectors (0 = same direction, 2 = orthogonal, 4 = opposite).
+//!
+//! ```
+//! use fdb_storage::{NewFace, Store, StoreOptions};
+//!
+//! let dir = tempfile::tempdir()?;
+//! let store = Store::open(&dir.path().join("faces.db"), StoreOptions::default())?;
+//! let alice = store.add_person("alice", Default::default())?;
+//! let mut embedding = vec![0.0f32; 512];
+//! embedding[0] = 1.0;
+//! let face = store.add_face(NewFace {
+//!     person: alice,
+//!     source_name: "alice_1.jpg".into(),
+//!     source_sha256: [1; 32],
+//!     bbox: [10.0, 10.0, 110.0, 130.0],
+//!     landmarks: [[0.0; 2]; 5],
+//!     score: 0.99,
+//!     model_id: "facenet-20180408-102900".into(),
+//!     crop: Vec::new(),
+//!     embedding: embedding.clone(),
+//! })?;
+//! let hits = store.search(&embedding, 1, None)?; // nearest faces, squared L2
+//! assert_eq!((hits[0].face, hits[0].person), (face, alice));
+//! assert!(hits[0].distance < 1e-6);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+#![warn(missing_docs)]
 
 mod ann;
 mod codec;

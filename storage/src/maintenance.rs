@@ -258,6 +258,7 @@ impl Store {
         self.index.read().as_ref().map_or(0, |i| i.points().saturating_sub(i.tombstone_count()))
     }
 
+    /// Counts, the active model and bytes on disk (the snapshot and the vector files as parts of the total).
     pub fn stats(&self) -> Result<Stats> {
         let (tombstones, index_points) = match self.index.read().as_ref() {
             Some(i) => (i.tombstone_count(), i.points()),

@@ -51,10 +51,12 @@ impl Store {
         Ok(PersonId(id))
     }
 
+    /// A person by id, or `None`.
     pub fn person(&self, id: PersonId) -> Result<Option<Person>> {
         self.t.people.get(id_key(id.0))?.map(|b| decode_person(id.0, &b)).transpose()
     }
 
+    /// A person by name (names are unique and case-sensitive), or `None`.
     pub fn person_by_name(&self, name: &str) -> Result<Option<Person>> {
         match self.t.names.get(name.as_bytes())? {
             None => Ok(None),
@@ -74,10 +76,12 @@ impl Store {
             .collect()
     }
 
+    /// How many people are stored.
     pub fn person_count(&self) -> usize {
         self.t.people.len()
     }
 
+    /// Renames a person; fails with `NotFound` if `old` does not exist and `NameTaken` if `new` does.
     pub fn rename_person(&self, old: &str, new: &str) -> Result<()> {
         check_name(new)?;
         let _w = self.writer.lock();

@@ -111,14 +111,17 @@ impl Store {
         Ok(store)
     }
 
+    /// The database directory.
     pub fn path(&self) -> &Path {
         &self.path
     }
 
+    /// The schema version this build writes (a database at an older one is migrated at open).
     pub fn schema_version(&self) -> u32 {
         SCHEMA_VERSION
     }
 
+    /// The one metric: `"squared_l2_unit"`, squared L2 between unit vectors.
     pub fn metric(&self) -> &'static str {
         METRIC
     }
@@ -128,6 +131,7 @@ impl Store {
         *self.index_load.lock()
     }
 
+    /// The model whose embeddings are searched (set by the first add, changed by `switch_model`).
     pub fn active_model(&self) -> Result<Option<String>> {
         self.t
             .meta
@@ -156,6 +160,7 @@ impl Store {
         }
     }
 
+    /// Sets the verification threshold (squared L2, 0 to 4).
     pub fn set_threshold(&self, threshold: f32) -> Result<()> {
         if !(threshold.is_finite() && (0.0..=4.0).contains(&threshold)) {
             return Err(StoreError::InvalidArgument(format!(
@@ -171,6 +176,7 @@ impl Store {
         Ok(self.t.meta.get(format!("{META_USER_PREFIX}{key}"))?.map(|v| v.to_vec()))
     }
 
+    /// Stores one of the facade's own settings (see `meta_get`).
     pub fn meta_set(&self, key: &str, value: &[u8]) -> Result<()> {
         self.t.meta.insert(format!("{META_USER_PREFIX}{key}"), value)?;
         Ok(())

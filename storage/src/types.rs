@@ -12,42 +12,62 @@ pub struct PersonId(pub u64);
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct FaceId(pub u64);
 
+/// A person: a name that faces are enrolled under.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Person {
+    /// The person's id.
     pub id: PersonId,
+    /// The person's name, unique in the database (case-sensitive).
     pub name: String,
     /// Milliseconds since the Unix epoch.
     pub created_ms: u64,
+    /// Free-form key/value data kept with the person.
     pub meta: BTreeMap<String, String>,
 }
 
 /// A face to enrol. `embedding` is L2-normalised by the store before it is written.
 #[derive(Clone, Debug, PartialEq)]
 pub struct NewFace {
+    /// Whose face this is.
     pub person: PersonId,
+    /// Where the face came from, as the caller names it (fdb stores the file path).
     pub source_name: String,
+    /// The sha256 of the source file's bytes: a second enrolment of the same bytes is a `Duplicate`.
     pub source_sha256: [u8; 32],
     /// x1, y1, x2, y2 in source pixels.
     pub bbox: [f32; 4],
+    /// Five landmarks (eyes, nose, mouth corners) as (x, y) in source pixels.
     pub landmarks: [[f32; 2]; 5],
+    /// The detector's probability for this face.
     pub score: f32,
+    /// The model that computed `embedding`; must be the database's active model.
     pub model_id: String,
     /// The aligned crop, encoded (PNG or JPEG), so faces can be re-embedded by a new model.
     pub crop: Vec<u8>,
+    /// The face's embedding (any length; the store L2-normalises it).
     pub embedding: Vec<f32>,
 }
 
 /// A stored face, without its crop and embedding (fetch those with `face_crop` / `embedding`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Face {
+    /// The face's id.
     pub id: FaceId,
+    /// Whose face this is.
     pub person: PersonId,
+    /// Where the face came from, as given at enrolment.
     pub source_name: String,
+    /// The sha256 of the source file's bytes.
     pub source_sha256: [u8; 32],
+    /// x1, y1, x2, y2 in source pixels.
     pub bbox: [f32; 4],
+    /// Five landmarks (eyes, nose, mouth corners) as (x, y) in source pixels.
     pub landmarks: [[f32; 2]; 5],
+    /// The detector's probability for this face.
     pub score: f32,
+    /// The model that embedded the face when it was enrolled.
     pub model_id: String,
+    /// Milliseconds since the Unix epoch.
     pub created_ms: u64,
 }
 
@@ -55,8 +75,11 @@ pub struct Face {
 /// i.e. `2 - 2·cos`, the scale FaceNet thresholds are usually given in.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Hit {
+    /// The face found.
     pub face: FaceId,
+    /// Whose face it is.
     pub person: PersonId,
+    /// Squared L2 distance between the query and the face (0..=4).
     pub distance: f32,
 }
 
@@ -65,6 +88,7 @@ pub struct Hit {
 pub struct IndexParams {
     /// Max links per node on upper layers (layer 0 gets twice as many).
     pub m: usize,
+    /// Beam width while inserting (hnsw_rs and fdb's bulk build); larger builds a better graph, slower.
     pub ef_construction: usize,
     /// Default beam width of a search when the caller passes `ef: None`.
     pub ef_search: usize,
@@ -77,10 +101,12 @@ impl Default for IndexParams {
     }
 }
 
+/// How a `Store` is opened.
 #[derive(Clone, Debug)]
 pub struct StoreOptions {
     /// Create the database directory (mode 0700) if it does not exist.
     pub create: bool,
+    /// HNSW parameters of the index (used when it is built).
     pub index: IndexParams,
     /// `flush()` writes a new index snapshot once this many faces were indexed since the last one;
     /// fewer are simply re-inserted on the next open.
@@ -100,15 +126,20 @@ impl Default for StoreOptions {
     }
 }
 
+/// What a database holds, from `Store::stats`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Stats {
+    /// People stored.
     pub people: usize,
+    /// Faces stored (live).
     pub faces: usize,
     /// Deleted faces still present in the index graph (filtered out of answers).
     pub tombstones: usize,
     /// Points in the index graph, tombstones included.
     pub index_points: usize,
+    /// The model whose embeddings are searched, if one is set.
     pub active_model: Option<String>,
+    /// Bytes the database directory takes on disk.
     pub disk_bytes: u64,
     /// Bytes of the stored index snapshot (its graph), part of `disk_bytes`.
     pub snapshot_bytes: u64,
@@ -122,7 +153,10 @@ pub enum IndexLoad {
     /// No active model yet, so no index.
     Empty,
     /// Loaded from the snapshot, then `added` faces stored after it were inserted.
-    Snapshot { added: usize },
+    Snapshot {
+        /// Faces stored after the snapshot, inserted into the index at open.
+        added: usize,
+    },
     /// Rebuilt from the stored embeddings (snapshot missing, corrupt or for another model).
     Rebuilt,
 }

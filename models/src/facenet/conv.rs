@@ -38,12 +38,16 @@ pub fn out_size_and_pad(input: usize, kernel: usize, stride: usize, padding: Pad
 /// A sliding window over an NHWC map: kernel, stride and padding.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Window {
+    /// Kernel height and width.
     pub kernel: (usize, usize),
+    /// Step between windows, in both directions.
     pub stride: usize,
+    /// TensorFlow's SAME or VALID padding.
     pub padding: Padding,
 }
 
 impl Window {
+    /// A window of this kernel, stride and padding.
     pub fn new(kernel: (usize, usize), stride: usize, padding: Padding) -> Self {
         Self { kernel, stride, padding }
     }
@@ -138,6 +142,7 @@ impl Conv {
         Ok(Self { weight, bias, window, relu })
     }
 
+    /// Output channels of the convolution.
     pub fn out_channels(&self) -> usize {
         self.bias.dims1().unwrap_or(0)
     }

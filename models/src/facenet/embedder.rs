@@ -13,16 +13,39 @@ use super::{InceptionResnetV1, INPUT_SIZE};
 /// cores; on 2 cores the bench gives 30.8 faces/s at 32 and 30.5 at 8 (54% more than at 1).
 pub const DEFAULT_MAX_BATCH: usize = 32;
 
+/// Why the embedder could not load or run.
 #[derive(Debug, thiserror::Error)]
 pub enum EmbedError {
+    /// The weights file cannot be loaded.
     #[error("cannot load FaceNet weights from {path}: {source}")]
-    Load { path: PathBuf, source: candle_core::Error },
+    Load {
+        /// The safetensors file.
+        path: PathBuf,
+        /// candle's error.
+        source: candle_core::Error,
+    },
+    /// A face crop is not 160×160.
     #[error("face {index} is {width}×{height}; the embedder takes aligned {INPUT_SIZE}×{INPUT_SIZE} crops")]
-    WrongSize { index: usize, width: u32, height: u32 },
+    WrongSize {
+        /// Which face of the batch.
+        index: usize,
+        /// Its width.
+        width: u32,
+        /// Its height.
+        height: u32,
+    },
+    /// A `--device` that is none of cpu, cuda, cuda:N.
     #[error("unknown device {0:?}: use \"cpu\", \"cuda\" or \"cuda:N\"")]
     UnknownDevice(String),
+    /// The device cannot be opened (no GPU, no driver, a build without `cuda`).
     #[error("device {name}: {source}")]
-    Device { name: String, source: candle_core::Error },
+    Device {
+        /// The device asked for.
+        name: String,
+        /// candle's error.
+        source: candle_core::Error,
+    },
+    /// candle failed while running the network.
     #[error(transparent)]
     Candle(#[from] candle_core::Error),
 }
@@ -71,10 +94,12 @@ impl Embedder {
         self
     }
 
+    /// The device the network runs on.
     pub fn device(&self) -> &Device {
         &self.device
     }
 
+    /// The network itself (for training and the trunk/head split).
     pub fn model(&self) -> &InceptionResnetV1 {
         &self.model
     }

@@ -31,6 +31,7 @@ pub const EMBEDDING_DIM: usize = 512;
 pub const TRUNK_DIM: usize = 1792;
 /// The head's tensors in the safetensors file, the part `fdb retrain` replaces.
 pub const BOTTLENECK_WEIGHT: &str = "bottleneck.weight";
+/// The bias of the head (see `BOTTLENECK_WEIGHT`).
 pub const BOTTLENECK_BIAS: &str = "bottleneck.bias";
 
 fn same(k: (usize, usize)) -> Window {
@@ -216,6 +217,7 @@ pub struct InceptionResnetV1 {
 }
 
 impl InceptionResnetV1 {
+    /// Loads the network from safetensors under fdb's tensor names (`weights::graphdef`).
     pub fn load(vb: VarBuilder) -> Result<Self> {
         let conv = |name: &str, c_in, c_out, window| Conv::load(vb.pp(name), c_in, c_out, window, true, 1.0);
         let blocks = |name: &str, n: usize, load: &dyn Fn(VarBuilder) -> Result<ResidualBlock>| {

@@ -28,11 +28,13 @@ pub enum FaceSource {
     NotFound,
 }
 
+/// The faces of a photo and how they were found.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FoundFaces {
     /// Empty (with `NotFound`) when nothing was detected and the whole-image fallback was not
     /// allowed or the image is not shaped like a face crop.
     pub faces: Vec<Detection>,
+    /// Found as given, on the padded copy, as the whole image, or not at all.
     pub source: FaceSource,
 }
 

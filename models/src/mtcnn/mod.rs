@@ -40,6 +40,7 @@ pub fn read_facenet_pytorch_wheel(wheel: &std::path::Path) -> std::result::Resul
 pub struct Detection {
     /// x1, y1, x2, y2.
     pub bbox: [f32; 4],
+    /// The O-Net's face probability.
     pub prob: f32,
     /// Left eye, right eye, nose, left mouth corner, right mouth corner, as [x, y].
     pub landmarks: [[f32; 2]; 5],
@@ -49,9 +50,13 @@ pub struct Detection {
 /// handling of davidsandberg/ipazc MTCNN (see [`Flavour`]).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct MtcnnConfig {
+    /// Smallest face searched for, in pixels (the pyramid's first scale).
     pub min_face: f32,
+    /// Face-probability thresholds of P-, R- and O-Net.
     pub thresholds: [f32; 3],
+    /// Scale step between pyramid levels.
     pub factor: f32,
+    /// The pixel handling (see [`Flavour`]).
     pub flavour: Flavour,
 }
 
@@ -89,11 +94,13 @@ impl Flavour {
     }
 }
 
+/// The MTCNN detector: the three networks on one device, and the cascade's settings.
 pub struct Mtcnn {
     pnet: PNet,
     rnet: RNet,
     onet: ONet,
     device: Device,
+    /// The cascade's settings.
     pub config: MtcnnConfig,
 }
 
@@ -133,16 +140,20 @@ impl Mtcnn {
         Self::from_tensors(read_facenet_pytorch_wheel(wheel).map_err(candle_core::Error::msg)?, device)
     }
 
+    /// The proposal network (stage 1).
     pub fn pnet(&self) -> &PNet {
         &self.pnet
     }
+    /// The refinement network (stage 2).
     pub fn rnet(&self) -> &RNet {
         &self.rnet
     }
+    /// The output network (stage 3, with landmarks).
     pub fn onet(&self) -> &ONet {
         &self.onet
     }
 
+    /// The same detector with other cascade settings.
     pub fn with_config(mut self, config: MtcnnConfig) -> Self {
         self.config = config;
         self

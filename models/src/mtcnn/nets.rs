@@ -75,6 +75,7 @@ pub struct PNet {
 }
 
 impl PNet {
+    /// Loads the P-Net's weights (facenet-pytorch's names).
     pub fn load(vb: VarBuilder) -> Result<Self> {
         Ok(Self {
             block1: ConvPrelu::load(1, 3, 10, 3, &vb)?,
@@ -107,6 +108,7 @@ pub struct RNet {
 }
 
 impl RNet {
+    /// Loads the R-Net's weights (facenet-pytorch's names).
     pub fn load(vb: VarBuilder) -> Result<Self> {
         Ok(Self {
             block1: ConvPrelu::load(1, 3, 28, 3, &vb)?,
@@ -143,6 +145,7 @@ pub struct ONet {
 }
 
 impl ONet {
+    /// Loads the O-Net's weights (facenet-pytorch's names).
     pub fn load(vb: VarBuilder) -> Result<Self> {
         Ok(Self {
             block1: ConvPrelu::load(1, 3, 32, 3, &vb)?,

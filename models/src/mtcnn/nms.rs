@@ -3,6 +3,7 @@
 //! MATLAB-style `x2 − x1 + 1` (ipazc, and facenet-pytorch's 'Min') and torchvision's
 //! `x2 − x1` (facenet-pytorch's 'Union').
 
+/// How the overlap of two boxes is measured.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Overlap {
     /// Intersection over union.

@@ -14,36 +14,56 @@ use super::triplet::triplet_loss;
 /// The head's parameters: `weight` is `[out, in]` row-major.
 #[derive(Debug, Clone, PartialEq)]
 pub struct HeadWeights {
+    /// `[out_dim, in_dim]` weights, row-major.
     pub weight: Vec<f32>,
+    /// `out_dim` biases.
     pub bias: Vec<f32>,
+    /// Input width (the trunk's 1792 features).
     pub in_dim: usize,
+    /// Output width (the embedding's 512).
     pub out_dim: usize,
 }
 
 /// Trunk features of faces: per face, one or more augmented views, and the person's label.
 #[derive(Debug, Clone, Default)]
 pub struct FeatureSet {
+    /// Per face, its views' features (the crop, its mirror, jittered crops).
     pub views: Vec<Vec<Vec<f32>>>,
+    /// Per face, the index of its person.
     pub labels: Vec<usize>,
 }
 
+/// The optimiser of a training run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Optim {
+    /// AdamW (decoupled weight decay), the default.
     AdamW,
+    /// Plain SGD with weight decay.
     Sgd,
 }
 
+/// The settings of a training run (defaults: FaceNet's, scaled to a CPU).
 #[derive(Debug, Clone)]
 pub struct TrainConfig {
+    /// Passes over the training people.
     pub epochs: usize,
+    /// Batches per epoch.
     pub batches_per_epoch: usize,
+    /// People per batch (P).
     pub people_per_batch: usize,
+    /// Faces per person per batch (K), as many as a person has up to this.
     pub faces_per_person: usize,
+    /// The triplet loss margin α.
     pub alpha: f32,
+    /// Peak learning rate (decayed by a cosine over the run).
     pub learning_rate: f64,
+    /// Weight decay.
     pub weight_decay: f64,
+    /// How negatives are chosen.
     pub mining: Mining,
+    /// The optimiser.
     pub optim: Optim,
+    /// Seed of batches, views and random mining.
     pub seed: u64,
 }
 
@@ -64,15 +84,20 @@ impl Default for TrainConfig {
     }
 }
 
+/// What one epoch did, for the learning curve.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct EpochLog {
+    /// The epoch, from 1.
     pub epoch: usize,
+    /// Mean triplet loss over the epoch's batches.
     pub loss: f64,
     /// Fraction of mined triplets with a positive loss.
     pub active_fraction: f64,
     /// Fraction of anchor–positive pairs that found no semi-hard negative.
     pub fallback_fraction: f64,
+    /// Verification accuracy on the held-out people after the epoch.
     pub val_accuracy: f64,
+    /// Rank-1 identification on the held-out people after the epoch.
     pub val_rank1: f64,
 }
 
@@ -151,9 +176,11 @@ pub fn train_head(
 pub struct MinedLoss {
     /// `None` when the batch gave no triplet.
     pub loss: Option<Tensor>,
+    /// Triplets mined.
     pub triplets: usize,
     /// Triplets with a positive loss.
     pub active: usize,
+    /// How the negatives were found.
     pub mining: MiningStats,
 }
 

@@ -11,11 +11,15 @@
 
 use rand::Rng;
 
+/// How the negative of an anchor–positive pair is chosen (see the module doc).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Mining {
+    /// The nearest negative still farther than the positive (FaceNet's choice).
     #[default]
     SemiHard,
+    /// The nearest negative of all.
     Hard,
+    /// Any negative, uniformly.
     Random,
 }
 
@@ -31,13 +35,18 @@ impl std::str::FromStr for Mining {
     }
 }
 
+/// Three faces of a batch, by index: two of one person and one of another.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Triplet {
+    /// The face the others are compared with.
     pub anchor: usize,
+    /// Another face of the anchor's person.
     pub positive: usize,
+    /// A face of another person.
     pub negative: usize,
 }
 
+/// What mining found in a batch.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct MiningStats {
     /// Anchor–positive pairs seen.

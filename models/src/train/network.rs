@@ -23,14 +23,18 @@ use crate::facenet::{preprocess, InceptionResnetV1};
 /// Aligned crops with person labels; `seeds[i]` makes face i's jittered views its own.
 #[derive(Debug, Clone, Default)]
 pub struct CropSet {
+    /// The aligned 160×160 crops.
     pub crops: Vec<RgbImage>,
+    /// Per crop, the index of its person.
     pub labels: Vec<usize>,
+    /// Per crop, the seed of its jittered views.
     pub seeds: Vec<u64>,
 }
 
 /// Faces per forward pass when embedding without gradients.
 const EVAL_BATCH: usize = 32;
 
+/// Trains every weight of the embedder (`--layers all`): the vars, their optimiser and the network rebuilt from them.
 pub struct NetworkTrainer {
     varmap: VarMap,
     optimizer: AdamW,
@@ -59,6 +63,7 @@ impl NetworkTrainer {
         self.network()?.forward(&input)
     }
 
+    /// Sets the optimiser's learning rate (the schedule's cosine decay).
     pub fn set_learning_rate(&mut self, learning_rate: f64) {
         self.optimizer.set_learning_rate(learning_rate);
     }
@@ -78,6 +83,7 @@ impl NetworkTrainer {
         Ok((batch, grads))
     }
 
+    /// Applies one optimiser step with these gradients.
     pub fn apply(&mut self, grads: &GradStore) -> Result<()> {
         self.optimizer.step(grads)
     }

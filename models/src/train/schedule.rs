@@ -59,6 +59,7 @@ pub struct EpochTally {
 }
 
 impl EpochTally {
+    /// Counts one batch's loss, triplets and mining figures into the epoch's tally.
     pub fn add(&mut self, batch: &MinedLoss) -> Result<()> {
         self.mining += batch.mining;
         if let Some(loss) = &batch.loss {

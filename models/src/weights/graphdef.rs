@@ -35,8 +35,11 @@ pub const FACENET_NODES: usize = 793;
 pub const FACENET_TENSORS: usize = 266;
 /// Residual scales of the blocks, as the graph multiplies them (`<block>/mul/x`).
 pub const BLOCK35_SCALE: f32 = 0.17;
+/// Residual scale of the Block17 (Inception-ResNet-B) blocks.
 pub const BLOCK17_SCALE: f32 = 0.10;
+/// Residual scale of the Block8 (Inception-ResNet-C) blocks.
 pub const BLOCK8_SCALE: f32 = 0.20;
+/// Residual scale of the final Block8, which has no ReLU.
 pub const FINAL_BLOCK8_SCALE: f32 = 1.0;
 
 /// Decode the graph and return its weights under fdb's names, BN folded, convs in OIHW.
@@ -254,80 +257,111 @@ impl<'a> Graph<'a> {
 pub mod proto {
     use std::collections::HashMap;
 
+    /// `tensorflow.GraphDef`: the graph's nodes.
     #[derive(Clone, PartialEq, prost::Message)]
     pub struct GraphDef {
+        /// The nodes, in graph order.
         #[prost(message, repeated, tag = "1")]
         pub node: Vec<NodeDef>,
     }
 
+    /// `tensorflow.NodeDef`: one operation of the graph.
     #[derive(Clone, PartialEq, prost::Message)]
     pub struct NodeDef {
+        /// The node's scope-qualified name.
         #[prost(string, tag = "1")]
         pub name: String,
+        /// The operation (`Conv2D`, `Const`, ...).
         #[prost(string, tag = "2")]
         pub op: String,
+        /// Names of the nodes whose outputs feed this one.
         #[prost(string, repeated, tag = "3")]
         pub input: Vec<String>,
+        /// The operation's attributes (`value` of a `Const` holds its tensor).
         #[prost(map = "string, message", tag = "5")]
         pub attr: HashMap<String, AttrValue>,
     }
 
+    /// `tensorflow.AttrValue`: one attribute.
     #[derive(Clone, PartialEq, prost::Message)]
     pub struct AttrValue {
+        /// The attribute's value, if it has one of the kinds fdb reads.
         #[prost(oneof = "attr_value::Value", tags = "1, 2, 3, 4, 5, 6, 8")]
         pub value: Option<attr_value::Value>,
     }
 
+    /// The `oneof` of `AttrValue`.
     pub mod attr_value {
+        /// The kinds of attribute value fdb reads.
         #[derive(Clone, PartialEq, prost::Oneof)]
         pub enum Value {
+            /// A list of values.
             #[prost(message, tag = "1")]
             List(super::ListValue),
+            /// Bytes (a string).
             #[prost(bytes, tag = "2")]
             S(Vec<u8>),
+            /// An integer.
             #[prost(int64, tag = "3")]
             I(i64),
+            /// A float.
             #[prost(float, tag = "4")]
             F(f32),
+            /// A boolean.
             #[prost(bool, tag = "5")]
             B(bool),
+            /// A data type (`tensorflow.DataType`).
             #[prost(int32, tag = "6")]
             Type(i32),
+            /// A tensor (the weights of a `Const`).
             #[prost(message, tag = "8")]
             Tensor(super::TensorProto),
         }
     }
 
+    /// `tensorflow.AttrValue.ListValue`: lists of scalars.
     #[derive(Clone, PartialEq, prost::Message)]
     pub struct ListValue {
+        /// Byte strings.
         #[prost(bytes = "vec", repeated, tag = "2")]
         pub s: Vec<Vec<u8>>,
+        /// Integers.
         #[prost(int64, repeated, tag = "3")]
         pub i: Vec<i64>,
+        /// Floats.
         #[prost(float, repeated, tag = "4")]
         pub f: Vec<f32>,
     }
 
+    /// `tensorflow.TensorProto`: a constant tensor.
     #[derive(Clone, PartialEq, prost::Message)]
     pub struct TensorProto {
+        /// Element type (`tensorflow.DataType`; 1 is `DT_FLOAT`).
         #[prost(int32, tag = "1")]
         pub dtype: i32,
+        /// The tensor's shape.
         #[prost(message, optional, tag = "2")]
         pub tensor_shape: Option<TensorShapeProto>,
+        /// The elements as raw little-endian bytes, when stored that way.
         #[prost(bytes = "vec", tag = "4")]
         pub tensor_content: Vec<u8>,
+        /// The elements as floats, when stored that way (one value stands for a filled tensor).
         #[prost(float, repeated, tag = "5")]
         pub float_val: Vec<f32>,
     }
 
+    /// `tensorflow.TensorShapeProto`: a tensor's shape.
     #[derive(Clone, PartialEq, prost::Message)]
     pub struct TensorShapeProto {
+        /// The dimensions, outermost first.
         #[prost(message, repeated, tag = "2")]
         pub dim: Vec<Dim>,
     }
 
+    /// `tensorflow.TensorShapeProto.Dim`: one dimension.
     #[derive(Clone, PartialEq, prost::Message)]
     pub struct Dim {
+        /// Its size.
         #[prost(int64, tag = "1")]
         pub size: i64,
     }

