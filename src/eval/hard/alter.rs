@@ -20,10 +20,17 @@ pub const INSIDE_FRACTION: f32 = 0.10;
 /// Which way the light falls off: from the lit side or corner to the opposite one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Ramp {
+    /// Lit from the left, dark on the right.
     LeftToRight,
+    /// Lit from the right, dark on the left.
     RightToLeft,
     /// From the top-left corner to the bottom-right one.
-    Diagonal { flip_x: bool, flip_y: bool },
+    Diagonal {
+        /// Start from the right instead of the left.
+        flip_x: bool,
+        /// Start from the bottom instead of the top.
+        flip_y: bool,
+    },
 }
 
 /// Applies `condition` to `photo`, whose face the clean detector boxed at `bbox`; `seed` draws

@@ -40,6 +40,7 @@ pub enum Condition {
 }
 
 impl Condition {
+    /// Every condition, in report order.
     pub const ALL: [Condition; 7] = [
         Condition::TightBox,
         Condition::TightInside,
@@ -50,6 +51,7 @@ impl Condition {
         Condition::TightDarkGray,
     ];
 
+    /// The condition's name in reports and file names (snake_case).
     pub fn name(self) -> &'static str {
         match self {
             Condition::TightBox => "tight_box",

@@ -26,6 +26,7 @@ pub const MIN_FREE_IMAGES: usize = 8;
 /// The tuning/held-out split never moves: it is drawn with this seed, not the run's.
 const SPLIT_SEED: u64 = 0x16_4a_12d;
 
+/// Which half of LFW's people a run draws from; the halves never change.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "snake_case")]
 pub enum Split {
@@ -38,9 +39,13 @@ pub enum Split {
 /// How big a run is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Sizes {
+    /// People enrolled.
     pub people: usize,
+    /// Gallery photos enrolled per person.
     pub gallery_per_person: usize,
+    /// Probes per person at most (one condition each).
     pub probes_per_person: usize,
+    /// Strangers (people never enrolled) searched.
     pub strangers: usize,
 }
 
@@ -55,26 +60,37 @@ impl Default for Sizes {
 /// One altered photo to search for.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Probe {
+    /// The clean LFW photo the probe is made from.
     pub source: PathBuf,
     /// The person's name, or `None` for a stranger.
     pub person: Option<String>,
+    /// What is done to the photo.
     pub condition: Condition,
     /// Seeds the alteration's own random draws (γ, ramp direction).
     pub seed: u64,
 }
 
+/// A person to enrol and their gallery photos.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Enrolled {
+    /// The person's name (their LFW folder).
     pub name: String,
+    /// Their clean gallery photos.
     pub gallery: Vec<PathBuf>,
 }
 
+/// Everything a run does, drawn from a seed: who is enrolled, and which probes and strangers are searched.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct HardSetPlan {
+    /// Which half of the people it draws from.
     pub split: Split,
+    /// The seed of the draw.
     pub seed: u64,
+    /// The people enrolled.
     pub people: Vec<Enrolled>,
+    /// Altered photos of enrolled people.
     pub probes: Vec<Probe>,
+    /// Altered photos of people never enrolled.
     pub strangers: Vec<Probe>,
 }
 

@@ -16,7 +16,9 @@ use crate::facedb::{EnrollOptions, EnrollStatus, FaceDb, OpenOptions};
 /// Photos decoded and detected together while making the probes.
 const CHUNK: usize = 32;
 
+/// How `fdb eval hard` runs.
 pub struct HardRunOptions {
+    /// How the scratch database is opened (models dir, device).
     pub open: OpenOptions,
     /// Where the altered photos (and `outcomes.csv`) go; a temporary directory when `None`.
     pub out: Option<PathBuf>,

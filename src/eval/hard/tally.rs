@@ -16,12 +16,15 @@ pub struct ProbeOutcome {
     pub original: PathBuf,
     /// Who it is; `None` for a stranger.
     pub person: Option<String>,
+    /// What was done to the photo.
     pub condition: Condition,
     /// The search answered (a face was found, or the whole image stood for one).
     pub found: bool,
     /// How the face was found, as the answer flags it (absent when the answer does not say).
     pub source: Option<String>,
+    /// The nearest enrolled person, if a face was found.
     pub nearest: Option<String>,
+    /// The distance to that person.
     pub distance: Option<f32>,
     /// The decision: a name, or `None` for unknown.
     pub identity: Option<String>,
@@ -34,11 +37,17 @@ pub struct ProbeOutcome {
 /// Enrolled people's probes: counts (rates are these over `probes`).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Tally {
+    /// Probes searched.
     pub probes: usize,
+    /// Probes where a face was found (or the whole image stood for one).
     pub found: usize,
+    /// Probes whose nearest person was right.
     pub rank1: usize,
+    /// Probes accepted as the right person.
     pub right_accepts: usize,
+    /// Probes accepted as somebody else.
     pub wrong_accepts: usize,
+    /// Probes answered "unknown" because their quality was below the floor.
     pub unknown_low_quality: usize,
     /// How many answers came by each face source.
     pub sources: BTreeMap<String, usize>,
@@ -64,6 +73,7 @@ impl Tally {
         }
     }
 
+    /// `count` as a fraction of the probes (0 with no probes).
     pub fn rate(&self, count: usize) -> f64 {
         if self.probes == 0 {
             0.0
@@ -76,8 +86,11 @@ impl Tally {
 /// Strangers: how many were searched, answered, and accepted as somebody.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct StrangerTally {
+    /// Strangers searched.
     pub strangers: usize,
+    /// Strangers where a face was found.
     pub found: usize,
+    /// Strangers accepted as somebody (false accepts).
     pub accepted: usize,
 }
 
@@ -89,25 +102,37 @@ impl StrangerTally {
     }
 }
 
+/// The result of `fdb eval hard`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct HardReport {
+    /// Which half of the people the run drew from.
     pub split: Split,
+    /// The seed of the draw.
     pub seed: u64,
+    /// People enrolled.
     pub people: usize,
+    /// Gallery photos tried.
     pub gallery_images: usize,
+    /// Gallery photos that failed to enrol.
     pub gallery_failed: usize,
     /// Probes dropped because the detector found no face in the clean photo (no box to alter by).
     pub skipped_no_clean_face: usize,
     /// The 1:N threshold the searches used (the last answer's).
     pub search_threshold: Option<f32>,
+    /// All enrolled people's probes together.
     pub overall: Tally,
+    /// The same, per condition.
     pub per_condition: BTreeMap<Condition, Tally>,
+    /// All strangers together.
     pub strangers: StrangerTally,
+    /// The same, per condition.
     pub strangers_per_condition: BTreeMap<Condition, StrangerTally>,
+    /// Wall-clock seconds of the run.
     pub seconds: f64,
 }
 
 impl HardReport {
+    /// Tallies the outcomes of a run.
     pub fn new(split: Split, seed: u64, outcomes: &[ProbeOutcome]) -> Self {
         let mut report = HardReport {
             split,
