@@ -33,6 +33,7 @@ pub mod device;
 pub mod engine;
 pub mod error;
 pub mod eval;
+pub mod eval_report;
 pub mod eval_source;
 pub mod facedb;
 pub mod plot;

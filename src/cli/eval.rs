@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use clap::{Args, Subcommand};
 use fdb::engine::Engine;
 use fdb::eval::{self, EmbedRun, EmbeddingCache, EvalOptions, EvalReport, FlipMode, ImagePair, Metric};
+use fdb::eval_report::{self, NamedReport};
 use fdb::eval_source::EngineSource;
 use fdb::facedb::{EnrollOptions, FaceDb, OpenOptions};
 use fdb::{Alignment, FdbError, Result};
@@ -100,9 +101,19 @@ pub struct PairsEval {
     /// Write the mean ROC curve as CSV.
     #[arg(long)]
     csv: Option<PathBuf>,
-    /// Write the ROC curve as a PNG with the operating point marked.
+    /// Write the ROC curve as a PNG: log-scale FAR axis, TAR at FAR 1e-4/1e-3/1e-2 marked.
     #[arg(long)]
     plot: Option<PathBuf>,
+    /// Write an HTML report in DIR: ROC, distance histograms with the thresholds, metrics,
+    /// and the worst false accepts and false rejects as faces.
+    #[arg(long, value_name = "DIR")]
+    report: Option<PathBuf>,
+    /// How many of the worst false accepts (and false rejects) the report shows.
+    #[arg(long, default_value_t = 8, value_name = "N")]
+    worst: usize,
+    /// Also evaluate this model (e.g. a retrained version) and draw both curves.
+    #[arg(long, value_name = "ID")]
+    compare_model: Option<String>,
     /// Embedding cache [default: ~/.cache/fdb/eval-embeddings.bin]; `--cache none` disables it.
     #[arg(long)]
     cache: Option<PathBuf>,
@@ -152,7 +163,6 @@ fn evaluate_pairs(pairs: &[ImagePair], c: &PairsEval, options: &OpenOptions, db_
         Some(model) => super::engine_of(options, model)?,
         None => engine(options)?,
     };
-    let mut source = EngineSource::new(&engine, alignment(c.align));
     let eval_options = EvalOptions {
         metric: c.metric,
         subtract_mean: c.subtract_mean,
@@ -166,42 +176,110 @@ fn evaluate_pairs(pairs: &[ImagePair], c: &PairsEval, options: &OpenOptions, db_
     } else {
         Some(EmbeddingCache::open(&cache_path).map_err(eval_err)?)
     };
-    let bar = progress_bar(pairs.len(), json);
-    let mut run = EmbedRun::new(c.flip).with_progress(|done, total| {
-        bar.set_length(total as u64);
-        bar.set_position(done as u64);
-    });
-    if let Some(cache) = cache.as_mut() {
-        run = run.with_cache(cache);
-    }
-    let embeddings = eval::embed_pairs(pairs, &mut source, run).map_err(eval_err)?;
-    bar.finish_and_clear();
+    let (embeddings, fallbacks) = embed_with(&engine, pairs, c, cache.as_mut(), json)?;
+    let report = eval::evaluate(&embeddings, &eval_options).map_err(eval_err)?;
+    let compared = match &c.compare_model {
+        Some(model) => {
+            let other = super::engine_of(options, model)?;
+            let (e, _) = embed_with(&other, pairs, c, cache.as_mut(), json)?;
+            Some((model.clone(), eval::evaluate(&e, &eval_options).map_err(eval_err)?))
+        }
+        None => None,
+    };
     if let Some(cache) = cache.as_mut() {
         cache.save().map_err(eval_err)?;
     }
-    let report = eval::evaluate(&embeddings, &eval_options).map_err(eval_err)?;
     if let Some(path) = &c.csv {
         eval::report::write_roc_csv(&report, path).map_err(eval_err)?;
     }
-    if let Some(path) = &c.plot {
-        eval::write_roc_png(&report, path).map_err(eval_err)?;
+    let mut runs = vec![NamedReport { name: engine.model_id().to_string(), report: &report }];
+    if let Some((name, other)) = &compared {
+        runs.push(NamedReport { name: name.clone(), report: other });
     }
+    let title = format!("ROC, {} pairs ({})", report.pairs, protocol_name(&report));
+    if let Some(path) = &c.plot {
+        eval_report::write_roc(path, &title, &runs)?;
+    }
+    let page = match &c.report {
+        Some(dir) => {
+            let product = product_thresholds(options, db_path)?;
+            Some(eval_report::write_report(dir, &engine, alignment(c.align), pairs, &runs, product, c.worst)?)
+        }
+        None => None,
+    };
     let impostor = impostor_fit(&embeddings);
     let saved = if c.save_threshold { Some(save_threshold(&report, c.far.is_some(), impostor, options, db_path)?) } else { None };
-    emit(json, &json!({ "report": report, "impostor_fit": impostor, "no_face_fallbacks": source.fallbacks, "saved_threshold": saved }), || {
+    let tar: Vec<_> = fdb::plot::roc::MARKED_FARS.iter().map(|f| report.split_distances().tar_at_far(*f)).collect();
+    let compared_json = compared.as_ref().map(|(name, r)| json!({ "model": name, "report": r }));
+    emit(json, &json!({ "report": report, "tar_at_far": tar, "impostor_fit": impostor, "no_face_fallbacks": fallbacks, "saved_threshold": saved, "compared": compared_json, "report_page": page }), || {
         println!("{report}");
+        for t in &tar {
+            let note = if t.resolvable { String::new() } else { " (too few impostor pairs: TAR at FAR 0)".into() };
+            println!("TAR @ FAR={:<7} {:.5} (threshold {:.4}, FAR hit {:.5}){note}", t.far, t.tar, t.threshold, t.far_hit);
+        }
         println!(
             "impostor squared-L2 distances (different-person pairs): mean {:.4}, std {:.4}",
             impostor.0, impostor.1
         );
-        for path in &source.fallbacks {
+        if let Some((name, other)) = &compared {
+            println!("\ncompared with {name}:\n{other}");
+        }
+        for path in &fallbacks {
             println!("no face found, central region used: {}", path.display());
         }
         if let Some(t) = saved {
             println!("saved verify threshold {t:.3} in {}", db_path.display());
         }
+        if let Some(page) = &page {
+            println!("report: {}", page.display());
+        }
     });
     Ok(0)
+}
+
+/// Embeds the pairs with one engine (through the cache); returns the embeddings and the photos
+/// whose central region stood in for an undetected face.
+fn embed_with(
+    engine: &Engine,
+    pairs: &[ImagePair],
+    c: &PairsEval,
+    cache: Option<&mut EmbeddingCache>,
+    json: bool,
+) -> Result<(eval::PairEmbeddings, Vec<PathBuf>)> {
+    let mut source = EngineSource::new(engine, alignment(c.align));
+    let bar = progress_bar(pairs.len(), json);
+    let mut run = EmbedRun::new(c.flip).with_progress(|done, total| {
+        bar.set_length(total as u64);
+        bar.set_position(done as u64);
+    });
+    if let Some(cache) = cache {
+        run = run.with_cache(cache);
+    }
+    let embeddings = eval::embed_pairs(pairs, &mut source, run).map_err(eval_err)?;
+    bar.finish_and_clear();
+    Ok((embeddings, source.fallbacks))
+}
+
+fn protocol_name(report: &EvalReport) -> String {
+    let o = &report.options;
+    let metric = match o.metric {
+        Metric::SquaredL2 => "squared L2",
+        Metric::Cosine => "cosine",
+    };
+    let flip = if o.flip == FlipMode::None { "" } else { ", flip" };
+    let mean = if o.subtract_mean { ", mean subtracted" } else { "" };
+    format!("{metric}{flip}{mean}")
+}
+
+/// The thresholds of the database at `db_path`, if there is one (a report never creates one).
+fn product_thresholds(options: &OpenOptions, db_path: &Path) -> Result<Option<eval_report::ProductThresholds>> {
+    if !db_path.join("db").exists() {
+        return Ok(None);
+    }
+    let db = FaceDb::open_with(db_path, options.clone())?;
+    let faces = db.stats()?.faces;
+    let search = if faces > 0 { Some((db.search_threshold()?, faces)) } else { None };
+    Ok(Some(eval_report::ProductThresholds { verify: db.verify_threshold()?, search }))
 }
 
 /// Mean and standard deviation of the squared L2 distance over the different-person pairs

@@ -455,7 +455,13 @@ fn retrain(db: &FaceDb, a: args::RetrainArgs, json: bool) -> Result<u8> {
     })?;
     bar.finish_and_clear();
     if let Some(path) = &a.plot {
-        fdb::plot::learning_curve(path, &report.epochs).map_err(FdbError::Invalid)?;
+        let run = fdb::plot::learning::Run {
+            name: report.model.clone(),
+            epochs: &report.epochs,
+            before: report.before.verification_accuracy,
+            switched: report.switched,
+        };
+        fdb::plot::learning::write_png(path, &[run]).map_err(FdbError::Invalid)?;
     }
     emit(json, &report, || {
         for e in &report.epochs {

@@ -11,10 +11,12 @@ pub mod folds;
 pub mod hard;
 pub mod identify;
 pub mod pairs;
-pub mod plot;
+pub mod mistakes;
+pub mod page;
 pub mod report;
 pub mod roc;
 pub mod source;
+pub mod tar;
 
 use std::path::PathBuf;
 
@@ -25,7 +27,6 @@ pub use identify::{
     identification_accuracy, identify_exhaustive, split_gallery, GallerySplit, IdentifyReport,
 };
 pub use pairs::{read_pairs, resolve_lfw_pairs, ImagePair, PairsFile};
-pub use plot::write_roc_png;
 pub use report::{evaluate, write_roc_csv, EvalOptions, EvalReport, RocPoint};
 pub use source::{
     embed_pairs, embed_paths, EmbedRun, EmbedSource, FnSource, PairEmbeddings, SourceId,

@@ -14,6 +14,7 @@ use super::roc::{
     FoldedDistances,
 };
 use super::source::PairEmbeddings;
+use super::tar::SplitDistances;
 use super::EvalError;
 
 /// Options of one evaluation (facenet `validate_on_lfw.py` flags).
@@ -94,6 +95,20 @@ pub struct EvalReport {
     pub operating_point: RocPoint,
     /// The mean ROC curve over the thresholds.
     pub roc: Vec<RocPoint>,
+    /// Each pair's distance as its test fold saw it (after that fold's mean, if subtracted);
+    /// the pictures and the mistakes are drawn from these. Not in the JSON (one per pair).
+    #[serde(skip)]
+    pub distances: Vec<f64>,
+    /// Each pair's label, in the same order.
+    #[serde(skip)]
+    pub same: Vec<bool>,
+}
+
+impl EvalReport {
+    /// The held-out distances split into genuine and impostor pairs.
+    pub fn split_distances(&self) -> SplitDistances {
+        SplitDistances::new(&self.distances, &self.same)
+    }
 }
 
 /// Runs facenet's `lfw.evaluate` (accuracy ROC, VAL@FAR) plus AUC and EER.
@@ -129,6 +144,12 @@ pub fn evaluate(emb: &PairEmbeddings, options: &EvalOptions) -> Result<EvalRepor
         issame: &emb.same,
     };
 
+    let mut distances = vec![f64::NAN; n];
+    for (test, d) in folds.iter().zip(&per_fold) {
+        for i in test.clone() {
+            distances[i] = d[i];
+        }
+    }
     let roc = calculate_roc(&accuracy_thresholds(), &data);
     let val = calculate_val(&val_thresholds(), &data, options.far_target);
     let (accuracy_mean, accuracy_std) = mean_std(&roc.accuracy);
@@ -168,6 +189,8 @@ pub fn evaluate(emb: &PairEmbeddings, options: &EvalOptions) -> Result<EvalRepor
                 tpr: *p,
             })
             .collect(),
+        distances,
+        same: emb.same.clone(),
     })
 }
 

@@ -1,0 +1,128 @@
+//! Genuine and impostor distance histograms with the decision thresholds drawn on them: the
+//! picture that answers "why was this stranger accepted" (where the two overlap, and which
+//! threshold cuts where).
+
+use std::path::Path;
+
+use plotters::prelude::*;
+
+use super::canvas::{self, rgb, tick_text, Label, AXIS_PX, GRID, INK, PALETTE, TICK_PX, TITLE_PX};
+use crate::eval::tar::SplitDistances;
+
+pub const SIZE: (u32, u32) = (900, 560);
+/// Bins over the squared-L2 range 0..4.
+const BINS: usize = 80;
+const RANGE: (f64, f64) = (0.0, 4.0);
+
+/// A vertical line: where, what, and its colour (an index into the palette).
+pub struct Marker {
+    pub at: f64,
+    pub name: String,
+    pub colour: usize,
+}
+
+/// The share of `values` in each of `BINS` equal bins over `RANGE` (values outside are
+/// clamped into the end bins), so that sets of different sizes compare.
+pub fn densities(values: &[f64]) -> Vec<f64> {
+    let mut counts = vec![0usize; BINS];
+    let width = (RANGE.1 - RANGE.0) / BINS as f64;
+    for v in values {
+        let bin = (((v - RANGE.0) / width).floor().max(0.0) as usize).min(BINS - 1);
+        counts[bin] += 1;
+    }
+    let n = values.len().max(1) as f64;
+    counts.into_iter().map(|c| c as f64 / n).collect()
+}
+
+pub fn write_png(path: &Path, title: &str, distances: &SplitDistances, markers: &[Marker]) -> Result<(), String> {
+    canvas::render_png(path, SIZE, |buffer| draw(buffer, title, distances, markers))
+}
+
+fn draw(buffer: &mut [u8], title: &str, distances: &SplitDistances, markers: &[Marker]) -> Result<Vec<Label>, String> {
+    let err = |e: &dyn std::fmt::Display| e.to_string();
+    let root = BitMapBackend::with_buffer(buffer, SIZE).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| err(&e))?;
+    let genuine = densities(&distances.genuine);
+    let impostor = densities(&distances.impostor);
+    let top = genuine.iter().chain(&impostor).fold(0.0f64, |a, b| a.max(*b)) * 1.1 + 1e-9;
+    let mut chart = ChartBuilder::on(&root)
+        .margin(20)
+        .margin_top(60)
+        .margin_right(30)
+        .x_label_area_size(50)
+        .y_label_area_size(60)
+        .build_cartesian_2d(RANGE.0..RANGE.1, 0.0..top)
+        .map_err(|e| err(&e))?;
+    chart.configure_mesh().disable_mesh().x_labels(0).y_labels(0).draw().map_err(|e| err(&e))?;
+    let px = |x: f64, y: f64| chart.backend_coord(&(x, y));
+    let mut labels = Vec::new();
+    for i in 0..=8 {
+        let x = i as f64 * 0.5;
+        chart.draw_series(LineSeries::new([(x, 0.0), (x, top)], GRID)).map_err(|e| err(&e))?;
+        let (cx, cy) = px(x, 0.0);
+        labels.push(Label::new(tick_text(x), (cx, cy + 20), 0.5, TICK_PX, INK));
+    }
+    let ((x0, y0), (x1, y1)) = (px(RANGE.0, 0.0), px(RANGE.1, top));
+    labels.push(Label::new("squared L2 distance (0 = identical, 4 = opposite)", ((x0 + x1) / 2, y0 + 42), 0.5, AXIS_PX, INK));
+    labels.push(Label::new("share of pairs", (x0 - 10, y1 - 8), 0.0, TICK_PX, INK));
+    labels.push(Label::new(title, ((x0 + x1) / 2, y1 - 30), 0.5, TITLE_PX, INK));
+
+    let width = (RANGE.1 - RANGE.0) / BINS as f64;
+    let sets = [("genuine (same person)", &genuine, distances.genuine.len(), PALETTE[0]), ("impostor (different people)", &impostor, distances.impostor.len(), PALETTE[1])];
+    for (k, (name, bins, n, colour)) in sets.into_iter().enumerate() {
+        let bars = bins.iter().enumerate().map(|(i, h)| {
+            let left = RANGE.0 + i as f64 * width;
+            Rectangle::new([(left, 0.0), (left + width, *h)], colour.mix(0.45).filled())
+        });
+        chart.draw_series(bars).map_err(|e| err(&e))?;
+        let outline = bins.iter().enumerate().flat_map(|(i, h)| {
+            let left = RANGE.0 + i as f64 * width;
+            [(left, *h), (left + width, *h)]
+        });
+        chart.draw_series(LineSeries::new(outline, colour.stroke_width(2))).map_err(|e| err(&e))?;
+        labels.push(Label::new(format!("{name}: {n} pairs"), (x1 - 10, y1 + 22 + 20 * k as i32), 1.0, AXIS_PX, rgb(colour)));
+    }
+    for (k, m) in markers.iter().enumerate() {
+        let colour = PALETTE[m.colour % PALETTE.len()];
+        chart.draw_series(LineSeries::new([(m.at, 0.0), (m.at, top)], colour.stroke_width(2))).map_err(|e| err(&e))?;
+        let (cx, cy) = px(m.at, top);
+        let (far, tar) = distances.rates_at(m.at);
+        let text = format!("{} {:.3}: TAR {:.3}, FAR {:.4}", m.name, m.at, tar, far);
+        labels.push(Label::new(text, (cx + 6, cy + 18 + 18 * k as i32), 0.0, TICK_PX, rgb(colour)));
+    }
+    root.present().map_err(|e| err(&e))?;
+    Ok(labels)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn densities_share_out_each_value_once() {
+        // Bin width 0.05: 0.0 and 0.04 in bin 0, 0.05 in bin 1, 3.99 and 7 (clamped) in the last.
+        let d = densities(&[0.0, 0.04, 0.05, 3.99, 7.0]);
+        assert_eq!(d.len(), BINS);
+        assert_eq!((d[0], d[1], d[BINS - 1]), (0.4, 0.2, 0.4));
+        assert!((d.iter().sum::<f64>() - 1.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn both_sets_and_every_threshold_are_drawn() {
+        let d: Vec<f64> = (0..400).map(|i| if i % 2 == 0 { 0.6 + i as f64 / 1000.0 } else { 1.6 + i as f64 / 1000.0 }).collect();
+        let same: Vec<bool> = (0..400).map(|i| i % 2 == 0).collect();
+        let split = SplitDistances::new(&d, &same);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("hist.png");
+        let markers = [
+            Marker { at: 1.275, name: "1:1".into(), colour: 3 },
+            Marker { at: 1.0, name: "1:N".into(), colour: 4 },
+        ];
+        write_png(&path, "distances", &split, &markers).unwrap();
+        let img = image::open(&path).unwrap().to_rgb8();
+        for colour in [PALETTE[0], PALETTE[1], PALETTE[3], PALETTE[4]] {
+            let n = img.pixels().filter(|p| p.0 == rgb(colour)).count();
+            assert!(n > 200, "colour {colour:?}: {n} pixels");
+        }
+    }
+}
