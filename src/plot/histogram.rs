@@ -4,6 +4,7 @@
 
 use std::path::Path;
 
+use plotters::coord::CoordTranslate;
 use plotters::prelude::*;
 
 use super::canvas::{self, rgb, tick_text, Label, AXIS_PX, GRID, INK, PALETTE, TICK_PX, TITLE_PX};
@@ -54,7 +55,8 @@ fn draw(buffer: &mut [u8], title: &str, distances: &SplitDistances, markers: &[M
         .build_cartesian_2d(RANGE.0..RANGE.1, 0.0..top)
         .map_err(|e| err(&e))?;
     chart.configure_mesh().disable_mesh().x_labels(0).y_labels(0).draw().map_err(|e| err(&e))?;
-    let px = |x: f64, y: f64| chart.backend_coord(&(x, y));
+    let coord = chart.as_coord_spec().clone();
+        let px = |x: f64, y: f64| coord.translate(&(x, y));
     let mut labels = Vec::new();
     for i in 0..=8 {
         let x = i as f64 * 0.5;

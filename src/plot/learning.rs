@@ -6,6 +6,7 @@
 use std::path::Path;
 
 use fdb_models::train::EpochLog;
+use plotters::coord::CoordTranslate;
 use plotters::prelude::*;
 
 use super::canvas::{self, rgb, tick_text, Label, AXIS_PX, GRID, INK, MUTED, PALETTE, TICK_PX, TITLE_PX};
@@ -83,7 +84,8 @@ fn draw(buffer: &mut [u8], runs: &[Run<'_>]) -> Result<Vec<Label>, String> {
             .build_cartesian_2d(0.5..last_epoch as f64 + 0.5, lo..hi)
             .map_err(|e| err(&e))?;
         chart.configure_mesh().disable_mesh().x_labels(0).y_labels(0).draw().map_err(|e| err(&e))?;
-        let px = |x: f64, y: f64| chart.backend_coord(&(x, y));
+        let coord = chart.as_coord_spec().clone();
+        let px = |x: f64, y: f64| coord.translate(&(x, y));
         let step = (last_epoch / 10).max(1);
         for epoch in (1..=last_epoch).filter(|e| (e - 1) % step == 0 || *e == last_epoch) {
             let x = epoch as f64;

@@ -51,9 +51,17 @@ fn draw(buffer: &mut [u8], title: &str, series: &[RocSeries]) -> Result<Vec<Labe
         .y_label_area_size(60)
         .build_cartesian_2d((FAR_MIN..1.0f64).log_scale(), y_min..1.0f64)
         .map_err(|e| err(&e))?;
-    chart.configure_mesh().disable_mesh().x_labels(0).y_labels(0).draw().map_err(|e| err(&e))?;
+    // The axes by hand: plotters' mesh on a log axis draws its own labels, which need a font.
+    let axes = [(FAR_MIN, 1.0), (FAR_MIN, y_min), (1.0, y_min)];
+    chart.draw_series(LineSeries::new(axes, BLACK)).map_err(|e| err(&e))?;
     let mut labels = Vec::new();
-    let px = |x: f64, y: f64| chart.backend_coord(&(x, y));
+    // Pixel positions for labels (plotters' log coordinates cannot be cloned out of the chart).
+    let (xr, yr) = chart.plotting_area().get_pixel_range();
+    let px = move |x: f64, y: f64| {
+        let fx = (x.ln() - FAR_MIN.ln()) / -FAR_MIN.ln();
+        let fy = (y - y_min) / (1.0 - y_min);
+        (xr.start + (fx * f64::from(xr.end - xr.start)).round() as i32, yr.end - (fy * f64::from(yr.end - yr.start)).round() as i32)
+    };
     let x_ticks = [1e-4, 1e-3, 1e-2, 1e-1, 1.0];
     let y_steps = ((1.0 - y_min) / 0.1).round() as usize;
     let y_ticks: Vec<f64> = (0..=y_steps).map(|i| y_min + i as f64 * (1.0 - y_min) / y_steps.max(1) as f64).collect();
