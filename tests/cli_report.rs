@@ -46,7 +46,7 @@ fn the_report_page_shows_the_label_error_and_renders_in_chromium() {
     let db = tmp.path().join("no-db");
     let (code, json) = fdb_json(
         &db,
-        &["eval", "pairs", "--dir", data.to_str().unwrap(), "--random-pairs", "60", "--same-ratio", "0.5", "--seed", "3", "--cache", "none", "--worst", "4", "--report", out.to_str().unwrap()],
+        &["eval", "pairs", "--dir", data.to_str().unwrap(), "--random-pairs", "36", "--same-ratio", "0.5", "--seed", "3", "--cache", "none", "--worst", "4", "--report", out.to_str().unwrap()],
     );
     assert_eq!(code, Some(0), "{json}");
     assert!(!db.exists(), "a report must not create a database");

@@ -37,16 +37,19 @@ impl SplitDistances {
         (rate(&self.impostor), rate(&self.genuine))
     }
 
-    /// The curve's corners: for each distinct impostor distance v, the rates accepting d ≤ v.
-    /// FAR 0 is left out (a log axis cannot show it).
+    /// The curve's corners: after each distinct impostor distance is let in, the FAR and the
+    /// best TAR at that FAR (every genuine pair below the next impostor). Drawn as steps, this
+    /// is the ROC on which every `tar_at_far` and `rates_at` point lies. FAR 0 is left out (a
+    /// log axis cannot show it).
     pub fn curve(&self) -> Vec<(f64, f64)> {
         let (m, n) = (self.impostor.len() as f64, self.genuine.len().max(1) as f64);
         let mut points = Vec::new();
         for (i, v) in self.impostor.iter().enumerate() {
-            if self.impostor.get(i + 1) == Some(v) {
-                continue; // ties: one corner at the last of them
+            let next = self.impostor.get(i + 1);
+            if next == Some(v) {
+                continue; // ties: one corner after the last of them
             }
-            let genuine = self.genuine.partition_point(|d| d <= v);
+            let genuine = next.map_or(self.genuine.len(), |t| Self::below(&self.genuine, *t));
             points.push(((i + 1) as f64 / m, genuine as f64 / n));
         }
         points
@@ -119,7 +122,11 @@ mod tests {
     #[test]
     fn the_curve_has_a_corner_per_impostor_and_the_eer_where_the_rates_cross() {
         let s = example();
-        assert_eq!(s.curve(), vec![(0.25, 0.25), (0.5, 0.5), (0.75, 0.75), (1.0, 1.0)]);
+        // After 0.5: FAR 1/4, genuine below 1.0 (0.2, 0.6); after 1.0: FAR 2/4, below 1.5: 3/4 …
+        assert_eq!(s.curve(), vec![(0.25, 0.5), (0.5, 0.75), (0.75, 1.0), (1.0, 1.0)]);
+        // Every TAR@FAR lies on it.
+        assert_eq!(s.tar_at_far(0.25).tar, 0.5);
+        assert_eq!(s.tar_at_far(0.5).tar, 0.75);
         let tied = SplitDistances::new(&[1.0, 1.0, 0.5], &[false, false, true]);
         assert_eq!(tied.curve(), vec![(1.0, 1.0)]);
         // Threshold 0.6 (accept d < 0.6): FAR 1/4, TAR 1/4 → FRR 3/4; threshold 1.0: FAR 1/4,

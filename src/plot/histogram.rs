@@ -90,7 +90,9 @@ fn draw(buffer: &mut [u8], title: &str, distances: &SplitDistances, markers: &[M
         let (cx, cy) = px(m.at, top);
         let (far, tar) = distances.rates_at(m.at);
         let text = format!("{} {:.3}: TAR {:.3}, FAR {:.4}", m.name, m.at, tar, far);
-        labels.push(Label::new(text, (cx + 6, cy + 18 + 18 * k as i32), 0.0, TICK_PX, rgb(colour)));
+        // Below the legend; on the far side of the line when it is right of the middle.
+        let (x, align) = if cx > (x0 + x1) / 2 { (cx - 6, 1.0) } else { (cx + 6, 0.0) };
+        labels.push(Label::new(text, (x, cy + 70 + 18 * k as i32), align, TICK_PX, rgb(colour)));
     }
     root.present().map_err(|e| err(&e))?;
     Ok(labels)

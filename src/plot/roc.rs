@@ -82,7 +82,7 @@ fn draw(buffer: &mut [u8], title: &str, series: &[RocSeries]) -> Result<Vec<Labe
 
     for (i, s) in series.iter().enumerate() {
         let colour = PALETTE[i % PALETTE.len()];
-        let points: Vec<(f64, f64)> = s.distances.curve().into_iter().filter(|(far, _)| *far >= FAR_MIN).collect();
+        let points = steps(&s.distances.curve());
         chart.draw_series(LineSeries::new(points, colour.stroke_width(2))).map_err(|e| err(&e))?;
         let marks = s.marks();
         for m in marks.iter().filter(|m| m.resolvable) {
@@ -110,6 +110,19 @@ fn draw(buffer: &mut [u8], title: &str, series: &[RocSeries]) -> Result<Vec<Labe
     }
     root.present().map_err(|e| err(&e))?;
     Ok(labels)
+}
+
+/// The corners as a staircase: each TAR holds until the next impostor lets the FAR step up.
+fn steps(corners: &[(f64, f64)]) -> Vec<(f64, f64)> {
+    let mut points = Vec::with_capacity(corners.len() * 2);
+    for (i, &(far, tar)) in corners.iter().enumerate() {
+        if i > 0 {
+            points.push((far, corners[i - 1].1));
+        }
+        points.push((far, tar));
+    }
+    points.retain(|(far, _)| *far >= FAR_MIN);
+    points
 }
 
 #[cfg(test)]
