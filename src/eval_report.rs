@@ -19,13 +19,16 @@ use crate::plot::roc::{self, RocSeries};
 
 /// One evaluated configuration (a model, or a metric) and its name in the legends.
 pub struct NamedReport<'a> {
+    /// Its name in legends and tables.
     pub name: String,
+    /// The evaluation.
     pub report: &'a EvalReport,
 }
 
 /// The database's own thresholds, drawn on the histogram when there is a database.
 #[derive(Debug, Clone, Copy)]
 pub struct ProductThresholds {
+    /// The 1:1 threshold.
     pub verify: f32,
     /// The 1:N threshold and the gallery size (faces) it is for.
     pub search: Option<(f32, usize)>,

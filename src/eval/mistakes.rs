@@ -4,7 +4,9 @@
 /// A wrongly decided pair: its index in the pairs, and its distance.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Mistake {
+    /// Index into the evaluated pairs.
     pub pair: usize,
+    /// The pair's distance.
     pub distance: f64,
 }
 

@@ -9,18 +9,40 @@ use super::EvalError;
 
 /// One part of the page, in order.
 pub enum Block {
+    /// A section title.
     Heading(String),
+    /// A paragraph.
     Text(String),
     /// A table with a header row; `id` lets tests and readers find it.
-    Table { id: String, header: Vec<String>, rows: Vec<Vec<String>> },
+    Table {
+        /// The element id.
+        id: String,
+        /// Column names.
+        header: Vec<String>,
+        /// Cells, row by row.
+        rows: Vec<Vec<String>>,
+    },
     /// A PNG beside the page.
-    Image { file: String, caption: String },
+    Image {
+        /// Path relative to the page.
+        file: String,
+        /// What the picture shows.
+        caption: String,
+    },
     /// Mistaken pairs: a strip picture and its caption lines each.
-    Pairs { id: String, items: Vec<PairItem> },
+    Pairs {
+        /// The element id.
+        id: String,
+        /// The pairs, worst first.
+        items: Vec<PairItem>,
+    },
 }
 
+/// One mistaken pair on the page.
 pub struct PairItem {
+    /// Its picture, relative to the page (empty when it could not be drawn).
     pub file: String,
+    /// Caption lines: distance, file names.
     pub lines: Vec<String>,
 }
 

@@ -8,7 +8,9 @@ use serde::{Deserialize, Serialize};
 /// Distances split into genuine (same person) and impostor pairs, each sorted ascending.
 #[derive(Debug, Clone, Default)]
 pub struct SplitDistances {
+    /// Same-person distances.
     pub genuine: Vec<f64>,
+    /// Different-person distances.
     pub impostor: Vec<f64>,
 }
 
@@ -86,10 +88,15 @@ impl SplitDistances {
 /// target (fewer than one impostor at that rate): the figure is then TAR at FAR 0.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct TarAtFar {
+    /// The FAR asked for.
     pub far: f64,
+    /// The true-accept rate there.
     pub tar: f64,
+    /// The threshold that gives it (accept below).
     pub threshold: f64,
+    /// The FAR actually reached (≤ `far`).
     pub far_hit: f64,
+    /// Whether the impostor pairs are enough to measure `far`.
     pub resolvable: bool,
 }
 

@@ -20,15 +20,22 @@ pub const PALETTE: [RGBColor; 6] = [
     RGBColor(148, 103, 189),
     RGBColor(140, 86, 75),
 ];
+/// Grid lines.
 pub const GRID: RGBColor = RGBColor(220, 220, 220);
+/// Text.
 pub const INK: [u8; 3] = [0, 0, 0];
+/// Secondary text.
 pub const MUTED: [u8; 3] = [90, 90, 90];
 
 /// Font sizes in pixels.
+/// Titles.
 pub const TITLE_PX: f32 = 19.0;
+/// Axis names and legends.
 pub const AXIS_PX: f32 = 15.0;
+/// Tick labels and notes.
 pub const TICK_PX: f32 = 13.0;
 
+/// A palette colour as the bytes of an RGB pixel.
 pub fn rgb(c: RGBColor) -> [u8; 3] {
     [c.0, c.1, c.2]
 }
@@ -37,14 +44,20 @@ pub fn rgb(c: RGBColor) -> [u8; 3] {
 /// size and colour.
 #[derive(Debug, Clone)]
 pub struct Label {
+    /// One line of text.
     pub text: String,
+    /// Left/centre/right anchor and baseline, in pixels.
     pub at: (i32, i32),
+    /// 0 left, 0.5 centre, 1 right of the anchor.
     pub align: f32,
+    /// Size in pixels.
     pub px: f32,
+    /// RGB.
     pub color: [u8; 3],
 }
 
 impl Label {
+    /// A label (see the fields).
     pub fn new(text: impl Into<String>, at: (i32, i32), align: f32, px: f32, color: [u8; 3]) -> Self {
         Self { text: text.into(), at, align, px, color }
     }

@@ -6,8 +6,11 @@ use image::{imageops, Rgb, RgbImage};
 /// One photo as the pipeline saw it. `bbox` is `None` where no face was found and the
 /// central region stood in.
 pub struct FaceView {
+    /// The decoded photo.
     pub photo: RgbImage,
+    /// The face's box in the photo: x1, y1, x2, y2.
     pub bbox: Option<[f32; 4]>,
+    /// The aligned crop the embedder saw.
     pub crop: RgbImage,
 }
 

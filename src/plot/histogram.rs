@@ -10,6 +10,7 @@ use plotters::prelude::*;
 use super::canvas::{self, rgb, tick_text, Label, AXIS_PX, GRID, INK, PALETTE, TICK_PX, TITLE_PX};
 use crate::eval::tar::SplitDistances;
 
+/// Picture size in pixels.
 pub const SIZE: (u32, u32) = (900, 560);
 /// Bins over the squared-L2 range 0..4.
 const BINS: usize = 80;
@@ -17,8 +18,11 @@ const RANGE: (f64, f64) = (0.0, 4.0);
 
 /// A vertical line: where, what, and its colour (an index into the palette).
 pub struct Marker {
+    /// The distance.
     pub at: f64,
+    /// Its label.
     pub name: String,
+    /// Index into the palette.
     pub colour: usize,
 }
 
@@ -35,6 +39,7 @@ pub fn densities(values: &[f64]) -> Vec<f64> {
     counts.into_iter().map(|c| c as f64 / n).collect()
 }
 
+/// Draws the histograms and markers into a PNG at `path`.
 pub fn write_png(path: &Path, title: &str, distances: &SplitDistances, markers: &[Marker]) -> Result<(), String> {
     canvas::render_png(path, SIZE, |buffer| draw(buffer, title, distances, markers))
 }

@@ -11,14 +11,19 @@ use plotters::prelude::*;
 
 use super::canvas::{self, rgb, tick_text, Label, AXIS_PX, GRID, INK, MUTED, PALETTE, TICK_PX, TITLE_PX};
 
+/// Picture size in pixels.
 pub const SIZE: (u32, u32) = (900, 900);
 
 /// One run of `fdb retrain`: its name, its epochs, the held-out verification accuracy before
 /// training, and whether the database switched to the result.
 pub struct Run<'a> {
+    /// The run's name (its model id).
     pub name: String,
+    /// One log per epoch.
     pub epochs: &'a [EpochLog],
+    /// Held-out verification accuracy before training.
     pub before: f64,
+    /// Whether the database switched to the result.
     pub switched: bool,
 }
 
@@ -41,6 +46,7 @@ const PANELS: [Panel; 3] = [
     },
 ];
 
+/// Draws the runs into a PNG at `path`.
 pub fn write_png(path: &Path, runs: &[Run<'_>]) -> Result<(), String> {
     canvas::render_png(path, SIZE, |buffer| draw(buffer, runs))
 }

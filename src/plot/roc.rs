@@ -10,6 +10,7 @@ use plotters::prelude::*;
 use super::canvas::{self, rgb, tick_text, Label, AXIS_PX, GRID, INK, PALETTE, TICK_PX, TITLE_PX};
 use crate::eval::tar::{SplitDistances, TarAtFar};
 
+/// Picture size in pixels.
 pub const SIZE: (u32, u32) = (900, 700);
 /// The FAR targets marked on every curve.
 pub const MARKED_FARS: [f64; 3] = [1e-4, 1e-3, 1e-2];
@@ -17,12 +18,16 @@ const FAR_MIN: f64 = 1e-4;
 
 /// One curve: its name, its distances, and the threshold the product uses on it.
 pub struct RocSeries {
+    /// Its legend entry.
     pub name: String,
+    /// The pairs' distances.
     pub distances: SplitDistances,
+    /// The threshold to mark with a cross.
     pub threshold: Option<f64>,
 }
 
 impl RocSeries {
+    /// TAR at each of [`MARKED_FARS`].
     pub fn marks(&self) -> Vec<TarAtFar> {
         MARKED_FARS.iter().map(|f| self.distances.tar_at_far(*f)).collect()
     }
