@@ -72,11 +72,10 @@ fn the_report_page_shows_the_label_error_and_renders_in_chromium() {
     let accuracy = json["report"]["accuracy_mean"].as_f64().unwrap();
     assert!(html.contains(&format!("<td>{accuracy:.4} ± ")), "accuracy {accuracy:.4} not in the table");
 
-    let Some(_) = chromium() else {
-        assert!(std::env::var_os("FDB_REQUIRE_DATA").is_none(), "FDB_REQUIRE_DATA is set and Chromium is not installed");
-        eprintln!("SKIPPED the browser half: no Chromium (apt-get install chromium)");
-        return;
-    };
+    if chromium().is_none() {
+        // A failure under FDB_REQUIRE_DATA=1 (CI installs it), a visible skip otherwise.
+        return missing::<()>("Chromium for the browser half (apt-get install chromium)").unwrap_or(());
+    }
     let profile = tmp.path().join("chromium-profile");
     let dom = headless(&page, &["--dump-dom"], &profile);
     let dom = String::from_utf8_lossy(&dom.stdout);
