@@ -114,6 +114,10 @@ pub struct PairsEval {
     /// Also evaluate this model (e.g. a retrained version) and draw both curves.
     #[arg(long, value_name = "ID")]
     compare_model: Option<String>,
+    /// Also evaluate the plain protocol (squared L2, no flip, no mean) on the same pairs and
+    /// draw it beside this run's curve.
+    #[arg(long)]
+    compare_plain: bool,
     /// Embedding cache [default: ~/.cache/fdb/eval-embeddings.bin]; `--cache none` disables it.
     #[arg(long)]
     cache: Option<PathBuf>,
@@ -176,27 +180,28 @@ fn evaluate_pairs(pairs: &[ImagePair], c: &PairsEval, options: &OpenOptions, db_
     } else {
         Some(EmbeddingCache::open(&cache_path).map_err(eval_err)?)
     };
-    let (embeddings, fallbacks) = embed_with(&engine, pairs, c, cache.as_mut(), json)?;
+    let (embeddings, fallbacks) = embed_with(&engine, pairs, c.flip, c.align, cache.as_mut(), json)?;
     let report = eval::evaluate(&embeddings, &eval_options).map_err(eval_err)?;
-    let compared = match &c.compare_model {
-        Some(model) => {
-            let other = super::engine_of(options, model)?;
-            let (e, _) = embed_with(&other, pairs, c, cache.as_mut(), json)?;
-            Some((model.clone(), eval::evaluate(&e, &eval_options).map_err(eval_err)?))
-        }
-        None => None,
-    };
+    let mut compared = Vec::new();
+    if let Some(model) = &c.compare_model {
+        let other = super::engine_of(options, model)?;
+        let (e, _) = embed_with(&other, pairs, c.flip, c.align, cache.as_mut(), json)?;
+        compared.push((format!("{model} ({})", protocol_name(&eval_options)), eval::evaluate(&e, &eval_options).map_err(eval_err)?));
+    }
+    if c.compare_plain {
+        let plain = EvalOptions::default();
+        let (e, _) = embed_with(&engine, pairs, plain.flip, c.align, cache.as_mut(), json)?;
+        compared.push((format!("{} ({})", engine.model_id(), protocol_name(&plain)), eval::evaluate(&e, &plain).map_err(eval_err)?));
+    }
     if let Some(cache) = cache.as_mut() {
         cache.save().map_err(eval_err)?;
     }
     if let Some(path) = &c.csv {
         eval::report::write_roc_csv(&report, path).map_err(eval_err)?;
     }
-    let mut runs = vec![NamedReport { name: engine.model_id().to_string(), report: &report }];
-    if let Some((name, other)) = &compared {
-        runs.push(NamedReport { name: name.clone(), report: other });
-    }
-    let title = format!("ROC, {} pairs ({})", report.pairs, protocol_name(&report));
+    let mut runs = vec![NamedReport { name: format!("{} ({})", engine.model_id(), protocol_name(&eval_options)), report: &report }];
+    runs.extend(compared.iter().map(|(name, other)| NamedReport { name: name.clone(), report: other }));
+    let title = format!("ROC, {} pairs", report.pairs);
     if let Some(path) = &c.plot {
         eval_report::write_roc(path, &title, &runs)?;
     }
@@ -210,7 +215,7 @@ fn evaluate_pairs(pairs: &[ImagePair], c: &PairsEval, options: &OpenOptions, db_
     let impostor = impostor_fit(&embeddings);
     let saved = if c.save_threshold { Some(save_threshold(&report, c.far.is_some(), impostor, options, db_path)?) } else { None };
     let tar: Vec<_> = fdb::plot::roc::MARKED_FARS.iter().map(|f| report.split_distances().tar_at_far(*f)).collect();
-    let compared_json = compared.as_ref().map(|(name, r)| json!({ "model": name, "report": r }));
+    let compared_json: Vec<_> = compared.iter().map(|(name, r)| json!({ "name": name, "report": r })).collect();
     emit(json, &json!({ "report": report, "tar_at_far": tar, "impostor_fit": impostor, "no_face_fallbacks": fallbacks, "saved_threshold": saved, "compared": compared_json, "report_page": page }), || {
         println!("{report}");
         for t in &tar {
@@ -221,7 +226,7 @@ fn evaluate_pairs(pairs: &[ImagePair], c: &PairsEval, options: &OpenOptions, db_
             "impostor squared-L2 distances (different-person pairs): mean {:.4}, std {:.4}",
             impostor.0, impostor.1
         );
-        if let Some((name, other)) = &compared {
+        for (name, other) in &compared {
             println!("\ncompared with {name}:\n{other}");
         }
         for path in &fallbacks {
@@ -242,13 +247,14 @@ fn evaluate_pairs(pairs: &[ImagePair], c: &PairsEval, options: &OpenOptions, db_
 fn embed_with(
     engine: &Engine,
     pairs: &[ImagePair],
-    c: &PairsEval,
+    flip: FlipMode,
+    align: AlignArg,
     cache: Option<&mut EmbeddingCache>,
     json: bool,
 ) -> Result<(eval::PairEmbeddings, Vec<PathBuf>)> {
-    let mut source = EngineSource::new(engine, alignment(c.align));
+    let mut source = EngineSource::new(engine, alignment(align));
     let bar = progress_bar(pairs.len(), json);
-    let mut run = EmbedRun::new(c.flip).with_progress(|done, total| {
+    let mut run = EmbedRun::new(flip).with_progress(|done, total| {
         bar.set_length(total as u64);
         bar.set_position(done as u64);
     });
@@ -260,8 +266,7 @@ fn embed_with(
     Ok((embeddings, source.fallbacks))
 }
 
-fn protocol_name(report: &EvalReport) -> String {
-    let o = &report.options;
+fn protocol_name(o: &EvalOptions) -> String {
     let metric = match o.metric {
         Metric::SquaredL2 => "squared L2",
         Metric::Cosine => "cosine",

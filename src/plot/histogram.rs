@@ -12,9 +12,13 @@ use crate::eval::tar::SplitDistances;
 
 /// Picture size in pixels.
 pub const SIZE: (u32, u32) = (900, 560);
-/// Bins over the squared-L2 range 0..4.
+/// Bins over the distance's range: 0..4 for squared L2, 0..1 for the cosine angle.
 const BINS: usize = 80;
-const RANGE: (f64, f64) = (0.0, 4.0);
+
+fn range_of(distances: &SplitDistances) -> (f64, f64) {
+    let max = distances.genuine.iter().chain(&distances.impostor).fold(0.0f64, |a, b| a.max(*b));
+    (0.0, if max <= 1.0 { 1.0 } else { 4.0 })
+}
 
 /// A vertical line: where, what, and its colour (an index into the palette).
 pub struct Marker {
@@ -26,13 +30,13 @@ pub struct Marker {
     pub colour: usize,
 }
 
-/// The share of `values` in each of `BINS` equal bins over `RANGE` (values outside are
+/// The share of `values` in each of `BINS` equal bins over `range` (values outside are
 /// clamped into the end bins), so that sets of different sizes compare.
-pub fn densities(values: &[f64]) -> Vec<f64> {
+pub fn densities(values: &[f64], range: (f64, f64)) -> Vec<f64> {
     let mut counts = vec![0usize; BINS];
-    let width = (RANGE.1 - RANGE.0) / BINS as f64;
+    let width = (range.1 - range.0) / BINS as f64;
     for v in values {
-        let bin = (((v - RANGE.0) / width).floor().max(0.0) as usize).min(BINS - 1);
+        let bin = (((v - range.0) / width).floor().max(0.0) as usize).min(BINS - 1);
         counts[bin] += 1;
     }
     let n = values.len().max(1) as f64;
@@ -48,8 +52,9 @@ fn draw(buffer: &mut [u8], title: &str, distances: &SplitDistances, markers: &[M
     let err = |e: &dyn std::fmt::Display| e.to_string();
     let root = BitMapBackend::with_buffer(buffer, SIZE).into_drawing_area();
     root.fill(&WHITE).map_err(|e| err(&e))?;
-    let genuine = densities(&distances.genuine);
-    let impostor = densities(&distances.impostor);
+    let range = range_of(distances);
+    let genuine = densities(&distances.genuine, range);
+    let impostor = densities(&distances.impostor, range);
     let top = genuine.iter().chain(&impostor).fold(0.0f64, |a, b| a.max(*b)) * 1.1 + 1e-9;
     let mut chart = ChartBuilder::on(&root)
         .margin(20)
@@ -57,33 +62,35 @@ fn draw(buffer: &mut [u8], title: &str, distances: &SplitDistances, markers: &[M
         .margin_right(30)
         .x_label_area_size(50)
         .y_label_area_size(60)
-        .build_cartesian_2d(RANGE.0..RANGE.1, 0.0..top)
+        .build_cartesian_2d(range.0..range.1, 0.0..top)
         .map_err(|e| err(&e))?;
     chart.configure_mesh().disable_mesh().x_labels(0).y_labels(0).draw().map_err(|e| err(&e))?;
     let coord = chart.as_coord_spec().clone();
         let px = |x: f64, y: f64| coord.translate(&(x, y));
     let mut labels = Vec::new();
-    for i in 0..=8 {
-        let x = i as f64 * 0.5;
+    let ticks = if range.1 > 1.0 { 8 } else { 10 };
+    for i in 0..=ticks {
+        let x = range.0 + i as f64 * (range.1 - range.0) / ticks as f64;
         chart.draw_series(LineSeries::new([(x, 0.0), (x, top)], GRID)).map_err(|e| err(&e))?;
         let (cx, cy) = px(x, 0.0);
         labels.push(Label::new(tick_text(x), (cx, cy + 20), 0.5, TICK_PX, INK));
     }
-    let ((x0, y0), (x1, y1)) = (px(RANGE.0, 0.0), px(RANGE.1, top));
-    labels.push(Label::new("squared L2 distance (0 = identical, 4 = opposite)", ((x0 + x1) / 2, y0 + 42), 0.5, AXIS_PX, INK));
+    let ((x0, y0), (x1, y1)) = (px(range.0, 0.0), px(range.1, top));
+    let axis = if range.1 > 1.0 { "squared L2 distance (0 = identical, 4 = opposite)" } else { "angle / π (0 = identical, 1 = opposite)" };
+    labels.push(Label::new(axis, ((x0 + x1) / 2, y0 + 42), 0.5, AXIS_PX, INK));
     labels.push(Label::new("share of pairs", (x0 - 10, y1 - 8), 0.0, TICK_PX, INK));
     labels.push(Label::new(title, ((x0 + x1) / 2, y1 - 30), 0.5, TITLE_PX, INK));
 
-    let width = (RANGE.1 - RANGE.0) / BINS as f64;
+    let width = (range.1 - range.0) / BINS as f64;
     let sets = [("genuine (same person)", &genuine, distances.genuine.len(), PALETTE[0]), ("impostor (different people)", &impostor, distances.impostor.len(), PALETTE[1])];
     for (k, (name, bins, n, colour)) in sets.into_iter().enumerate() {
         let bars = bins.iter().enumerate().map(|(i, h)| {
-            let left = RANGE.0 + i as f64 * width;
+            let left = range.0 + i as f64 * width;
             Rectangle::new([(left, 0.0), (left + width, *h)], colour.mix(0.45).filled())
         });
         chart.draw_series(bars).map_err(|e| err(&e))?;
         let outline = bins.iter().enumerate().flat_map(|(i, h)| {
-            let left = RANGE.0 + i as f64 * width;
+            let left = range.0 + i as f64 * width;
             [(left, *h), (left + width, *h)]
         });
         chart.draw_series(LineSeries::new(outline, colour.stroke_width(2))).map_err(|e| err(&e))?;
@@ -110,7 +117,7 @@ mod tests {
     #[test]
     fn densities_share_out_each_value_once() {
         // Bin width 0.05: 0.0 and 0.04 in bin 0, 0.05 in bin 1, 3.99 and 7 (clamped) in the last.
-        let d = densities(&[0.0, 0.04, 0.05, 3.99, 7.0]);
+        let d = densities(&[0.0, 0.04, 0.05, 3.99, 7.0], (0.0, 4.0));
         assert_eq!(d.len(), BINS);
         assert_eq!((d[0], d[1], d[BINS - 1]), (0.4, 0.2, 0.4));
         assert!((d.iter().sum::<f64>() - 1.0).abs() < 1e-12);

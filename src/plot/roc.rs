@@ -68,7 +68,9 @@ fn draw(buffer: &mut [u8], title: &str, series: &[RocSeries]) -> Result<Vec<Labe
         (xr.start + (fx * f64::from(xr.end - xr.start)).round() as i32, yr.end - (fy * f64::from(yr.end - yr.start)).round() as i32)
     };
     let x_ticks = [1e-4, 1e-3, 1e-2, 1e-1, 1.0];
-    let y_steps = ((1.0 - y_min) / 0.1).round() as usize;
+    // Ticks every 0.05 on a short axis, every 0.1 on a long one.
+    let y_step = if 1.0 - y_min <= 0.3 { 0.05 } else { 0.1 };
+    let y_steps = ((1.0 - y_min) / y_step).round() as usize;
     let y_ticks: Vec<f64> = (0..=y_steps).map(|i| y_min + i as f64 * (1.0 - y_min) / y_steps.max(1) as f64).collect();
     for &x in &x_ticks {
         chart.draw_series(LineSeries::new([(x, y_min), (x, 1.0)], GRID)).map_err(|e| err(&e))?;
@@ -82,7 +84,7 @@ fn draw(buffer: &mut [u8], title: &str, series: &[RocSeries]) -> Result<Vec<Labe
     }
     let ((x0, y0), (x1, y1)) = (px(FAR_MIN, y_min), px(1.0, 1.0));
     labels.push(Label::new("false-accept rate (log scale)", ((x0 + x1) / 2, y0 + 42), 0.5, AXIS_PX, INK));
-    labels.push(Label::new("TAR", (x0 - 50, (y0 + y1) / 2), 0.0, AXIS_PX, INK));
+    labels.push(Label::new("true-accept rate (TAR)", (x0 - 10, y1 - 8), 0.0, TICK_PX, INK));
     labels.push(Label::new(title, ((x0 + x1) / 2, y1 - 30), 0.5, TITLE_PX, INK));
 
     for (i, s) in series.iter().enumerate() {
