@@ -11,7 +11,7 @@ use crate::engine::{Alignment, Engine, FaceChoice, Photo};
 use crate::error::{FdbError, Result};
 use crate::eval::mistakes::{self, Mistake};
 use crate::eval::page::{self, Block, PairItem};
-use crate::eval::{EvalReport, ImagePair};
+use crate::eval::{EvalReport, IdentifyReport, ImagePair};
 use crate::eval_source::central_region;
 use crate::plot::faces::{pair_strip, FaceView};
 use crate::plot::histogram::{self, Marker};
@@ -150,6 +150,70 @@ fn mistake_items(
         });
     }
     Ok(items)
+}
+
+/// A probe whose nearest enrolled face is somebody else's.
+pub struct WrongMatch {
+    /// The probe photo.
+    pub probe: PathBuf,
+    /// Whose it is.
+    pub truth: String,
+    /// The enrolled photo it came nearest to.
+    pub matched: PathBuf,
+    /// Whose that is.
+    pub matched_person: String,
+    /// Their distance.
+    pub distance: f32,
+}
+
+/// Writes `DIR/index.html` for `fdb eval identify`: rank-1 and rank-5, and the probes matched
+/// to the wrong person (nearest first) as faces beside the enrolled photo they matched.
+pub fn write_identify_report(
+    dir: &Path,
+    engine: &Engine,
+    alignment: Alignment,
+    title: &str,
+    report: &IdentifyReport,
+    wrong_total: usize,
+    wrong: &[WrongMatch],
+) -> Result<PathBuf> {
+    let io = |path: &Path, e: std::io::Error| FdbError::Invalid(format!("{}: {e}", path.display()));
+    std::fs::create_dir_all(dir.join("mistakes")).map_err(|e| io(dir, e))?;
+    let mut items = Vec::new();
+    for (k, m) in wrong.iter().enumerate() {
+        let views = face_views(engine, alignment, &[m.probe.clone(), m.matched.clone()]);
+        let lines = vec![
+            format!("distance {:.4}: {} taken for {}", m.distance, m.truth, m.matched_person),
+            format!("probe {}", m.probe.display()),
+            format!("enrolled {}", m.matched.display()),
+        ];
+        match (&views[0], &views[1]) {
+            (Ok(probe), Ok(matched)) => {
+                let file = format!("mistakes/wrong-person-{:02}.png", k + 1);
+                let path = dir.join(&file);
+                pair_strip(probe, matched).save(&path).map_err(|e| FdbError::Invalid(format!("{}: {e}", path.display())))?;
+                items.push(PairItem { file, lines });
+            }
+            (Err(e), _) | (_, Err(e)) => items.push(PairItem { file: String::new(), lines: [lines, vec![e.to_string()]].concat() }),
+        }
+    }
+    let table = Block::Table {
+        id: "metrics".into(),
+        header: ["probes", "rank-1", "rank-5", "wrong nearest person"].iter().map(|h| h.to_string()).collect(),
+        rows: vec![vec![
+            report.probes.to_string(),
+            format!("{:.4}", report.rank1),
+            format!("{:.4}", report.rank5),
+            wrong_total.to_string(),
+        ]],
+    };
+    let blocks = [
+        Block::Heading("Metrics".into()),
+        table,
+        Block::Heading(format!("Probes matched to the wrong person, nearest first ({} shown)", wrong.len())),
+        Block::Pairs { id: "wrong-person".into(), items },
+    ];
+    page::write(dir, title, &blocks).map_err(|e| FdbError::Invalid(e.to_string()))
 }
 
 /// Each photo as the evaluator saw it: the face facenet's alignment takes, or the central

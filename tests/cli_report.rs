@@ -90,3 +90,25 @@ fn the_report_page_shows_the_label_error_and_renders_in_chromium() {
     let n = img.pixels().filter(|p| near(p)).count();
     assert!(n > 200, "the ROC picture did not render ({n} curve pixels)");
 }
+
+#[test]
+fn the_identification_report_shows_the_misfiled_probe_as_the_wrong_person() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = mislabelled_dataset(&tmp.path().join("data"));
+    let out = tmp.path().join("report");
+    let (code, json) = fdb_json(
+        &tmp.path().join("no-db"),
+        &["eval", "identify", "--dir", data.to_str().unwrap(), "--gallery", "2", "--report", out.to_str().unwrap()],
+    );
+    assert_eq!(code, Some(0), "{json}");
+    // 3 people, 2 enrolled each; probes: Colin Powell's 3 others (one is Tony Blair's photo),
+    // Serena Williams' 2, Tony Blair's 1. Only the misfiled photo is nearest someone else.
+    assert_eq!(json["report"]["probes"].as_u64(), Some(6), "{json}");
+    assert_eq!(json["wrong_rank1"].as_u64(), Some(1), "{json}");
+    let html = std::fs::read_to_string(out.join("index.html")).unwrap();
+    assert!(html.contains("Colin_Powell taken for Tony_Blair"), "{html}");
+    assert!(html.contains("Colin_Powell_0005.jpg") && html.contains("src=\"mistakes/wrong-person-01.png\""));
+    let strip = image::open(out.join("mistakes/wrong-person-01.png")).unwrap().to_rgb8();
+    assert_eq!(strip.height(), 160);
+    assert!(html.contains("<td>0.8333</td>"), "rank-1 5 of 6 not in the table");
+}

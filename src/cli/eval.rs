@@ -48,6 +48,12 @@ pub enum EvalCommand {
         gallery: usize,
         #[arg(long, value_enum, default_value_t = AlignArg::Crop)]
         align: AlignArg,
+        /// Write an HTML report in DIR with the probes matched to the wrong person, as faces.
+        #[arg(long, value_name = "DIR")]
+        report: Option<PathBuf>,
+        /// How many wrong matches the report shows (the nearest first).
+        #[arg(long, default_value_t = 12, value_name = "N")]
+        worst: usize,
     },
     /// LFW made hard (tight crops, grayscale, dark, one-sided light, low resolution), enrolled
     /// and searched through a scratch database: faces found, rank-1, right/wrong accepts, strangers.
@@ -153,7 +159,9 @@ pub fn run(command: EvalCommand, options: &OpenOptions, db_path: &Path, json: bo
             let pairs = eval::random_pairs(&common.dir, random_pairs, same_ratio, seed).map_err(eval_err)?;
             evaluate_pairs(&pairs, &common, options, db_path, json)
         }
-        EvalCommand::Identify { dir, gallery, align } => identify(&dir, gallery, alignment(align), options, json),
+        EvalCommand::Identify { dir, gallery, align, report, worst } => {
+            identify(&dir, gallery, alignment(align), report.as_deref().map(|d| (d, worst)), options, json)
+        }
     }
 }
 
@@ -314,7 +322,14 @@ fn save_threshold(report: &EvalReport, at_far: bool, impostor: (f64, f64), optio
     Ok(t)
 }
 
-fn identify(dir: &Path, gallery: usize, alignment: Alignment, options: &OpenOptions, json: bool) -> Result<u8> {
+fn identify(
+    dir: &Path,
+    gallery: usize,
+    alignment: Alignment,
+    page: Option<(&Path, usize)>,
+    options: &OpenOptions,
+    json: bool,
+) -> Result<u8> {
     let people = eval::list_people(dir).map_err(eval_err)?;
     let split = eval::split_gallery(&people, gallery);
     let scratch = tempfile::tempdir().map_err(|e| FdbError::Invalid(format!("a scratch database: {e}")))?;
@@ -331,8 +346,14 @@ fn identify(dir: &Path, gallery: usize, alignment: Alignment, options: &OpenOpti
     let labels: Vec<usize> = split.probes.iter().map(|(l, _)| *l).collect();
     let index: std::collections::HashMap<&str, usize> = split.names.iter().enumerate().map(|(i, n)| (n.as_str(), i)).collect();
     let mut failure = None;
+    let mut wrong = Vec::new();
     let report = eval::identification_accuracy(&labels, |i| match db.nearest_people(&probes[i], 5, None) {
-        Ok(matches) => matches.iter().filter_map(|m| index.get(m.person.as_str()).copied()).collect(),
+        Ok(matches) => {
+            if let Some(best) = matches.first().filter(|m| m.person != split.names[labels[i]]) {
+                wrong.push((i, best.clone()));
+            }
+            matches.iter().filter_map(|m| index.get(m.person.as_str()).copied()).collect()
+        }
         Err(e) => {
             failure = Some(e);
             Vec::new()
@@ -343,7 +364,36 @@ fn identify(dir: &Path, gallery: usize, alignment: Alignment, options: &OpenOpti
     if let Some(e) = failure {
         return Err(e);
     }
-    emit(json, &json!({ "report": report, "people": split.names.len(), "gallery_images": items.len(), "gallery_failed": failed_enrol }), || {
+    let page = match page {
+        Some((out, worst)) => {
+            // Each wrong match as (probe, its person, the gallery photo matched, that person).
+            let photo_of: std::collections::HashMap<u64, &Path> = enrolled
+                .iter()
+                .filter_map(|r| match r.status {
+                    fdb::EnrollStatus::Enrolled { face, .. } => Some((face, r.path.as_path())),
+                    _ => None,
+                })
+                .collect();
+            wrong.sort_by(|a, b| a.1.distance.total_cmp(&b.1.distance));
+            let mistakes: Vec<eval_report::WrongMatch> = wrong
+                .iter()
+                .take(worst)
+                .filter_map(|(i, m)| {
+                    Some(eval_report::WrongMatch {
+                        probe: probe_paths[*i].clone(),
+                        truth: split.names[labels[*i]].clone(),
+                        matched: photo_of.get(&m.face)?.to_path_buf(),
+                        matched_person: m.person.clone(),
+                        distance: m.distance,
+                    })
+                })
+                .collect();
+            let title = format!("fdb identification: {} people, {} probes", split.names.len(), report.probes);
+            Some(eval_report::write_identify_report(out, &engine, alignment, &title, &report, wrong.len(), &mistakes)?)
+        }
+        None => None,
+    };
+    emit(json, &json!({ "report": report, "people": split.names.len(), "gallery_images": items.len(), "gallery_failed": failed_enrol, "wrong_rank1": wrong.len(), "report_page": page }), || {
         println!(
             "{} people, {} gallery images ({} failed to enrol), {} probes: rank-1 {:.4}, rank-5 {:.4}",
             split.names.len(),
