@@ -13,6 +13,7 @@ use image::RgbImage;
 use rayon::prelude::*;
 
 use crate::error::{FdbError, Result};
+use crate::recipe::Recipe;
 
 /// Which faces of a photo to keep.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -139,6 +140,19 @@ impl Engine {
     /// L2-normalised embeddings of aligned 160×160 crops, in batches.
     pub fn embed(&self, crops: &[RgbImage]) -> Result<Vec<Vec<f32>>> {
         Ok(self.embedder.embed(crops)?)
+    }
+
+    /// The vectors a database stores for `crops` under `recipe`: with a mirror, the crops and
+    /// their mirrors go through the network in one run (twice the cost of `embed`).
+    pub fn embed_recipe(&self, crops: &[RgbImage], recipe: Recipe) -> Result<Vec<Vec<f32>>> {
+        if !recipe.needs_mirror() {
+            return self.embed(crops);
+        }
+        let mut views: Vec<RgbImage> = crops.to_vec();
+        views.extend(crops.iter().map(image::imageops::flip_horizontal));
+        let embedded = self.embed(&views)?;
+        let (plain, mirrored) = embedded.split_at(crops.len());
+        Ok(plain.iter().zip(mirrored).map(|(p, m)| recipe.fuse(p, Some(m))).collect())
     }
 }
 

@@ -10,14 +10,19 @@ use fdb_storage::{NewFace, PersonId, Store, StoreOptions};
 use parking_lot::Mutex;
 use serde::Serialize;
 
-use crate::decision::{self, ImpostorFit, DEFAULT_FAR_1N};
+use crate::calibration::{GalleryDistances, GallerySample, MIN_PEOPLE};
+use crate::decision::{self, LowerTail, DEFAULT_FAR_1N};
 use crate::engine::{decode_file, Alignment, Engine, FaceChoice, FoundFace, Photo};
 use crate::error::{FdbError, Result};
+use crate::recipe::{Recipe, DEFAULT_RECIPE};
 
 /// Meta key of the 1:N false-accept target.
 const META_FAR_1N: &str = "fdb.far_1n";
-/// Meta key of the impostor-distance fit measured by `fdb eval … --save-threshold`.
-const META_IMPOSTOR_FIT: &str = "fdb.impostor_fit";
+/// Meta key of the impostor tail measured by `fdb eval … --save-threshold` (JSON `LowerTail`).
+const META_IMPOSTOR_TAIL: &str = "fdb.impostor_tail";
+/// Meta key of the recipe whose distances the database's own threshold and tail are in; absent:
+/// plain (they were set before recipes existed).
+const META_THRESHOLD_RECIPE: &str = "fdb.threshold_recipe";
 /// How many photos go through detection and embedding together while enrolling.
 const ENROLL_CHUNK: usize = 32;
 
@@ -114,6 +119,10 @@ pub struct SearchResult {
     pub identity: Option<String>,
     /// The 1:N threshold this answer used.
     pub threshold: f32,
+    /// Whose impostor distances the threshold was read from.
+    pub calibration: Calibration,
+    /// The chance, by that calibration, that a stranger is accepted by this gallery at this threshold.
+    pub expected_far: f64,
 }
 
 /// The answer to "are these the same person?".
@@ -127,6 +136,64 @@ pub struct Verification {
     pub threshold: f32,
     /// True when `distance` is under `threshold`.
     pub same: bool,
+    /// Whose impostor distances say what the threshold lets through.
+    pub calibration: Calibration,
+    /// The chance, by that calibration, that two different people pass this threshold.
+    pub expected_far: f64,
+}
+
+/// Whose impostor distances a decision's false-accept rate is read from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Calibration {
+    /// The database's own galleries (once they hold enough people with two or more faces).
+    Gallery,
+    /// A tail saved in the database by `fdb eval … --save-threshold`.
+    Evaluation,
+    /// The model's, measured on LFW.
+    Lfw,
+}
+
+impl Calibration {
+    pub fn describe(self) -> &'static str {
+        match self {
+            Calibration::Gallery => "this database's galleries",
+            Calibration::Evaluation => "the evaluation saved in this database",
+            Calibration::Lfw => "LFW (the model's default)",
+        }
+    }
+}
+
+/// The thresholds in force and what they are expected to let through.
+#[derive(Debug, Clone, Serialize)]
+pub struct Thresholds {
+    pub verify_threshold: f32,
+    /// Where the 1:1 threshold comes from: "database" (set with `fdb threshold VALUE` or the
+    /// evaluator), "gallery" (LFW's false-accept rate held on this gallery's impostors) or "lfw".
+    pub verify_source: &'static str,
+    pub search_threshold: f32,
+    /// The stranger-accept target of a search.
+    pub far_1n: f64,
+    pub calibration: Calibration,
+    /// The stranger-accept rate expected at the search threshold for the gallery as it is.
+    pub expected_far_1n: f64,
+    /// The chance that two different people pass the 1:1 threshold.
+    pub expected_far_1v1: f64,
+    pub gallery: GallerySummary,
+}
+
+/// What the database's calibration sample holds.
+#[derive(Debug, Clone, Serialize)]
+pub struct GallerySummary {
+    pub sampled_faces: usize,
+    pub people_with_two_faces: usize,
+    /// People with two or more faces the sample needs before it calibrates.
+    pub needed_people: usize,
+    pub impostor_pairs: u64,
+    pub genuine_pairs: usize,
+    /// Same-person pairs of the sample closer than the 1:1 and 1:N thresholds.
+    pub genuine_accept_verify: Option<f64>,
+    pub genuine_accept_search: Option<f64>,
 }
 
 /// What a database holds, from `FaceDb::stats`.
@@ -138,12 +205,12 @@ pub struct Stats {
     pub faces: usize,
     /// The embedder whose vectors the database holds.
     pub model: String,
-    /// The 1:1 threshold.
-    pub verify_threshold: f32,
-    /// The 1:N threshold for the gallery as it is now.
-    pub search_threshold: f32,
-    /// The 1:N target: the chance that a stranger's search is accepted as somebody.
-    pub far_1n: f64,
+    /// How crops become stored vectors (see `recipe`).
+    pub recipe: Recipe,
+    /// The name the store files the vectors under (model and recipe).
+    pub vectors: String,
+    #[serde(flatten)]
+    pub thresholds: Thresholds,
     /// Deleted faces still in the index graph, filtered out of answers until a compaction.
     pub tombstones: usize,
     /// Bytes the database directory takes on disk.
@@ -156,6 +223,8 @@ pub struct FaceDb {
     path: PathBuf,
     options: OpenOptions,
     engine: Mutex<Option<Arc<Engine>>>,
+    /// The calibration sample's distances, until the gallery changes.
+    gallery: Mutex<Option<Arc<GalleryDistances>>>,
 }
 
 impl FaceDb {
@@ -168,7 +237,7 @@ impl FaceDb {
     pub fn open_with(path: impl AsRef<Path>, options: OpenOptions) -> Result<Self> {
         let path = path.as_ref().to_path_buf();
         let store = Store::open(&path, StoreOptions::default())?;
-        Ok(Self { store, path, options, engine: Mutex::new(None) })
+        Ok(Self { store, path, options, engine: Mutex::new(None), gallery: Mutex::new(None) })
     }
 
     /// The database directory.
@@ -203,6 +272,7 @@ impl FaceDb {
     /// Drop the loaded networks so the next call loads the active model afresh.
     pub(crate) fn reset_engine(&self) {
         *self.engine.lock() = None;
+        *self.gallery.lock() = None;
     }
 
     /// The installed model files (installed first if missing and allowed).
@@ -216,9 +286,24 @@ impl FaceDb {
         Ok(self.engine()?.device().clone())
     }
 
+    /// The name of the vectors this database holds: the embedder and the recipe (see `recipe`).
+    /// A new database gets the base model with the default recipe.
+    pub fn vectors_id(&self) -> Result<String> {
+        Ok(self.store.active_model()?.unwrap_or_else(|| DEFAULT_RECIPE.vectors_id(weights::FACENET_MODEL_ID)))
+    }
+
     /// The embedder whose vectors this database holds.
     pub fn model_id(&self) -> Result<String> {
-        Ok(self.store.active_model()?.unwrap_or_else(|| weights::FACENET_MODEL_ID.to_string()))
+        Ok(self.model_and_recipe()?.0)
+    }
+
+    /// How this database turns crops into vectors; probes are embedded the same way.
+    pub fn recipe(&self) -> Result<Recipe> {
+        Ok(self.model_and_recipe()?.1)
+    }
+
+    fn model_and_recipe(&self) -> Result<(String, Recipe)> {
+        Recipe::parse_vectors_id(&self.vectors_id()?).map_err(FdbError::Invalid)
     }
 
     // ---- enrolment ----
@@ -239,7 +324,7 @@ impl FaceDb {
     ) -> Result<Vec<EnrollReport>> {
         let engine = self.engine()?;
         if self.store.active_model()?.is_none() {
-            self.store.set_active_model(engine.model_id())?;
+            self.store.set_active_model(&self.vectors_id()?)?;
         }
         let mut reports = Vec::with_capacity(items.len());
         for chunk in items.chunks(ENROLL_CHUNK) {
@@ -285,7 +370,8 @@ impl FaceDb {
         }
 
         let crops: Vec<image::RgbImage> = faces.iter().map(|(_, f)| f.crop.clone()).collect();
-        let embeddings = engine.embed(&crops)?;
+        let embeddings = engine.embed_recipe(&crops, self.recipe()?)?;
+        let vectors_id = self.vectors_id()?;
         let mut new_faces = Vec::with_capacity(faces.len());
         for ((i, face), embedding) in faces.iter().zip(embeddings) {
             let (name, path) = &items[*i];
@@ -298,12 +384,14 @@ impl FaceDb {
                 bbox: face.detection.bbox,
                 landmarks: face.detection.landmarks,
                 score: face.detection.prob,
-                model_id: engine.model_id().to_string(),
+                model_id: vectors_id.clone(),
                 crop: encode_png(&face.crop)?,
                 embedding,
             });
         }
+        let people: Vec<PersonId> = new_faces.iter().map(|f| f.person).collect();
         let ids = self.store.add_faces(new_faces)?;
+        self.note_enrolled(&people.iter().copied().zip(ids.iter().copied()).collect::<Vec<_>>())?;
         for ((i, face), id) in faces.iter().zip(ids) {
             status[*i] = Some(EnrollStatus::Enrolled { face: id.0, whole_image: face.whole_image });
         }
@@ -350,15 +438,23 @@ impl FaceDb {
         let engine = self.engine()?;
         let faces = self.faces_in(&engine, path, choice)?;
         let crops: Vec<image::RgbImage> = faces.iter().map(|f| f.crop.clone()).collect();
-        let embeddings = engine.embed(&crops)?;
-        let threshold = self.search_threshold()?;
+        let embeddings = engine.embed_recipe(&crops, self.recipe()?)?;
+        let t = self.thresholds()?;
+        let threshold = t.search_threshold;
         faces
             .iter()
             .zip(embeddings)
             .map(|(face, embedding)| {
                 let matches = self.nearest_people(&embedding, k, ef)?;
                 let identity = matches.first().filter(|m| m.distance < threshold).map(|m| m.person.clone());
-                Ok(SearchResult { bbox: face.detection.bbox, matches, identity, threshold })
+                Ok(SearchResult {
+                    bbox: face.detection.bbox,
+                    matches,
+                    identity,
+                    threshold,
+                    calibration: t.calibration,
+                    expected_far: t.expected_far_1n,
+                })
             })
             .collect()
     }
@@ -388,18 +484,31 @@ impl FaceDb {
 
     /// 1:1: are the central faces of `a` and `b` the same person?
     pub fn verify(&self, a: impl AsRef<Path>, b: impl AsRef<Path>) -> Result<Verification> {
-        let threshold = self.verify_threshold()?;
-        self.verify_at(a.as_ref(), b.as_ref(), threshold)
+        self.verify_with(a.as_ref(), b.as_ref(), None)
     }
 
     /// `verify` at a threshold given by the caller instead of the database's.
     pub fn verify_at(&self, a: &Path, b: &Path, threshold: f32) -> Result<Verification> {
+        self.verify_with(a, b, Some(threshold))
+    }
+
+    /// 1:1 at `threshold`, else at the database's verify threshold.
+    fn verify_with(&self, a: &Path, b: &Path, threshold: Option<f32>) -> Result<Verification> {
         let engine = self.engine()?;
         let one = FaceChoice::One { strict: false };
         let crops = [self.faces_in(&engine, a, one)?.remove(0).crop, self.faces_in(&engine, b, one)?.remove(0).crop];
-        let e = engine.embed(&crops)?;
+        let e = engine.embed_recipe(&crops, self.recipe()?)?;
         let distance: f32 = e[0].iter().zip(&e[1]).map(|(x, y)| (x - y) * (x - y)).sum();
-        Ok(Verification { distance, similarity: 1.0 - distance / 2.0, threshold, same: distance < threshold })
+        let (t, tail) = self.thresholds_and_tail()?;
+        let threshold = threshold.unwrap_or(t.verify_threshold);
+        Ok(Verification {
+            distance,
+            similarity: 1.0 - distance / 2.0,
+            threshold,
+            same: distance < threshold,
+            calibration: t.calibration,
+            expected_far: tail.cdf(f64::from(threshold)),
+        })
     }
 
     fn faces_in(&self, engine: &Engine, path: &Path, choice: FaceChoice) -> Result<Vec<FoundFace>> {
@@ -410,20 +519,18 @@ impl FaceDb {
 
     // ---- thresholds ----
 
-    /// The 1:1 threshold: the database's own, else the model's default.
+    /// The 1:1 threshold in force (see `thresholds`).
     pub fn verify_threshold(&self) -> Result<f32> {
-        if let Some(t) = self.store.threshold()? {
-            return Ok(t);
-        }
-        Ok(self.model_entry_default().unwrap_or(weights::install::FACENET_DEFAULT_THRESHOLD))
+        Ok(self.thresholds()?.verify_threshold)
     }
 
-    /// Set the database's 1:1 threshold (squared L2, 0 to 4).
+    /// Set the database's own 1:1 threshold (in the distances of its current recipe).
     pub fn set_verify_threshold(&self, value: f32) -> Result<()> {
         if !(0.0..=4.0).contains(&value) || value.is_nan() {
             return Err(FdbError::Invalid(format!("threshold {value} is outside 0..4 (squared L2 between unit vectors)")));
         }
         self.store.set_threshold(value)?;
+        self.store.meta_set(META_THRESHOLD_RECIPE, self.recipe()?.tag().as_bytes())?;
         Ok(self.store.flush()?)
     }
 
@@ -444,42 +551,137 @@ impl FaceDb {
         Ok(self.store.flush()?)
     }
 
-    /// The 1:N threshold for the gallery as it is now (see `decision`): a search compares the
-    /// query with every enrolled face, and each one is a chance of a false accept.
+    /// The 1:N threshold for the gallery as it is now (see `thresholds`).
     pub fn search_threshold(&self) -> Result<f32> {
-        let faces = self.store.searchable_faces();
-        Ok(decision::search_threshold(self.verify_threshold()?, &self.impostor_fit()?, self.far_1n()?, faces))
+        Ok(self.thresholds()?.search_threshold)
     }
 
-    /// The active model's manifest entry, when the models are installed.
-    fn model_entry(&self) -> Option<weights::ModelEntry> {
-        let models = self.models().ok()?;
-        models.manifest.get(&self.model_id().ok()?).cloned()
+    /// The thresholds in force, which calibration they come from and what they are expected to
+    /// let through (see `decision` and `calibration`).
+    pub fn thresholds(&self) -> Result<Thresholds> {
+        Ok(self.thresholds_and_tail()?.0)
     }
 
-    fn model_entry_default(&self) -> Option<f32> {
-        self.model_entry()?.default_threshold
-    }
-
-    /// The database's own fit (saved by the evaluator), else the model's, else the base model's.
-    fn impostor_fit(&self) -> Result<ImpostorFit> {
-        if let Some(bytes) = self.store.meta_get(META_IMPOSTOR_FIT)? {
-            if let [mean, std] = bytes.chunks_exact(8).map(|c| f64::from_le_bytes(c.try_into().expect("8 bytes"))).collect::<Vec<_>>()[..] {
-                return Ok(ImpostorFit { mean, std });
+    fn thresholds_and_tail(&self) -> Result<(Thresholds, LowerTail)> {
+        let recipe = self.recipe()?;
+        let (lfw_threshold, lfw_tail) = self.lfw_figures(recipe);
+        let gallery = self.gallery_distances()?;
+        let (calibration, tail) = if gallery.is_enough() {
+            (Calibration::Gallery, gallery.impostor.clone())
+        } else if let Some(saved) = self.saved_tail(recipe)? {
+            (Calibration::Evaluation, saved)
+        } else {
+            (Calibration::Lfw, lfw_tail.clone())
+        };
+        let (verify, verify_source) = match self.own_threshold(recipe)? {
+            Some(t) => (t, "database"),
+            // LFW's 1:1 false-accept rate, held on this gallery's impostors; never looser than LFW's.
+            None if calibration == Calibration::Gallery => {
+                let far = lfw_tail.cdf(f64::from(lfw_threshold));
+                ((tail.quantile(far) as f32).min(lfw_threshold), "gallery")
             }
-        }
-        Ok(self
-            .model_entry()
-            .and_then(|e| e.impostor_fit)
-            .map(|(mean, std)| ImpostorFit { mean, std })
-            .unwrap_or(crate::decision::BASE_IMPOSTOR_FIT))
+            None => (lfw_threshold, "lfw"),
+        };
+        let faces = self.store.searchable_faces();
+        let far_1n = self.far_1n()?;
+        let search = decision::search_threshold_from_tail(verify, &tail, far_1n, faces);
+        let thresholds = Thresholds {
+            verify_threshold: verify,
+            verify_source,
+            search_threshold: search,
+            far_1n,
+            calibration,
+            expected_far_1n: decision::expected_far_1n(&tail, search, faces),
+            expected_far_1v1: tail.cdf(f64::from(verify)),
+            gallery: GallerySummary {
+                sampled_faces: gallery.faces,
+                people_with_two_faces: gallery.people_with_two,
+                needed_people: MIN_PEOPLE,
+                impostor_pairs: gallery.impostor.pairs,
+                genuine_pairs: gallery.genuine.len(),
+                genuine_accept_verify: gallery.genuine_accept(verify),
+                genuine_accept_search: gallery.genuine_accept(search),
+            },
+        };
+        Ok((thresholds, tail))
     }
 
-    /// Store the impostor-distance fit (mean, standard deviation) the 1:N threshold is derived from.
-    pub fn set_impostor_fit(&self, mean: f64, std: f64) -> Result<()> {
-        let bytes: Vec<u8> = [mean, std].iter().flat_map(|v| v.to_le_bytes()).collect();
-        self.store.meta_set(META_IMPOSTOR_FIT, &bytes)?;
+    /// The model's LFW threshold and impostor tail for `recipe`: its own (or its nearest
+    /// ancestor's) from the manifest, else the base model's.
+    fn lfw_figures(&self, recipe: Recipe) -> (f32, LowerTail) {
+        let from_manifest = self
+            .models()
+            .ok()
+            .zip(self.model_id().ok())
+            .and_then(|(models, model)| models.manifest.recipe_figures(&model, recipe.tag()).cloned());
+        let figures = from_manifest
+            .filter(|f| !f.impostor_tail.is_empty())
+            .or_else(|| weights::base_figures::facenet_recipes().into_iter().find(|f| f.recipe == recipe.tag()))
+            .expect("the base model has figures for every recipe");
+        (figures.default_threshold, LowerTail { pairs: figures.impostor_pairs, points: figures.impostor_tail })
+    }
+
+    /// The recipe the database's own threshold and tail were set under (plain before recipes).
+    fn threshold_recipe(&self) -> Result<Recipe> {
+        match self.store.meta_get(META_THRESHOLD_RECIPE)? {
+            None => Ok(Recipe::Plain),
+            Some(bytes) => String::from_utf8_lossy(&bytes).parse().map_err(FdbError::Invalid),
+        }
+    }
+
+    /// The database's own 1:1 threshold, if it was set under `recipe` (a threshold in another
+    /// recipe's distances means nothing now).
+    fn own_threshold(&self, recipe: Recipe) -> Result<Option<f32>> {
+        Ok(self.store.threshold()?.filter(|_| self.threshold_recipe().ok() == Some(recipe)))
+    }
+
+    /// The impostor tail saved by the evaluator, if it was measured under `recipe`.
+    fn saved_tail(&self, recipe: Recipe) -> Result<Option<LowerTail>> {
+        if self.threshold_recipe()? != recipe {
+            return Ok(None);
+        }
+        match self.store.meta_get(META_IMPOSTOR_TAIL)? {
+            None => Ok(None),
+            Some(bytes) => serde_json::from_slice(&bytes)
+                .map(Some)
+                .map_err(|e| FdbError::Invalid(format!("the saved impostor tail is unreadable: {e}"))),
+        }
+    }
+
+    /// Save the impostor tail measured by the evaluator (in the current recipe's distances).
+    pub fn set_impostor_tail(&self, tail: &LowerTail) -> Result<()> {
+        self.store.meta_set(META_IMPOSTOR_TAIL, &serde_json::to_vec(tail).expect("plain data"))?;
+        self.store.meta_set(META_THRESHOLD_RECIPE, self.recipe()?.tag().as_bytes())?;
         Ok(self.store.flush()?)
+    }
+
+    /// The calibration sample's distances, computed once per change of the gallery.
+    pub fn gallery_distances(&self) -> Result<Arc<GalleryDistances>> {
+        let mut slot = self.gallery.lock();
+        if let Some(g) = slot.as_ref() {
+            return Ok(g.clone());
+        }
+        let sample = GallerySample::load(&self.store)?;
+        let distances = Arc::new(sample.distances(&self.store, &self.vectors_id()?)?);
+        *slot = Some(distances.clone());
+        Ok(distances)
+    }
+
+    /// Newly stored faces join the calibration sample where they belong.
+    fn note_enrolled(&self, added: &[(PersonId, fdb_storage::FaceId)]) -> Result<()> {
+        let mut sample = GallerySample::load(&self.store)?;
+        if sample.add(&self.store, added)? {
+            sample.save(&self.store)?;
+        }
+        *self.gallery.lock() = None;
+        Ok(())
+    }
+
+    /// Faces went: the sample is drawn again from what is left.
+    fn note_removed(&self) -> Result<()> {
+        GallerySample::draw(&self.store)?.save(&self.store)?;
+        *self.gallery.lock() = None;
+        Ok(())
     }
 
     // ---- people and faces ----
@@ -498,6 +700,7 @@ impl FaceDb {
     /// Remove a person and their faces; returns how many faces went.
     pub fn remove_person(&self, name: &str) -> Result<usize> {
         let removed = self.store.remove_person(name)?;
+        self.note_removed()?;
         self.store.flush()?;
         Ok(removed)
     }
@@ -505,6 +708,7 @@ impl FaceDb {
     /// Remove one face by id.
     pub fn remove_face(&self, face: u64) -> Result<()> {
         self.store.remove_face(fdb_storage::FaceId(face))?;
+        self.note_removed()?;
         Ok(self.store.flush()?)
     }
 
@@ -521,9 +725,9 @@ impl FaceDb {
             people: storage.people,
             faces: storage.faces,
             model: self.model_id()?,
-            verify_threshold: self.verify_threshold()?,
-            search_threshold: self.search_threshold()?,
-            far_1n: self.far_1n()?,
+            recipe: self.recipe()?,
+            vectors: self.vectors_id()?,
+            thresholds: self.thresholds()?,
             tombstones: storage.tombstones,
             disk_bytes: storage.disk_bytes,
         })

@@ -37,6 +37,7 @@ pub mod eval_report;
 pub mod eval_source;
 pub mod facedb;
 pub mod plot;
+pub mod recipe;
 pub mod retrain;
 pub mod trunk_cache;
 

@@ -24,6 +24,7 @@ use serde::Serialize;
 use crate::engine::Engine;
 use crate::error::{FdbError, Result};
 use crate::facedb::FaceDb;
+use crate::recipe::{Recipe, DEFAULT_RECIPE};
 use crate::trunk_cache::TrunkCache;
 
 /// Faces whose missing trunk features are computed (and appended to the cache) together.
@@ -154,7 +155,8 @@ impl FaceDb {
         let switched = better || options.force;
         let started = Instant::now();
         if switched {
-            self.switch_to(&model)?;
+            // The database keeps its recipe: a retrain changes the model, not how crops are embedded.
+            self.switch_to_recipe(&model, self.recipe()?)?;
         }
         Ok(RetrainReport {
             parent,
@@ -240,25 +242,45 @@ impl FaceDb {
         })
     }
 
-    /// Re-embed every stored face with `model` and make it the active model. The embeddings
-    /// come from the trunk-feature cache of the model's trunk (computing what is missing), run
-    /// through the model's own head. The old model stays active until the store commits the
-    /// switch, so a crash leaves it in place.
+    /// Re-embed every stored face with `model` under the default recipe and make it the
+    /// active model: `fdb models use`, also the way a database enrolled under another recipe
+    /// (plain, before flip became the default) is migrated.
     pub fn switch_to(&self, model: &str) -> Result<()> {
+        self.switch_to_recipe(model, DEFAULT_RECIPE)
+    }
+
+    /// Re-embed every stored face with `model` under `recipe` and make that the database's
+    /// vectors. The embeddings come from the trunk-feature cache of the model's trunk
+    /// (computing what is missing; the crop is view 0, its mirror view 1), run through the
+    /// model's own head. The old vectors stay active until the store commits the switch, so a
+    /// crash leaves them in place.
+    pub fn switch_to_recipe(&self, model: &str, recipe: Recipe) -> Result<()> {
         let models = self.models()?;
         let entry = models.manifest.get(model).ok_or_else(|| missing_model(model))?;
+        let target = recipe.vectors_id(model);
+        if self.vectors_id()? == target {
+            return Err(FdbError::Invalid(format!("the database already holds {model}'s {recipe} embeddings")));
+        }
         let device = crate::device::select_device(self.options().device.as_deref())?;
         let engine = Engine::load(&models, model, device)?;
         let faces = self.all_faces()?;
-        let features = self.trunk_features(&engine, &faces, 1, |_, _| {})?;
+        let views = if recipe.needs_mirror() { 2 } else { 1 };
+        let features = self.trunk_features(&engine, &faces, views, |_, _| {})?;
         let head = read_head(&models.dir.join(&entry.file))?;
         let mut embeddings: Vec<(FaceId, Vec<f32>)> = Vec::with_capacity(faces.len());
-        for (ids, views) in faces.chunks(HEAD_CHUNK).zip(features.views.chunks(HEAD_CHUNK)) {
-            let rows: Vec<f32> = views.iter().flat_map(|v| v[0].iter().copied()).collect();
-            let vectors = apply_head(&head, rows, ids.len())?;
+        for (ids, rows) in faces.chunks(HEAD_CHUNK).zip(features.views.chunks(HEAD_CHUNK)) {
+            let view = |v: usize| -> Result<Vec<Vec<f32>>> {
+                apply_head(&head, rows.iter().flat_map(|r| r[v].iter().copied()).collect(), ids.len())
+            };
+            let crops = view(0)?;
+            let vectors: Vec<Vec<f32>> = if recipe.needs_mirror() {
+                crops.iter().zip(view(1)?).map(|(c, m)| recipe.fuse(c, Some(&m))).collect()
+            } else {
+                crops
+            };
             embeddings.extend(ids.iter().copied().zip(vectors));
         }
-        self.store().switch_model(model, embeddings.into_iter())?;
+        self.store().switch_model(&target, embeddings.into_iter())?;
         self.store().flush()?;
         self.reset_engine();
         Ok(())
@@ -367,6 +389,8 @@ impl FaceDb {
             embedding_dim: parent.embedding_dim,
             default_threshold: parent.default_threshold,
             impostor_fit: parent.impostor_fit,
+            // Measured figures belong to the parent; `recipe_figures` falls back to them.
+            recipes: Vec::new(),
             trunk: matches!(new, NewWeights::Head(_)).then(|| trunk.to_string()),
             ..ModelEntry::default()
         };

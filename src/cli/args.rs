@@ -130,6 +130,10 @@ pub struct EmbedArgs {
     /// The images are already aligned 160x160 face crops: skip detection.
     #[arg(long)]
     pub aligned: bool,
+    /// plain: the network's embedding of the crop; flip: the vector a database stores by
+    /// default (the crop's and its mirror's embeddings, summed and normalised).
+    #[arg(long, default_value = "plain")]
+    pub recipe: String,
 }
 
 #[derive(Args, Debug)]
@@ -163,9 +167,16 @@ pub enum ModelsCommand {
     },
     /// List installed models and versions.
     List,
-    /// Switch the database to another installed model version (re-embeds every stored face).
-    #[command(after_help = "Example:\n  fdb models use facenet-20180408-102900")]
-    Use { model: String },
+    /// Switch the database to another installed model version or embedding recipe (re-embeds
+    /// every stored face from its crop). A database enrolled with plain embeddings is migrated
+    /// to the default recipe by naming its own model.
+    #[command(after_help = "Examples:\n  fdb models use facenet-20180408-102900                 # the default recipe (flip)\n  fdb models use facenet-20180408-102900 --recipe plain  # back to plain embeddings")]
+    Use {
+        model: String,
+        /// plain (the crop's embedding) or flip (crop + mirror, summed) [default: flip].
+        #[arg(long)]
+        recipe: Option<String>,
+    },
 }
 
 #[derive(Args, Debug)]

@@ -8,6 +8,7 @@ use fdb::eval::{self, EmbedRun, EmbeddingCache, EvalOptions, EvalReport, FlipMod
 use fdb::eval_report::{self, NamedReport};
 use fdb::eval_source::EngineSource;
 use fdb::facedb::{EnrollOptions, FaceDb, OpenOptions};
+use fdb::decision::LowerTail;
 use fdb::{Alignment, FdbError, Result};
 use serde_json::json;
 
@@ -133,6 +134,10 @@ pub struct PairsEval {
     /// The embedder to evaluate, e.g. a retrained version from `fdb models list` [default: the base model].
     #[arg(long)]
     model: Option<String>,
+    /// Also measure the lower tail of the distances between every two photos of different
+    /// people (not only the listed pairs): what the 1:N threshold is read from.
+    #[arg(long)]
+    impostor_tail: bool,
 }
 
 fn alignment(a: AlignArg) -> Alignment {
@@ -220,20 +225,25 @@ fn evaluate_pairs(pairs: &[ImagePair], c: &PairsEval, options: &OpenOptions, db_
         }
         None => None,
     };
-    let impostor = impostor_fit(&embeddings);
-    let saved = if c.save_threshold { Some(save_threshold(&report, c.far.is_some(), impostor, options, db_path)?) } else { None };
+    let tail = (c.impostor_tail || c.save_threshold).then(|| impostor_tail(pairs, &embeddings));
+    let saved = match &tail {
+        Some(tail) if c.save_threshold => Some(save_threshold(&report, c.far.is_some(), tail, options, db_path)?),
+        _ => None,
+    };
     let tar: Vec<_> = fdb::plot::roc::MARKED_FARS.iter().map(|f| report.split_distances().tar_at_far(*f)).collect();
     let compared_json: Vec<_> = compared.iter().map(|(name, r)| json!({ "name": name, "report": r })).collect();
-    emit(json, &json!({ "report": report, "tar_at_far": tar, "impostor_fit": impostor, "no_face_fallbacks": fallbacks, "saved_threshold": saved, "compared": compared_json, "report_page": page }), || {
+    emit(json, &json!({ "report": report, "tar_at_far": tar, "impostor_tail": tail, "no_face_fallbacks": fallbacks, "saved_threshold": saved, "compared": compared_json, "report_page": page }), || {
         println!("{report}");
         for t in &tar {
             let note = if t.resolvable { String::new() } else { " (too few impostor pairs: TAR at FAR 0)".into() };
             println!("TAR @ FAR={:<7} {:.5} (threshold {:.4}, FAR hit {:.5}){note}", t.far, t.tar, t.threshold, t.far_hit);
         }
-        println!(
-            "impostor squared-L2 distances (different-person pairs): mean {:.4}, std {:.4}",
-            impostor.0, impostor.1
-        );
+        if let Some(tail) = &tail {
+            println!("impostor squared-L2 distances, all {} different-person photo pairs:", tail.pairs);
+            for p in [1e-1, 1e-2, 1e-3, 1e-4, 1e-5, 1e-6, 1e-7] {
+                println!("  {:>7.0e} of them below {:.4}", p, tail.quantile(p));
+            }
+        }
         for (name, other) in &compared {
             println!("\ncompared with {name}:\n{other}");
         }
@@ -295,30 +305,45 @@ fn product_thresholds(options: &OpenOptions, db_path: &Path) -> Result<Option<ev
     Ok(Some(eval_report::ProductThresholds { verify: db.verify_threshold()?, search }))
 }
 
-/// Mean and standard deviation of the squared L2 distance over the different-person pairs
-/// (plain embeddings), the fit behind the 1:N threshold.
-fn impostor_fit(e: &eval::PairEmbeddings) -> (f64, f64) {
-    let d: Vec<f64> = e
-        .left
-        .iter()
-        .zip(&e.right)
-        .zip(&e.same)
-        .filter(|(_, same)| !**same)
-        .map(|((l, r), _)| l.iter().zip(r).map(|(a, b)| ((a - b) * (a - b)) as f64).sum())
+/// The lower tail of the squared-L2 distances between every two distinct photos of different
+/// people (the person is the photo's folder): ~30 million pairs for LFW's 7,701 photos.
+fn impostor_tail(pairs: &[ImagePair], e: &eval::PairEmbeddings) -> LowerTail {
+    use rayon::prelude::*;
+    let mut photos: std::collections::BTreeMap<&Path, &[f32]> = std::collections::BTreeMap::new();
+    for (p, (l, r)) in pairs.iter().zip(e.left.iter().zip(&e.right)) {
+        photos.insert(&p.left, l);
+        photos.insert(&p.right, r);
+    }
+    let rows: Vec<(Option<&std::ffi::OsStr>, &[f32])> =
+        photos.into_iter().map(|(path, v)| (path.parent().and_then(Path::file_name), v)).collect();
+    let distances: Vec<f32> = (0..rows.len())
+        .into_par_iter()
+        .flat_map_iter(|i| {
+            let (person, a) = rows[i];
+            rows[i + 1..]
+                .iter()
+                .filter(move |(other, _)| *other != person)
+                .map(move |(_, b)| a.iter().zip(*b).map(|(x, y)| (x - y) * (x - y)).sum::<f32>())
+        })
         .collect();
-    eval::roc::mean_std(&d)
+    LowerTail::from_distances(distances)
 }
 
-fn save_threshold(report: &EvalReport, at_far: bool, impostor: (f64, f64), options: &OpenOptions, db_path: &Path) -> Result<f64> {
-    if report.options.metric != Metric::SquaredL2 || report.options.flip != FlipMode::None || report.options.subtract_mean {
-        return Err(FdbError::Invalid(
-            "--save-threshold needs the plain protocol (squared L2, no flip, no mean subtraction): that is the distance verify and search use".into(),
-        ));
+/// Store the evaluation's threshold and impostor tail in the database: only for the distances
+/// its searches use (squared L2 between its recipe's vectors, no mean subtraction).
+fn save_threshold(report: &EvalReport, at_far: bool, tail: &LowerTail, options: &OpenOptions, db_path: &Path) -> Result<f64> {
+    let db = FaceDb::open_with(db_path, options.clone())?;
+    let recipe = db.recipe()?;
+    let flip = if recipe.needs_mirror() { FlipMode::Sum } else { FlipMode::None };
+    if report.options.metric != Metric::SquaredL2 || report.options.flip != flip || report.options.subtract_mean {
+        return Err(FdbError::Invalid(format!(
+            "--save-threshold needs the distance this database's searches use: --metric l2 --flip {} without --subtract-mean ({recipe} embeddings)",
+            if flip == FlipMode::Sum { "sum" } else { "none" }
+        )));
     }
     let t = if at_far { report.far_threshold } else { report.threshold };
-    let db = FaceDb::open_with(db_path, options.clone())?;
     db.set_verify_threshold(t as f32)?;
-    db.set_impostor_fit(impostor.0, impostor.1)?;
+    db.set_impostor_tail(tail)?;
     Ok(t)
 }
 
@@ -341,7 +366,9 @@ fn identify(
     let engine = db.engine()?;
     let mut source = EngineSource::new(&engine, alignment);
     let probe_paths: Vec<PathBuf> = split.probes.iter().map(|(_, p)| p.clone()).collect();
-    let probes = eval::embed_paths(&probe_paths, &mut source, EmbedRun::new(FlipMode::None)).map_err(eval_err)?;
+    // Probes are embedded the way the database embedded its gallery.
+    let flip = if db.recipe()?.needs_mirror() { FlipMode::Sum } else { FlipMode::None };
+    let probes = eval::embed_paths(&probe_paths, &mut source, EmbedRun::new(flip)).map_err(eval_err)?;
     bar.inc(probe_paths.len() as u64);
     let labels: Vec<usize> = split.probes.iter().map(|(l, _)| *l).collect();
     let index: std::collections::HashMap<&str, usize> = split.names.iter().enumerate().map(|(i, n)| (n.as_str(), i)).collect();

@@ -58,14 +58,8 @@ pub fn run(cli: Cli) -> Result<u8> {
                 println!("database     {}", db.path().display());
                 println!("people       {}", stats.people);
                 println!("faces        {}", stats.faces);
-                println!("model        {}", stats.model);
-                println!("verify (1:1) threshold {:.3} (squared L2)", stats.verify_threshold);
-                println!(
-                    "search (1:N) threshold {:.3} for {} people at a {:.2}% stranger-accept target",
-                    stats.search_threshold,
-                    stats.people,
-                    stats.far_1n * 100.0
-                );
+                println!("model        {} ({} embeddings)", stats.model, stats.recipe);
+                print_thresholds(&stats.thresholds, stats.faces);
                 println!("on disk      {} bytes ({} deleted faces awaiting compaction)", stats.disk_bytes, stats.tombstones);
             });
             Ok(0)
@@ -78,11 +72,9 @@ pub fn run(cli: Cli) -> Result<u8> {
             if let Some(far) = a.far {
                 db.set_far_1n(far)?;
             }
-            let (verify, search, far) = (db.verify_threshold()?, db.search_threshold()?, db.far_1n()?);
-            emit(json, &json!({ "verify_threshold": verify, "search_threshold": search, "far_1n": far }), || {
-                println!("verify (1:1) threshold: {verify:.3}");
-                println!("search (1:N) threshold: {search:.3} (stranger-accept target {:.2}%)", far * 100.0);
-            });
+            let t = db.thresholds()?;
+            let faces = db.store().searchable_faces();
+            emit(json, &t, || print_thresholds(&t, faces));
             Ok(0)
         }
         Command::Embed(a) => embed(&options, a, json),
@@ -91,6 +83,35 @@ pub fn run(cli: Cli) -> Result<u8> {
         Command::Retrain(a) => retrain(&open_announced(open, requested)?, a, json),
         Command::Models(m) => models(&options, m, open, json),
         Command::Bench(b) => bench::run(b, &options, json),
+    }
+}
+
+/// The thresholds, where they come from and what they are expected to let through.
+fn print_thresholds(t: &fdb::facedb::Thresholds, faces: usize) {
+    println!(
+        "verify (1:1) threshold {:.3} (squared L2, from {}): different people pass with probability {:.3}%",
+        t.verify_threshold,
+        t.verify_source,
+        t.expected_far_1v1 * 100.0
+    );
+    println!(
+        "search (1:N) threshold {:.3} for {faces} faces: a stranger is accepted with probability {:.2}% (target {:.2}%)",
+        t.search_threshold,
+        t.expected_far_1n * 100.0,
+        t.far_1n * 100.0
+    );
+    let g = &t.gallery;
+    println!(
+        "calibration  {} (sample: {} faces, {} of {} people needed with 2+ faces, {} impostor and {} genuine pairs)",
+        t.calibration.describe(),
+        g.sampled_faces,
+        g.people_with_two_faces,
+        g.needed_people,
+        g.impostor_pairs,
+        g.genuine_pairs
+    );
+    if let (Some(v), Some(s)) = (g.genuine_accept_verify, g.genuine_accept_search) {
+        println!("             same-person pairs of the sample under the thresholds: {:.1}% (1:1), {:.1}% (1:N)", v * 100.0, s * 100.0);
     }
 }
 
@@ -188,9 +209,10 @@ fn print_search_result(path: &str, r: &SearchResult) {
     for (rank, m) in r.matches.iter().enumerate() {
         println!("  {}. {:<30} distance {:.3}  similarity {:.3}", rank + 1, m.person, m.distance, m.similarity);
     }
+    let calibration = format!("calibrated on {}, {:.2}% of strangers expected to pass", r.calibration.describe(), r.expected_far * 100.0);
     match &r.identity {
-        Some(name) => println!("  => {name} (below the search threshold {:.3})", r.threshold),
-        None => println!("  => unknown (no one below the search threshold {:.3})", r.threshold),
+        Some(name) => println!("  => {name} (below the search threshold {:.3}; {calibration})", r.threshold),
+        None => println!("  => unknown (no one below the search threshold {:.3}; {calibration})", r.threshold),
     }
 }
 
@@ -201,7 +223,14 @@ fn verify(db: &FaceDb, a: args::VerifyArgs, json: bool) -> Result<u8> {
     };
     emit(json, &v, || {
         let verdict = if v.same { "same person" } else { "different people" };
-        println!("distance {:.3} (similarity {:.3}), threshold {:.3}: {verdict}", v.distance, v.similarity, v.threshold);
+        println!(
+            "distance {:.3} (similarity {:.3}), threshold {:.3}: {verdict} (calibrated on {}: different people pass with probability {:.3}%)",
+            v.distance,
+            v.similarity,
+            v.threshold,
+            v.calibration.describe(),
+            v.expected_far * 100.0
+        );
     });
     Ok(if v.same { 0 } else { 1 })
 }
@@ -266,12 +295,13 @@ fn open_announced(open: impl Fn() -> Result<FaceDb>, requested: Option<&str>) ->
 }
 
 fn embed(options: &OpenOptions, a: args::EmbedArgs, json: bool) -> Result<u8> {
+    let recipe: fdb::recipe::Recipe = a.recipe.parse().map_err(FdbError::Invalid)?;
     let engine = engine(options)?;
     let mut rows = Vec::new();
     let mut failed = 0;
     for path in &a.images {
         let crop = if a.aligned { aligned_crop(path) } else { central_face(&engine, path) };
-        match crop.and_then(|c| engine.embed(&[c])) {
+        match crop.and_then(|c| engine.embed_recipe(&[c], recipe)) {
             Ok(mut e) => rows.push(json!({ "path": path, "embedding": e.remove(0) })),
             Err(e) => {
                 failed += 1;
@@ -375,9 +405,15 @@ fn models(options: &OpenOptions, command: ModelsCommand, open: impl FnOnce() -> 
             };
             emit(json, &json!({ "models_dir": dir, "outcome": said }), || println!("models {said} in {}", dir.display()));
         }
-        ModelsCommand::Use { model } => {
-            open()?.switch_to(&model)?;
-            emit(json, &json!({ "active_model": model }), || println!("the database now uses {model}"));
+        ModelsCommand::Use { model, recipe } => {
+            let recipe = match recipe {
+                Some(r) => r.parse().map_err(FdbError::Invalid)?,
+                None => fdb::recipe::DEFAULT_RECIPE,
+            };
+            open()?.switch_to_recipe(&model, recipe)?;
+            emit(json, &json!({ "active_model": model, "recipe": recipe }), || {
+                println!("the database now uses {model} ({recipe} embeddings)")
+            });
         }
         ModelsCommand::List => {
             let installed = weights::installed(dir)?;

