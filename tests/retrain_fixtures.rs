@@ -71,23 +71,27 @@ fn retrain_switches_to_a_new_version_and_can_roll_back() {
     let entry = manifest.get(&report.model).expect("the new version is listed");
     assert_eq!(entry.parent.as_deref(), Some(base.as_str()));
     assert!(models_dir.join(&entry.file).is_file());
-    // Every stored face has an embedding of the new model, and answers are still right.
+    // Every stored face has an embedding of the new model (under the database's recipe, which a
+    // retrain keeps), and answers are still right.
+    let vectors = db.vectors_id().unwrap();
+    assert_eq!(vectors, db.recipe().unwrap().vectors_id(&report.model));
     for person in db.people().unwrap() {
         for face in db.faces(&person.name).unwrap() {
-            assert!(db.store().embedding(face.id, &report.model).unwrap().is_some());
+            assert!(db.store().embedding(face.id, &vectors).unwrap().is_some());
         }
     }
     assert_eq!(db.search(&probe, 3).unwrap().matches[0].person, "Tony_Blair");
     assert_eq!(entry.trunk.as_deref(), Some(base.as_str()), "a head-only version shares the base trunk");
 
-    // The switch re-embedded from cached features: the same as the full network on the crops.
+    // The switch re-embedded from cached features (the crop's and its mirror's): the same as the
+    // full network on the crops under the database's recipe.
     let engine = db.engine().unwrap();
     assert_eq!(engine.model_id(), report.model);
     for person in db.people().unwrap() {
         for face in db.faces(&person.name).unwrap() {
             let crop = fdb_models::imageio::decode_image(&db.store().face_crop(face.id).unwrap(), "crop").unwrap();
-            let full = engine.embed(&[crop]).unwrap().remove(0);
-            let stored = db.store().embedding(face.id, &report.model).unwrap().unwrap();
+            let full = engine.embed_recipe(&[crop], db.recipe().unwrap()).unwrap().remove(0);
+            let stored = db.store().embedding(face.id, &vectors).unwrap().unwrap();
             let worst = full.iter().zip(&stored).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
             assert!(worst < 1e-5, "face {}: cached switch differs from the full network by {worst}", face.id.0);
         }

@@ -59,6 +59,13 @@ pub fn run(cli: Cli) -> Result<u8> {
                 println!("people       {}", stats.people);
                 println!("faces        {}", stats.faces);
                 println!("model        {} ({} embeddings)", stats.model, stats.recipe);
+                if stats.recipe != fdb::recipe::DEFAULT_RECIPE {
+                    println!(
+                        "             `fdb models use {}` re-embeds the stored crops with the default recipe ({})",
+                        stats.model,
+                        fdb::recipe::DEFAULT_RECIPE
+                    );
+                }
                 print_thresholds(&stats.thresholds, stats.faces);
                 println!("on disk      {} bytes ({} deleted faces awaiting compaction)", stats.disk_bytes, stats.tombstones);
             });
