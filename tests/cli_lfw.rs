@@ -1,5 +1,5 @@
 //! Issue 3's acceptance run, through the real binary on LFW photos:
-//! enrol 40 people (first 4 images each), search their other images, search 100 strangers,
+//! enrol 40 people (first 4 images each), search their other images, search 500 strangers,
 //! verify 100 same and 100 different pairs of `pairs.txt`, then remove a person and reopen.
 
 mod common;
@@ -101,24 +101,27 @@ fn enrol_search_verify_and_remove_on_lfw() {
     // The README: a probe is accepted as the right person or comes back unknown, never as someone else.
     assert_eq!(wrong_accept, 0, "{wrong_accept} probes were accepted as someone else");
 
-    // Strangers: 100 people with a single image, never enrolled.
+    // Strangers: 500 people with a single image, never enrolled (every 8th of LFW's 4,069; 100
+    // would put 1% and 2% one stranger apart). At the 1% target at most 1.5% may be accepted.
     let strangers: Vec<String> = people
         .iter()
         .filter(|(_, n)| *n == 1)
-        .step_by(40)
-        .take(100)
+        .step_by(8)
+        .take(500)
         .map(|(name, _)| lfw_image(&images, name, 1).display().to_string())
         .collect();
-    assert_eq!(strangers.len(), 100);
+    assert_eq!(strangers.len(), 500);
     let (code, rows) = search(&db, &strangers);
     // Only answered searches count: an error or a photo without a face is not an "unknown".
     let answers: Vec<Answer> = rows.iter().map(answer).collect();
     let errors: Vec<&Answer> = answers.iter().filter(|a| matches!(a, Answer::Error(_))).collect();
     assert!(errors.is_empty(), "strangers' photos failed: {errors:?}");
     assert_eq!(code, Some(0));
-    let unknown = answers.iter().filter(|a| matches!(a, Answer::Face { identity: None, .. })).count();
-    eprintln!("strangers: {unknown} of {} answered searches unknown, {} errors", answers.len(), errors.len());
-    assert!(unknown >= 90, "only {unknown}/100 strangers were unknown");
+    let accepted = answers.iter().filter(|a| matches!(a, Answer::Face { identity: Some(_), .. })).count();
+    let calibration = rows[0]["faces"][0]["calibration"].as_str().unwrap_or_default().to_string();
+    eprintln!("strangers: {accepted} of {} answered searches accepted at the 1% target (calibration: {calibration})", answers.len());
+    assert_eq!(calibration, "gallery", "40 people with 4 faces each calibrate on their own galleries");
+    assert!(accepted <= 7, "{accepted}/500 strangers were accepted at a 1% target");
 
     // Verify: 10 same and 10 different pairs from each fold of pairs.txt.
     let pairs = std::fs::read_to_string(images.join("../pairs.txt")).unwrap();

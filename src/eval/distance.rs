@@ -24,7 +24,7 @@ pub enum FlipMode {
     None,
     /// facenet `validate_on_lfw --use_flipped_images`: `[emb, emb_flip]`, twice the dimension, not renormalised.
     Concat,
-    /// InsightFace: `emb + emb_flip`, then L2-normalised.
+    /// InsightFace: `emb + emb_flip`, then L2-normalised: the database's default recipe (`recipe::Recipe::Flip`).
     Sum,
 }
 
@@ -40,16 +40,8 @@ pub fn combine_flip(original: &[f32], mirrored: &[f32], mode: FlipMode) -> Vec<f
     match mode {
         FlipMode::None => original.to_vec(),
         FlipMode::Concat => original.iter().chain(mirrored).copied().collect(),
-        FlipMode::Sum => {
-            let sum: Vec<f32> = original.iter().zip(mirrored).map(|(a, b)| a + b).collect();
-            let norm = sum.iter().map(|v| v * v).sum::<f32>().sqrt();
-            // A zero sum (exactly opposite vectors) has no direction; keep it zero rather than NaN.
-            if norm == 0.0 {
-                sum
-            } else {
-                sum.iter().map(|v| v / norm).collect()
-            }
-        }
+        // The database's flip recipe itself, so that `--flip sum` measures what verify and search compare.
+        FlipMode::Sum => crate::recipe::Recipe::Flip.fuse(original, Some(mirrored)),
     }
 }
 
