@@ -55,6 +55,7 @@ impl GallerySample {
         }
     }
 
+    /// Store the sample in the database.
     pub fn save(&self, store: &Store) -> Result<()> {
         let bytes = serde_json::to_vec(self).expect("the sample is plain data");
         Ok(store.meta_set(META_SAMPLE, &bytes)?)
@@ -79,6 +80,7 @@ impl GallerySample {
         Ok(sample)
     }
 
+    /// How many faces the sample holds.
     pub fn faces(&self) -> usize {
         self.people.values().map(Vec::len).sum()
     }
@@ -159,8 +161,11 @@ impl GallerySample {
 /// What the sample says about the gallery.
 #[derive(Debug, Clone)]
 pub struct GalleryDistances {
+    /// Sampled faces whose vectors were read.
     pub faces: usize,
+    /// Sampled people with two or more faces.
     pub people_with_two: usize,
+    /// The lower tail of the distances between sampled faces of different people.
     pub impostor: LowerTail,
     /// Same-person distances, ascending.
     pub genuine: Vec<f32>,

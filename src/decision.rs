@@ -42,7 +42,9 @@ const TAIL_TOP: f64 = 0.5;
 /// sample's smallest distances, one by one.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LowerTail {
+    /// How many distances the tail was taken from.
     pub pairs: u64,
+    /// (fraction of the distances at or below, distance), ascending.
     pub points: Vec<(f64, f32)>,
 }
 

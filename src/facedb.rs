@@ -155,6 +155,7 @@ pub enum Calibration {
 }
 
 impl Calibration {
+    /// Whose distances, in words.
     pub fn describe(self) -> &'static str {
         match self {
             Calibration::Gallery => "this database's galleries",
@@ -167,32 +168,41 @@ impl Calibration {
 /// The thresholds in force and what they are expected to let through.
 #[derive(Debug, Clone, Serialize)]
 pub struct Thresholds {
+    /// The 1:1 threshold (squared L2).
     pub verify_threshold: f32,
     /// Where the 1:1 threshold comes from: "database" (set with `fdb threshold VALUE` or the
     /// evaluator), "gallery" (LFW's false-accept rate held on this gallery's impostors) or "lfw".
     pub verify_source: &'static str,
+    /// The 1:N threshold for the gallery as it is now (squared L2).
     pub search_threshold: f32,
     /// The stranger-accept target of a search.
     pub far_1n: f64,
+    /// Whose impostor distances the thresholds are read from.
     pub calibration: Calibration,
     /// The stranger-accept rate expected at the search threshold for the gallery as it is.
     pub expected_far_1n: f64,
     /// The chance that two different people pass the 1:1 threshold.
     pub expected_far_1v1: f64,
+    /// The database's calibration sample.
     pub gallery: GallerySummary,
 }
 
 /// What the database's calibration sample holds.
 #[derive(Debug, Clone, Serialize)]
 pub struct GallerySummary {
+    /// Faces in the sample (whole people, up to `calibration::SAMPLE_FACES`).
     pub sampled_faces: usize,
+    /// Sampled people with two or more faces.
     pub people_with_two_faces: usize,
     /// People with two or more faces the sample needs before it calibrates.
     pub needed_people: usize,
+    /// Distances between sampled faces of different people.
     pub impostor_pairs: u64,
+    /// Distances between sampled faces of the same person.
     pub genuine_pairs: usize,
     /// Same-person pairs of the sample closer than the 1:1 and 1:N thresholds.
     pub genuine_accept_verify: Option<f64>,
+    /// The same at the 1:N threshold.
     pub genuine_accept_search: Option<f64>,
 }
 
@@ -209,6 +219,7 @@ pub struct Stats {
     pub recipe: Recipe,
     /// The name the store files the vectors under (model and recipe).
     pub vectors: String,
+    /// The thresholds, their calibration and expected false-accept rates.
     #[serde(flatten)]
     pub thresholds: Thresholds,
     /// Deleted faces still in the index graph, filtered out of answers until a compaction.

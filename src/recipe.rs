@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
+/// How a face crop becomes a stored vector.
 pub enum Recipe {
     /// The crop's embedding alone (every database made before recipes existed).
     Plain,
@@ -28,8 +29,10 @@ pub const DEFAULT_RECIPE: Recipe = Recipe::Flip;
 const TAG_SEPARATOR: char = '#';
 
 impl Recipe {
+    /// Every recipe.
     pub const ALL: [Recipe; 2] = [Recipe::Plain, Recipe::Flip];
 
+    /// The recipe's name (`plain`, `flip`), as the CLI and the vectors id spell it.
     pub fn tag(self) -> &'static str {
         match self {
             Recipe::Plain => "plain",

@@ -68,13 +68,14 @@ fn enrol_search_verify_remove_on_fixture_photos() {
     assert_eq!(code, Some(0));
 
     // Each person's fourth photo is found and accepted; strangers are unknown.
-    // The thresholds come from the model manifest: 1:1 its default, 1:N the threshold its
-    // impostor fit gives for 9 faces at the default 1% stranger-accept target.
+    // The thresholds come from the model manifest's figures for the default recipe: 1:1 its
+    // LFW threshold, 1:N the threshold its LFW impostor tail gives for 9 faces at the default 1%
+    // stranger-accept target (three people are far too few for the gallery's own calibration).
     let model = base_model();
-    let verify_t = model.default_threshold.expect("the base model has a default threshold");
-    let (mean, std) = model.impostor_fit.expect("the base model has an impostor fit");
-    let fit = fdb::decision::ImpostorFit { mean, std };
-    let search_t = fdb::decision::search_threshold(verify_t, &fit, fdb::decision::DEFAULT_FAR_1N, 9);
+    let figures = model.recipes.iter().find(|f| f.recipe == fdb::recipe::DEFAULT_RECIPE.tag()).expect("figures of the default recipe");
+    let verify_t = figures.default_threshold;
+    let tail = fdb::decision::LowerTail { pairs: figures.impostor_pairs, points: figures.impostor_tail.clone() };
+    let search_t = fdb::decision::search_threshold_from_tail(verify_t, &tail, fdb::decision::DEFAULT_FAR_1N, 9);
     assert!(search_t < verify_t, "9 faces tighten the search threshold below {verify_t}");
     let (code, t) = fdb_json(&db, &["threshold"]);
     assert_eq!(code, Some(0));

@@ -163,6 +163,7 @@ const FLIP_TAIL: &[(f64, f32)] = &[
     (5.000000e-01, 1.93929),
 ];
 
+/// The base model's figures for every recipe, as the manifest records them.
 pub fn facenet_recipes() -> Vec<RecipeFigures> {
     [("plain", PLAIN_THRESHOLD, PLAIN_PAIRS, PLAIN_TAIL), ("flip", FLIP_THRESHOLD, FLIP_PAIRS, FLIP_TAIL)]
         .into_iter()

@@ -51,6 +51,7 @@ pub struct ModelEntry {
 /// What fdb's LFW evaluator measured for one embedding recipe of a model ("plain", "flip").
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct RecipeFigures {
+    /// The recipe's name.
     pub recipe: String,
     /// Squared-L2 1:1 threshold, accuracy-optimal over the 10 folds of `pairs.txt`.
     pub default_threshold: f32,
