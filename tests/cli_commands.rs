@@ -43,19 +43,6 @@ fn identity_of(db: &Path, probe: &str) -> Option<String> {
     faces[0]["identity"].as_str().map(String::from)
 }
 
-/// A models dir of its own (new versions and manifests are written there), sharing the
-/// installed weight files through links.
-fn scratch_models(dir: &Path) -> PathBuf {
-    let installed = weights::ensure_installed(&weights::default_models_dir()).expect("models install");
-    let models = dir.join("models");
-    std::fs::create_dir_all(&models).unwrap();
-    for file in [&installed.facenet, &installed.mtcnn] {
-        std::os::unix::fs::symlink(file, models.join(file.file_name().unwrap())).unwrap();
-    }
-    installed.manifest.write(&models).unwrap();
-    models
-}
-
 fn unit_norm(v: &Value) -> f64 {
     v.as_array().unwrap().iter().map(|x| x.as_f64().unwrap().powi(2)).sum::<f64>().sqrt()
 }

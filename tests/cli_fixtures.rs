@@ -16,20 +16,6 @@ fn person_images(name: &str, numbers: &[usize]) -> Vec<String> {
 
 const PEOPLE: [&str; 3] = ["Colin_Powell", "Serena_Williams", "Tony_Blair"];
 
-/// `fdb search --json` over `paths`: exit code and one row per path, in order.
-fn search_rows(db: &Path, extra: &[&str], paths: &[String]) -> (Option<i32>, Vec<serde_json::Value>) {
-    let mut args = vec!["search"];
-    args.extend_from_slice(extra);
-    args.extend(paths.iter().map(String::as_str));
-    let (code, rows) = fdb_json(db, &args);
-    let rows = rows.as_array().unwrap_or_else(|| panic!("search printed no list: {rows}")).clone();
-    assert_eq!(rows.len(), paths.len(), "one row per photo: {rows:?}");
-    for (row, path) in rows.iter().zip(paths) {
-        assert_eq!(row["path"].as_str(), Some(path.as_str()), "rows in the photos' order");
-    }
-    (code, rows)
-}
-
 /// The one face of an answered search row (an error row fails the test).
 fn only_face(row: &serde_json::Value) -> &serde_json::Value {
     assert!(row.get("error").is_none(), "the search failed: {row}");

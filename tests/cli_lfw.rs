@@ -31,19 +31,6 @@ fn answer(row: &Value) -> Answer {
     }
 }
 
-/// The rows of `fdb search --json` over `paths`, with their exit code.
-fn search(db: &std::path::Path, paths: &[String]) -> (Option<i32>, Vec<Value>) {
-    let mut args = vec!["search"];
-    args.extend(paths.iter().map(String::as_str));
-    let (code, rows) = fdb_json(db, &args);
-    let rows = rows.as_array().unwrap_or_else(|| panic!("search printed no list: {rows}")).clone();
-    assert_eq!(rows.len(), paths.len(), "one row per probe");
-    for (row, path) in rows.iter().zip(paths) {
-        assert_eq!(row["path"].as_str(), Some(path.as_str()), "rows in the probes' order");
-    }
-    (code, rows)
-}
-
 #[test]
 fn enrol_search_verify_and_remove_on_lfw() {
     let Some(images) = lfw_images() else { return };
@@ -76,7 +63,7 @@ fn enrol_search_verify_and_remove_on_lfw() {
         .map(|(name, i)| (name.clone(), lfw_image(&images, &name, i)))
         .collect();
     let probe_args: Vec<String> = probes.iter().map(|(_, p)| p.display().to_string()).collect();
-    let (code, rows) = search(&db, &probe_args);
+    let (code, rows) = search_rows(&db, &[], &probe_args);
     assert_eq!(probes.len(), 172);
     let (mut nearest_right, mut accepted_right, mut wrong_accept) = (0, 0, 0);
     for ((name, path), row) in probes.iter().zip(&rows) {
@@ -111,7 +98,7 @@ fn enrol_search_verify_and_remove_on_lfw() {
         .map(|(name, _)| lfw_image(&images, name, 1).display().to_string())
         .collect();
     assert_eq!(strangers.len(), 500);
-    let (code, rows) = search(&db, &strangers);
+    let (code, rows) = search_rows(&db, &[], &strangers);
     // Only answered searches count: an error or a photo without a face is not an "unknown".
     let answers: Vec<Answer> = rows.iter().map(answer).collect();
     let errors: Vec<&Answer> = answers.iter().filter(|a| matches!(a, Answer::Error(_))).collect();

@@ -5,27 +5,13 @@
 
 mod common;
 
-use std::path::Path;
 
-use common::fixtures;
+use common::{fixtures, scratch_models};
 use fdb::retrain::{RetrainEvent, RetrainOptions};
 use fdb::trunk_cache::TrunkCache;
 use fdb::{FaceDb, OpenOptions};
 use fdb_models::train::TrainConfig;
-use fdb_models::weights::{self, Manifest};
-
-/// A models dir of its own for this test (new versions are written there), sharing the
-/// installed base files through links.
-fn scratch_models(dir: &Path) -> std::path::PathBuf {
-    let installed = weights::ensure_installed(&weights::default_models_dir()).expect("models install");
-    let models = dir.join("models");
-    std::fs::create_dir_all(&models).unwrap();
-    for file in [&installed.facenet, &installed.mtcnn] {
-        std::os::unix::fs::symlink(file, models.join(file.file_name().unwrap())).unwrap();
-    }
-    installed.manifest.write(&models).unwrap();
-    models
-}
+use fdb_models::weights::Manifest;
 
 #[test]
 fn retrain_switches_to_a_new_version_and_can_roll_back() {

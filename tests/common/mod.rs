@@ -41,6 +41,35 @@ pub fn fdb_json(db: &Path, args: &[&str]) -> (Option<i32>, serde_json::Value) {
     (out.status.code(), value)
 }
 
+/// `fdb --json search [extra…] paths…`: the rows, checked to be one per photo in the photos'
+/// order, and the exit code.
+pub fn search_rows(db: &Path, extra: &[&str], paths: &[String]) -> (Option<i32>, Vec<serde_json::Value>) {
+    let mut args = vec!["search"];
+    args.extend_from_slice(extra);
+    args.extend(paths.iter().map(String::as_str));
+    let (code, rows) = fdb_json(db, &args);
+    let rows = rows.as_array().unwrap_or_else(|| panic!("search printed no list: {rows}")).clone();
+    assert_eq!(rows.len(), paths.len(), "one row per photo: {rows:?}");
+    for (row, path) in rows.iter().zip(paths) {
+        assert_eq!(row["path"].as_str(), Some(path.as_str()), "rows in the photos' order");
+    }
+    (code, rows)
+}
+
+/// A models dir of its own under `dir` (new versions and manifests are written there),
+/// sharing the installed weight files through links.
+pub fn scratch_models(dir: &Path) -> PathBuf {
+    use fdb_models::weights;
+    let installed = weights::ensure_installed(&weights::default_models_dir()).expect("models install");
+    let models = dir.join("models");
+    std::fs::create_dir_all(&models).unwrap();
+    for file in [&installed.facenet, &installed.mtcnn] {
+        std::os::unix::fs::symlink(file, models.join(file.file_name().unwrap())).unwrap();
+    }
+    installed.manifest.write(&models).unwrap();
+    models
+}
+
 /// An LFW image path: `DIR/name/name_%04d.jpg`.
 pub fn lfw_image(images: &Path, name: &str, i: usize) -> PathBuf {
     images.join(name).join(format!("{name}_{i:04}.jpg"))
