@@ -6,6 +6,8 @@
 use std::path::Path;
 
 use ab_glyph::{point, Font, FontRef, PxScale, ScaleFont};
+use plotters::coord::Shift;
+use plotters::prelude::{ChartBuilder, DrawingArea, DrawingBackend};
 use plotters::style::RGBColor;
 
 static FONT_BYTES: &[u8] = include_bytes!("../../assets/fonts/DejaVuSans.ttf");
@@ -38,6 +40,14 @@ pub const TICK_PX: f32 = 13.0;
 /// A palette colour as the bytes of an RGB pixel.
 pub fn rgb(c: RGBColor) -> [u8; 3] {
     [c.0, c.1, c.2]
+}
+
+/// A chart on `area` with the margins and label room the single-panel plots (ROC,
+/// histograms) share: room above for a title and legend, left and below for tick labels.
+pub fn framed<'a, 'b, DB: DrawingBackend>(area: &'a DrawingArea<DB, Shift>) -> ChartBuilder<'a, 'b, DB> {
+    let mut builder = ChartBuilder::on(area);
+    builder.margin(20).margin_top(60).margin_right(30).x_label_area_size(50).y_label_area_size(60);
+    builder
 }
 
 /// Text to place: pixel anchor (baseline), horizontal alignment (0 left, 0.5 centre, 1 right),

@@ -56,12 +56,7 @@ fn draw(buffer: &mut [u8], title: &str, distances: &SplitDistances, markers: &[M
     let genuine = densities(&distances.genuine, range);
     let impostor = densities(&distances.impostor, range);
     let top = genuine.iter().chain(&impostor).fold(0.0f64, |a, b| a.max(*b)) * 1.1 + 1e-9;
-    let mut chart = ChartBuilder::on(&root)
-        .margin(20)
-        .margin_top(60)
-        .margin_right(30)
-        .x_label_area_size(50)
-        .y_label_area_size(60)
+    let mut chart = canvas::framed(&root)
         .build_cartesian_2d(range.0..range.1, 0.0..top)
         .map_err(|e| err(&e))?;
     chart.configure_mesh().disable_mesh().x_labels(0).y_labels(0).draw().map_err(|e| err(&e))?;

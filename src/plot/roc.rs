@@ -48,12 +48,7 @@ fn draw(buffer: &mut [u8], title: &str, series: &[RocSeries]) -> Result<Vec<Labe
         .flat_map(|s| s.distances.curve().into_iter().filter(|(far, _)| *far >= FAR_MIN).map(|(_, tar)| tar).take(1))
         .fold(1.0f64, f64::min);
     let y_min = ((lowest - 0.02) * 10.0).floor().clamp(0.0, 9.0) / 10.0;
-    let mut chart = ChartBuilder::on(&root)
-        .margin(20)
-        .margin_top(60)
-        .margin_right(30)
-        .x_label_area_size(50)
-        .y_label_area_size(60)
+    let mut chart = canvas::framed(&root)
         .build_cartesian_2d((FAR_MIN..1.0f64).log_scale(), y_min..1.0f64)
         .map_err(|e| err(&e))?;
     // The axes by hand: plotters' mesh on a log axis draws its own labels, which need a font.
