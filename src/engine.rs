@@ -7,7 +7,8 @@ use candle_core::Device;
 use fdb_models::align;
 use fdb_models::facenet::Embedder;
 use fdb_models::imageio;
-use fdb_models::mtcnn::{Detection, FaceSource, Mtcnn};
+use fdb_models::mtcnn::{Contrast, Detection, FaceSource, Mtcnn};
+use fdb_models::quality::{face_quality, Quality};
 use fdb_models::weights::Installed;
 use image::RgbImage;
 use rayon::prelude::*;
@@ -54,8 +55,45 @@ pub struct FoundFace {
     pub detection: Detection,
     /// The aligned 160×160 crop.
     pub crop: RgbImage,
-    /// No face was found and the caller allowed the whole (tight) image to stand for one.
-    pub whole_image: bool,
+    /// How it was found: by the detector (on the photo, a contrast-normalised or a padded copy),
+    /// or the whole (tight) image standing for it because the caller allowed that.
+    pub source: FaceSource,
+    /// How far an answer about this face can be trusted (see `fdb_models::quality`).
+    pub quality: Quality,
+}
+
+impl FoundFace {
+    /// No face was found and the whole image stands for one.
+    pub fn whole_image(&self) -> bool {
+        self.source == FaceSource::WholeImage
+    }
+}
+
+/// When a photo in which the detector finds no face may stand for its face whole.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum WholeImage {
+    /// Never: such a photo has no face.
+    Never,
+    /// When it looks like a face crop already: square or portrait, and no side longer than
+    /// [`FACE_CROP_MAX_SIDE`] (ID photos, crops from another detector, face datasets).
+    #[default]
+    FaceCrops,
+    /// Whenever it is square or portrait (`enroll --allow-whole-image`).
+    Always,
+}
+
+/// The longest side of a photo that [`WholeImage::FaceCrops`] takes for a face crop.
+pub const FACE_CROP_MAX_SIDE: u32 = 400;
+
+impl WholeImage {
+    /// Whether `image` may stand for its face (the detector also checks its shape).
+    pub fn allows(self, image: &RgbImage) -> bool {
+        match self {
+            WholeImage::Never => false,
+            WholeImage::FaceCrops => image.width().max(image.height()) <= FACE_CROP_MAX_SIDE,
+            WholeImage::Always => true,
+        }
+    }
 }
 
 /// The networks behind the facade: the detector and the embedder on one device, and the embedder's model id.
@@ -106,14 +144,15 @@ impl Engine {
     }
 
     /// Detect faces in several photos at once and cut out the chosen ones. A photo where the
-    /// batched pass finds nothing is retried alone on a padded copy (a tight crop), and may
-    /// stand for its face whole when `allow_whole_image`.
+    /// batched pass finds nothing is retried alone on a contrast-normalised copy (a dark
+    /// photo), a padded copy (a tight crop) and both, and may stand for its face whole where
+    /// `whole_image` allows.
     pub fn find_faces(
         &self,
         photos: &[&Photo],
         choice: FaceChoice,
         alignment: Alignment,
-        allow_whole_image: bool,
+        whole_image: WholeImage,
     ) -> Result<Vec<Result<Vec<FoundFace>>>> {
         let images: Vec<RgbImage> = photos.iter().map(|p| p.image.clone()).collect();
         let detections = self.detector.detect_many(&images)?;
@@ -121,13 +160,13 @@ impl Engine {
             .iter()
             .zip(detections)
             .map(|(photo, found)| {
-                let (found, whole_image) = if found.is_empty() {
-                    let retry = self.detector.detect_with_fallback(&photo.image, allow_whole_image)?;
-                    (retry.faces, retry.source == FaceSource::WholeImage)
+                let (found, source) = if found.is_empty() {
+                    let retry = self.detector.retry(&photo.image, Contrast::DEFAULT, whole_image.allows(&photo.image))?;
+                    (retry.faces, retry.source)
                 } else {
-                    (found, false)
+                    (found, FaceSource::Detected)
                 };
-                Ok(choose(photo, found, whole_image, choice, alignment))
+                Ok(choose(photo, found, source, choice, alignment))
             })
             .collect()
     }
@@ -174,7 +213,7 @@ pub fn sha256(bytes: &[u8]) -> [u8; 32] {
 fn choose(
     photo: &Photo,
     mut found: Vec<Detection>,
-    whole_image: bool,
+    source: FaceSource,
     choice: FaceChoice,
     alignment: Alignment,
 ) -> Result<Vec<FoundFace>> {
@@ -191,7 +230,13 @@ fn choose(
     }
     Ok(found
         .into_iter()
-        .map(|detection| FoundFace { crop: cut(&photo.image, &detection, alignment), detection, whole_image })
+        .map(|detection| {
+            let crop = cut(&photo.image, &detection, alignment);
+            let [x1, y1, x2, y2] = detection.bbox;
+            let prob = (source != FaceSource::WholeImage).then_some(detection.prob);
+            let quality = face_quality(prob, (x2 - x1).min(y2 - y1), &crop);
+            FoundFace { crop, detection, source, quality }
+        })
         .collect())
 }
 

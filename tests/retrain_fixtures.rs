@@ -17,7 +17,7 @@ use fdb_models::weights::Manifest;
 fn retrain_switches_to_a_new_version_and_can_roll_back() {
     let tmp = tempfile::tempdir().unwrap();
     let models_dir = scratch_models(tmp.path());
-    let options = OpenOptions { models_dir: models_dir.clone(), device: Some("cpu".into()), install_models: false };
+    let options = OpenOptions { models_dir: models_dir.clone(), device: Some("cpu".into()), install_models: false, ..OpenOptions::default() };
     let db = FaceDb::open_with(tmp.path().join("db"), options).unwrap();
     let people = ["Colin_Powell", "Serena_Williams", "Tony_Blair"];
     for person in people {
@@ -102,7 +102,7 @@ fn retrain_switches_to_a_new_version_and_can_roll_back() {
 fn cached_trunk_features_equal_fresh_ones_and_removed_faces_leave_the_cache() {
     let tmp = tempfile::tempdir().unwrap();
     let models_dir = scratch_models(tmp.path());
-    let options = OpenOptions { models_dir, device: Some("cpu".into()), install_models: false };
+    let options = OpenOptions { models_dir, device: Some("cpu".into()), install_models: false, ..OpenOptions::default() };
     let db = FaceDb::open_with(tmp.path().join("db"), options).unwrap();
     let person = "Colin_Powell";
     let photos: Vec<_> = (1..=3).map(|i| fixtures().join("people").join(person).join(format!("{person}_{i:04}.jpg"))).collect();

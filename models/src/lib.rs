@@ -27,7 +27,9 @@ pub mod facenet;
 pub mod train;
 pub mod weights;
 pub mod align;
+pub mod contrast;
 pub mod imageio;
 pub mod mtcnn;
+pub mod quality;
 #[cfg(test)]
 mod test_tensors;

@@ -176,3 +176,40 @@ fn tight_crop_rates_on_lfw() {
     }
     assert!(counts[1][1] >= counts[1][0]);
 }
+
+/// Which contrast normalisation the detector's retry should use: for every photo under
+/// `FDB_HARD_PROBES` (the altered photos `fdb eval hard --out DIR` writes, e.g. DIR/probes)
+/// where the plain pass finds nothing, the retry chain with each normaliser.
+/// Run with `FDB_HARD_PROBES=DIR cargo test --release -p fdb-models --test mtcnn_photos -- --ignored --nocapture contrast_retry`.
+#[test]
+#[ignore]
+fn contrast_retry_rates_on_hard_probes() {
+    use fdb_models::mtcnn::Contrast;
+    let (Some(dir), Some(m)) = (std::env::var_os("FDB_HARD_PROBES"), mtcnn()) else { return };
+    let mut files = Vec::new();
+    for sub in std::fs::read_dir(&dir).unwrap() {
+        let sub = sub.unwrap().path();
+        if sub.is_dir() {
+            files.extend(std::fs::read_dir(&sub).unwrap().map(|e| e.unwrap().path()));
+        }
+    }
+    files.sort();
+    let modes = [Contrast::Equalize, Contrast::Clahe, Contrast::GammaLift];
+    let mut missed = 0;
+    let mut counts = vec![std::collections::BTreeMap::<&str, usize>::new(); modes.len()];
+    for file in &files {
+        let img = load_image(file).unwrap();
+        if !m.detect(&img).unwrap().is_empty() {
+            continue;
+        }
+        missed += 1;
+        for (k, mode) in modes.iter().enumerate() {
+            let found = m.retry(&img, *mode, false).unwrap();
+            *counts[k].entry(found.source.as_str()).or_default() += 1;
+        }
+    }
+    println!("{} photos, {missed} with no face on the plain pass", files.len());
+    for (mode, c) in modes.iter().zip(&counts) {
+        println!("{mode:?}: {c:?}");
+    }
+}

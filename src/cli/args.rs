@@ -87,6 +87,10 @@ pub struct EnrollArgs {
     /// For a photo already cropped tight to a face where no face is found, use the whole image.
     #[arg(long)]
     pub allow_whole_image: bool,
+    /// Refuse photos whose face quality (0–1) is below Q; without it, low-quality photos are
+    /// enrolled with a warning.
+    #[arg(long, value_name = "Q")]
+    pub min_quality: Option<f32>,
 }
 
 #[derive(Args, Debug)]
@@ -103,6 +107,33 @@ pub struct SearchArgs {
     /// HNSW ef for this query (higher: more exact, slower).
     #[arg(long)]
     pub ef: Option<usize>,
+    /// When a photo with no detectable face stands for its face whole (flagged "whole_image").
+    #[arg(long, value_enum, default_value_t = WholeImageArg::FaceCrops)]
+    pub whole_image: WholeImageArg,
+    /// A probe whose face quality (0–1) is below Q answers "unknown (low quality)".
+    #[arg(long, value_name = "Q", default_value_t = fdb::facedb::DEFAULT_QUALITY_FLOOR)]
+    pub quality_floor: f32,
+}
+
+/// `--whole-image`: see [`fdb::engine::WholeImage`].
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WholeImageArg {
+    /// A photo without a detectable face has no face.
+    Never,
+    /// Square or portrait photos no larger than 400 px a side (face crops) stand for their face.
+    FaceCrops,
+    /// Any square or portrait photo stands for its face.
+    Always,
+}
+
+impl From<WholeImageArg> for fdb::engine::WholeImage {
+    fn from(a: WholeImageArg) -> Self {
+        match a {
+            WholeImageArg::Never => Self::Never,
+            WholeImageArg::FaceCrops => Self::FaceCrops,
+            WholeImageArg::Always => Self::Always,
+        }
+    }
 }
 
 #[derive(Args, Debug)]
@@ -112,6 +143,12 @@ pub struct VerifyArgs {
     /// Use this threshold instead of the database's.
     #[arg(long)]
     pub threshold: Option<f32>,
+    /// When a photo with no detectable face stands for its face whole (flagged "whole_image").
+    #[arg(long, value_enum, default_value_t = WholeImageArg::FaceCrops)]
+    pub whole_image: WholeImageArg,
+    /// A face whose quality (0–1) is below Q makes the answer "unknown (low quality)".
+    #[arg(long, value_name = "Q", default_value_t = fdb::facedb::DEFAULT_QUALITY_FLOOR)]
+    pub quality_floor: f32,
 }
 
 #[derive(Args, Debug)]

@@ -12,7 +12,7 @@ use fdb::decision::LowerTail;
 use fdb::{Alignment, FdbError, Result};
 use serde_json::json;
 
-use super::args::AlignArg;
+use super::args::{AlignArg, WholeImageArg};
 use super::{emit, progress_bar};
 
 #[derive(Subcommand, Debug)]
@@ -85,6 +85,12 @@ pub struct HardArgs {
     /// Keep the altered photos, outcomes.csv and report.json here (a temporary directory otherwise).
     #[arg(long)]
     out: Option<PathBuf>,
+    /// The searches' whole-image policy (as `fdb search --whole-image`).
+    #[arg(long, value_enum, default_value_t = WholeImageArg::FaceCrops)]
+    whole_image: WholeImageArg,
+    /// The searches' quality floor (as `fdb search --quality-floor`).
+    #[arg(long, value_name = "Q", default_value_t = fdb::facedb::DEFAULT_QUALITY_FLOOR)]
+    quality_floor: f32,
 }
 
 #[derive(Args, Debug)]
@@ -445,7 +451,8 @@ fn hard(a: HardArgs, options: &OpenOptions, json: bool) -> Result<u8> {
     }
     let total = plan.people.iter().map(|p| p.gallery.len()).sum::<usize>() + 2 * (plan.probes.len() + plan.strangers.len());
     let bar = progress_bar(total, json);
-    let run_options = HardRunOptions { open: options.clone(), out: a.out.clone() };
+    let open = OpenOptions { whole_image: a.whole_image.into(), quality_floor: a.quality_floor, ..options.clone() };
+    let run_options = HardRunOptions { open, out: a.out.clone() };
     let (report, _) = run_hard(&plan, &run_options, |n, _| bar.inc(n as u64))?;
     bar.finish_and_clear();
     if let Some(out) = &a.out {

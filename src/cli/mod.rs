@@ -6,7 +6,7 @@ pub mod eval;
 
 use std::path::{Path, PathBuf};
 
-use fdb::engine::{decode_file, Engine, FaceChoice};
+use fdb::engine::{decode_file, Engine, FaceChoice, WholeImage};
 use fdb::facedb::{default_db_path, EnrollOptions, EnrollStatus, FaceDb, OpenOptions};
 use fdb::{Alignment, FdbError, Result, SearchResult};
 use fdb_models::weights::{self, WheelOrigin};
@@ -30,15 +30,24 @@ pub fn run(cli: Cli) -> Result<u8> {
         models_dir: cli.models_dir.clone().unwrap_or_else(weights::default_models_dir),
         device: cli.device.clone(),
         install_models: true,
+        ..OpenOptions::default()
     };
     let db_path = cli.db.clone().unwrap_or_else(default_db_path);
     let open = || FaceDb::open_with(&db_path, options.clone());
+    let open_for_queries = |policy: args::WholeImageArg, quality_floor: f32| {
+        if !(0.0..=1.0).contains(&quality_floor) {
+            return Err(FdbError::Invalid(format!("--quality-floor {quality_floor} is outside 0..1")));
+        }
+        let db = FaceDb::open_with(&db_path, OpenOptions { whole_image: policy.into(), quality_floor, ..options.clone() })?;
+        announce_device(&db.device()?, cli.device.as_deref());
+        Ok::<_, FdbError>(db)
+    };
     let json = cli.json;
     let requested = cli.device.as_deref();
     match cli.command {
         Command::Enroll(a) => enroll(&open_announced(open, requested)?, a, json),
-        Command::Search(a) => search(&open_announced(open, requested)?, a, json),
-        Command::Verify(a) => verify(&open_announced(open, requested)?, a, json),
+        Command::Search(a) => search(&open_for_queries(a.whole_image, a.quality_floor)?, a, json),
+        Command::Verify(a) => verify(&open_for_queries(a.whole_image, a.quality_floor)?, a, json),
         Command::List { name } => list(&open()?, name.as_deref(), json),
         Command::Remove { name } => {
             let db = open()?;
@@ -154,7 +163,10 @@ fn enroll(db: &FaceDb, a: args::EnrollArgs, json: bool) -> Result<u8> {
             Err(e) => failed_early.push((path.clone(), e.to_string())),
         }
     }
-    let options = EnrollOptions { single_face: a.single_face, allow_whole_image: a.allow_whole_image };
+    if let Some(q) = a.min_quality.filter(|q| !(0.0..=1.0).contains(q)) {
+        return Err(FdbError::Invalid(format!("--min-quality {q} is outside 0..1")));
+    }
+    let options = EnrollOptions { single_face: a.single_face, allow_whole_image: a.allow_whole_image, min_quality: a.min_quality };
     let bar = progress_bar(items.len(), json);
     let reports = db.enroll_many(&items, &options, |n| bar.inc(n as u64))?;
     bar.finish_and_clear();
@@ -174,6 +186,18 @@ fn enroll(db: &FaceDb, a: args::EnrollArgs, json: bool) -> Result<u8> {
     emit(json, &summary, || {
         for (_, reason) in &failures {
             eprintln!("failed: {reason}");
+        }
+        for r in &reports {
+            if let EnrollStatus::Enrolled { quality, .. } = r.status {
+                if quality < db.options().quality_floor {
+                    eprintln!(
+                        "warning: {}: low face quality {quality:.2} (searches answer unknown below {:.2}); \
+                         --min-quality refuses such photos",
+                        r.path.display(),
+                        db.options().quality_floor
+                    );
+                }
+            }
         }
         println!("{enrolled} enrolled, {duplicates} skipped as duplicates, {} failed", failures.len());
     });
@@ -212,14 +236,27 @@ fn search(db: &FaceDb, a: args::SearchArgs, json: bool) -> Result<u8> {
 
 fn print_search_result(path: &str, r: &SearchResult) {
     let [x1, y1, x2, y2] = r.bbox;
-    println!("{path}: face at ({x1:.0},{y1:.0})-({x2:.0},{y2:.0})");
+    println!("{path}: face at ({x1:.0},{y1:.0})-({x2:.0},{y2:.0}){}", source_note(&r.source));
     for (rank, m) in r.matches.iter().enumerate() {
         println!("  {}. {:<30} distance {:.3}  similarity {:.3}", rank + 1, m.person, m.distance, m.similarity);
     }
     let calibration = format!("calibrated on {}, {:.2}% of strangers expected to pass", r.calibration.describe(), r.expected_far * 100.0);
     match &r.identity {
-        Some(name) => println!("  => {name} (below the search threshold {:.3}; {calibration})", r.threshold),
+        Some(name) => println!(
+            "  => {name} (below the search threshold {:.3}; face quality {:.2}; {calibration})",
+            r.threshold, r.quality
+        ),
+        None if r.low_quality => println!("  => unknown (low quality: face quality {:.2} is below the floor)", r.quality),
         None => println!("  => unknown (no one below the search threshold {:.3}; {calibration})", r.threshold),
+    }
+}
+
+/// How a face was found, for people; nothing for a plain detection.
+fn source_note(source: &str) -> String {
+    match source {
+        "detected" => String::new(),
+        "whole_image" => " [no face detected: the whole image stands for it]".into(),
+        other => format!(" [{}]", other.replace('_', " ")),
     }
 }
 
@@ -229,7 +266,16 @@ fn verify(db: &FaceDb, a: args::VerifyArgs, json: bool) -> Result<u8> {
         None => db.verify(&a.a, &a.b)?,
     };
     emit(json, &v, || {
-        let verdict = if v.same { "same person" } else { "different people" };
+        let verdict = match (v.same, v.low_quality) {
+            (true, _) => "same person".to_string(),
+            (false, true) => format!("unknown (low quality: face qualities {:.2} and {:.2})", v.qualities[0], v.qualities[1]),
+            (false, false) => "different people".to_string(),
+        };
+        for (path, source) in [&a.a, &a.b].iter().zip(&v.sources) {
+            if source != "detected" {
+                println!("{}:{}", path.display(), source_note(source));
+            }
+        }
         println!(
             "distance {:.3} (similarity {:.3}), threshold {:.3}: {verdict} (calibrated on {}: different people pass with probability {:.3}%)",
             v.distance,
@@ -261,7 +307,7 @@ fn list(db: &FaceDb, name: Option<&str>, json: bool) -> Result<u8> {
             let faces = db.faces(name)?;
             let rows: Vec<_> = faces
                 .iter()
-                .map(|f| json!({ "face": f.id.0, "source": f.source_name, "score": f.score, "model": f.model_id }))
+                .map(|f| json!({ "face": f.id.0, "source": f.source_name, "score": f.score, "quality": f.quality, "model": f.model_id }))
                 .collect();
             emit(json, &rows, || {
                 for f in &faces {
@@ -344,7 +390,7 @@ pub(crate) fn aligned_crop(path: &Path) -> Result<image::RgbImage> {
 
 fn central_face(engine: &Engine, path: &Path) -> Result<image::RgbImage> {
     let photo = decode_file(path)?;
-    let mut found = engine.find_faces(&[&photo], FaceChoice::One { strict: false }, Alignment::Crop, false)?;
+    let mut found = engine.find_faces(&[&photo], FaceChoice::One { strict: false }, Alignment::Crop, WholeImage::Never)?;
     Ok(found.remove(0)?.remove(0).crop)
 }
 
@@ -361,7 +407,7 @@ fn detect(options: &OpenOptions, a: args::DetectArgs, json: bool) -> Result<u8> 
     let mut failed = 0;
     for path in &a.images {
         let faces = decode_file(path).and_then(|photo| {
-            engine.find_faces(&[&photo], FaceChoice::All, alignment, false)?.remove(0)
+            engine.find_faces(&[&photo], FaceChoice::All, alignment, WholeImage::Never)?.remove(0)
         });
         match faces {
             Ok(faces) => {

@@ -38,6 +38,7 @@ fn new_face(person: PersonId, i: usize, v: Vec<f32>) -> NewFace {
         bbox: [0.0; 4],
         landmarks: [[0.0; 2]; 5],
         score: 1.0,
+        quality: None,
         model_id: "bench".into(),
         crop: Vec::new(),
         embedding: v,

@@ -14,6 +14,7 @@ use std::collections::HashSet;
 /// Batches at least this large are inserted into the index on all cores.
 const PARALLEL_INSERT_MIN: usize = 64;
 
+/// A face record as stored since schema 3: schema 2's fields, then the quality score.
 #[derive(Serialize, Deserialize)]
 struct FaceRecord {
     person: u64,
@@ -24,10 +25,38 @@ struct FaceRecord {
     score: f32,
     model_id: String,
     created_ms: u64,
+    quality: Option<f32>,
+}
+
+/// A face record written by schema 2 (and 1): no quality score. Records are never rewritten,
+/// so a database keeps both kinds and each is read by its length.
+#[derive(Serialize, Deserialize)]
+struct FaceRecordV2 {
+    person: u64,
+    source_name: String,
+    source_sha256: [u8; 32],
+    bbox: [f32; 4],
+    landmarks: [[f32; 2]; 5],
+    score: f32,
+    model_id: String,
+    created_ms: u64,
+}
+
+impl From<FaceRecordV2> for FaceRecord {
+    fn from(r: FaceRecordV2) -> Self {
+        let FaceRecordV2 { person, source_name, source_sha256, bbox, landmarks, score, model_id, created_ms } = r;
+        FaceRecord { person, source_name, source_sha256, bbox, landmarks, score, model_id, created_ms, quality: None }
+    }
 }
 
 pub(crate) fn decode_face(id: u64, bytes: &[u8]) -> Result<Face> {
-    let r: FaceRecord = codec::decode(bytes, &format!("face {id}"))?;
+    let what = format!("face {id}");
+    // A schema-2 record is a strict prefix of a current one, so it cannot decode as current
+    // (it ends before the quality); a current record cannot decode as schema 2 (trailing bytes).
+    let r: FaceRecord = match codec::decode::<FaceRecord>(bytes, &what) {
+        Ok(r) => r,
+        Err(current) => codec::decode::<FaceRecordV2>(bytes, &what).map(Into::into).map_err(|_| current)?,
+    };
     Ok(Face {
         id: FaceId(id),
         person: PersonId(r.person),
@@ -36,6 +65,7 @@ pub(crate) fn decode_face(id: u64, bytes: &[u8]) -> Result<Face> {
         bbox: r.bbox,
         landmarks: r.landmarks,
         score: r.score,
+        quality: r.quality,
         model_id: r.model_id,
         created_ms: r.created_ms,
     })
@@ -117,6 +147,7 @@ impl Store {
                 score: face.score,
                 model_id: face.model_id.clone(),
                 created_ms: now,
+                quality: face.quality,
             };
             let unit = codec::normalized(&face.embedding)?;
             prepared.push(Prepared { id: self.db.generate_id()?, face, record: codec::encode(&record), unit });
@@ -313,4 +344,39 @@ fn write_face(t: &[TransactionalTree], p: &Prepared) -> TxResult<()> {
     t[tx::BY_PERSON].insert(&pair_key(f.person.0, p.id), &[])?;
     t[tx::CROPS].insert(&key, f.crop.as_slice())?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn v2(score: f32) -> FaceRecordV2 {
+        FaceRecordV2 {
+            person: 7,
+            source_name: "a.jpg".into(),
+            source_sha256: [3; 32],
+            bbox: [1.0, 2.0, 3.0, 4.0],
+            landmarks: [[5.0, 6.0]; 5],
+            score,
+            model_id: "m".into(),
+            created_ms: 42,
+        }
+    }
+
+    #[test]
+    fn schema_2_records_read_with_unknown_quality() {
+        let face = decode_face(9, &codec::encode(&v2(0.9))).unwrap();
+        assert_eq!((face.id, face.person, face.score, face.quality, face.created_ms), (FaceId(9), PersonId(7), 0.9, None, 42));
+    }
+
+    #[test]
+    fn current_records_keep_their_quality_and_garbage_is_still_corrupt() {
+        let mut record: FaceRecord = v2(0.8).into();
+        record.quality = Some(0.25);
+        let bytes = codec::encode(&record);
+        assert_eq!(decode_face(1, &bytes).unwrap().quality, Some(0.25));
+        // Cut inside the schema-2 fields: neither layout reads it, and the error names the face.
+        let err = decode_face(1, &bytes[..10]).unwrap_err();
+        assert!(err.to_string().contains("face 1"), "{err}");
+    }
 }

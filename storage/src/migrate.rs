@@ -5,6 +5,10 @@
 //! The migration writes every file (synced), then flips the version, then drops the old trees:
 //! a crash before the flip leaves schema 1 whole, to be migrated again at the next open; one
 //! after it leaves trees that the next open drops.
+//!
+//! Schema 3 appended an optional quality score to face records. Nothing is rewritten: records
+//! without it are read as schema-2 records (`faces::decode_face`); the version is raised so that
+//! an older fdb refuses the database instead of calling its newer records corrupt.
 
 use crate::codec;
 use crate::error::Result;
@@ -39,6 +43,9 @@ pub(crate) fn to_current(db: &sled::Db, t: &Trees, vectors: &VectorFiles, found:
         for k in t.tombstones.iter().keys() {
             t.tombstones.insert(k?, &[])?; // the vectors now live in the files
         }
+    }
+    if found < SCHEMA_VERSION {
+        t.meta.insert(META_SCHEMA, &SCHEMA_VERSION.to_be_bytes())?;
     }
     for (name, _) in emb_trees(db) {
         db.drop_tree(name)?;

@@ -10,8 +10,9 @@ use parking_lot::{Mutex, RwLock};
 use std::path::{Path, PathBuf};
 
 /// Version of the on-disk layout. An fdb that finds a higher one refuses to open it; a lower
-/// one is migrated (`migrate`). 2: embeddings in vector files instead of sled trees.
-pub const SCHEMA_VERSION: u32 = 2;
+/// one is migrated (`migrate`). 2: embeddings in vector files instead of sled trees. 3: face
+/// records may end with a quality score (older records are read as they are, quality unknown).
+pub const SCHEMA_VERSION: u32 = 3;
 /// The only metric: squared L2 between unit vectors (see `distance`).
 pub const METRIC: &str = "squared_l2_unit";
 

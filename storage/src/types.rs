@@ -40,6 +40,8 @@ pub struct NewFace {
     pub landmarks: [[f32; 2]; 5],
     /// The detector's probability for this face.
     pub score: f32,
+    /// The caller's quality score of the face (opaque to the store); `None`: unknown.
+    pub quality: Option<f32>,
     /// The model that computed `embedding`; must be the database's active model.
     pub model_id: String,
     /// The aligned crop, encoded (PNG or JPEG), so faces can be re-embedded by a new model.
@@ -65,6 +67,9 @@ pub struct Face {
     pub landmarks: [[f32; 2]; 5],
     /// The detector's probability for this face.
     pub score: f32,
+    /// The quality score given at enrolment; `None` for faces stored before schema 3, or
+    /// enrolled without one.
+    pub quality: Option<f32>,
     /// The model that embedded the face when it was enrolled.
     pub model_id: String,
     /// Milliseconds since the Unix epoch.

@@ -342,7 +342,7 @@ fn a_newer_schema_is_refused() {
         db.flush().unwrap();
     }
     match Store::open(&dir.path().join("db"), StoreOptions::default()) {
-        Err(e @ StoreError::NewerSchema { found: 99, supported: 2, .. }) => {
+        Err(e @ StoreError::NewerSchema { found: 99, supported: fdb_storage::SCHEMA_VERSION, .. }) => {
             assert!(e.to_string().contains("newer"), "{e}")
         }
         other => panic!("expected NewerSchema, got {:?}", other.map(|_| ())),
@@ -378,7 +378,7 @@ fn settings_and_user_meta_persist() {
     assert_eq!(store.threshold().unwrap(), Some(1.1));
     assert_eq!(store.meta_get("ui.theme").unwrap().as_deref(), Some(&b"dark"[..]));
     assert_eq!(store.meta_get("absent").unwrap(), None);
-    assert_eq!((store.schema_version(), store.metric()), (2, "squared_l2_unit"));
+    assert_eq!((store.schema_version(), store.metric()), (3, "squared_l2_unit"));
 }
 
 #[test]
@@ -474,7 +474,7 @@ fn a_schema_1_database_is_migrated_with_every_vector_and_its_snapshot() {
     let db = sled::open(&path).unwrap();
     assert!(db.tree_names().iter().all(|n| !n.starts_with(b"emb/")));
     let version = db.open_tree("meta").unwrap().get("schema_version").unwrap().unwrap();
-    assert_eq!(version.as_ref(), &2u32.to_be_bytes());
+    assert_eq!(version.as_ref(), &fdb_storage::SCHEMA_VERSION.to_be_bytes());
     drop(db);
     let store = Store::open(&path, StoreOptions::default()).unwrap();
     store.compact().unwrap();

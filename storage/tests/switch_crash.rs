@@ -75,6 +75,7 @@ fn a_switch_killed_at_any_moment_leaves_one_whole_model() {
                     bbox: [0.0; 4],
                     landmarks: [[0.0; 2]; 5],
                     score: 1.0,
+                    quality: None,
                     model_id: "m1".into(),
                     crop: vec![],
                     embedding: vector(n, "m1"),

@@ -1,10 +1,14 @@
-//! Finding a face in photos that are already cropped tightly to it (ID photos, face datasets,
-//! earlier fdb crops). MTCNN needs some context around a face, so when the plain pass finds
-//! nothing the image is padded with a flat border and searched again; as a last resort, and
-//! only when the caller allows it, the whole image is taken as the face.
+//! Finding a face in photos that are dark, unevenly lit, or already cropped tightly to it (ID
+//! photos, face datasets, earlier fdb crops). When the plain pass finds nothing, the detector
+//! looks again at a contrast-normalised copy (a dark face has too little contrast for P-Net),
+//! then at a copy padded with a flat border (MTCNN needs some context around a face), then at
+//! the padded normalised copy; as a last resort, and only when the caller allows it, the whole
+//! image is taken as the face. Boxes found on a normalised copy are boxes in the photo itself:
+//! the face is cut from the original pixels.
 
 use super::{Detection, Mtcnn};
 use crate::align::TEMPLATE_112;
+use crate::contrast;
 use candle_core::Result;
 use image::{Rgb, RgbImage};
 
@@ -20,12 +24,55 @@ const FACE_CROP_ASPECT: std::ops::RangeInclusive<f32> = 0.6..=1.1;
 pub enum FaceSource {
     /// The detector found them in the image as given.
     Detected,
+    /// The detector found them in a contrast-normalised copy (a dark or unevenly lit photo).
+    DetectedAfterContrast,
     /// The detector found them after the image was padded (a tight crop).
     DetectedAfterPadding,
+    /// The detector found them in the padded, contrast-normalised copy (a tight, dark crop).
+    DetectedAfterContrastAndPadding,
     /// Nothing was detected; the whole image stands in for the face (caller allowed it).
     WholeImage,
     /// No face: `faces` is empty.
     NotFound,
+}
+
+impl FaceSource {
+    /// The name answers carry (`"source": "…"`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FaceSource::Detected => "detected",
+            FaceSource::DetectedAfterContrast => "detected_after_contrast",
+            FaceSource::DetectedAfterPadding => "detected_after_padding",
+            FaceSource::DetectedAfterContrastAndPadding => "detected_after_contrast_and_padding",
+            FaceSource::WholeImage => "whole_image",
+            FaceSource::NotFound => "not_found",
+        }
+    }
+}
+
+/// How the detector's retry normalises contrast.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Contrast {
+    /// Global histogram equalisation of luminance.
+    Equalize,
+    /// CLAHE on an 8 × 8 grid, clip limit 2.
+    Clahe,
+    /// A γ that brings the mean luminance to mid-grey.
+    GammaLift,
+}
+
+impl Contrast {
+    /// The retry's normaliser (chosen on the hard-conditions tuning split, see docs/benchmarks.md).
+    pub const DEFAULT: Contrast = Contrast::Equalize;
+
+    /// The normalised copy of `img`.
+    pub fn apply(self, img: &RgbImage) -> RgbImage {
+        match self {
+            Contrast::Equalize => contrast::equalize_luma(img),
+            Contrast::Clahe => contrast::clahe_luma(img, 8, 2.0),
+            Contrast::GammaLift => contrast::gamma_lift(img),
+        }
+    }
 }
 
 /// The faces of a photo and how they were found.
@@ -39,25 +86,45 @@ pub struct FoundFaces {
 }
 
 impl Mtcnn {
-    /// Detects faces, retrying on a padded copy when none is found; with `allow_whole_image`
-    /// a face-crop-shaped image with no detection yields one whole-image face.
+    /// Detects faces, retrying on a contrast-normalised copy, a padded copy and a padded
+    /// normalised copy when none is found; with `allow_whole_image` a face-crop-shaped image
+    /// with no detection yields one whole-image face.
     pub fn detect_with_fallback(&self, img: &RgbImage, allow_whole_image: bool) -> Result<FoundFaces> {
         let faces = self.detect(img)?;
         if !faces.is_empty() {
             return Ok(FoundFaces { faces, source: FaceSource::Detected });
+        }
+        self.retry(img, Contrast::DEFAULT, allow_whole_image)
+    }
+
+    /// The retries of [`Mtcnn::detect_with_fallback`] for a photo whose plain pass found nothing.
+    pub fn retry(&self, img: &RgbImage, contrast: Contrast, allow_whole_image: bool) -> Result<FoundFaces> {
+        let normalised = contrast.apply(img);
+        let faces = self.detect(&normalised)?;
+        if !faces.is_empty() {
+            return Ok(FoundFaces { faces, source: FaceSource::DetectedAfterContrast });
         }
         let (padded, pad) = pad_image(img);
         let faces = unpad(self.detect(&padded)?, pad, img.width(), img.height());
         if !faces.is_empty() {
             return Ok(FoundFaces { faces, source: FaceSource::DetectedAfterPadding });
         }
-        let aspect = img.width() as f32 / img.height().max(1) as f32;
-        Ok(if allow_whole_image && FACE_CROP_ASPECT.contains(&aspect) {
+        let (padded, pad) = pad_image(&normalised);
+        let faces = unpad(self.detect(&padded)?, pad, img.width(), img.height());
+        if !faces.is_empty() {
+            return Ok(FoundFaces { faces, source: FaceSource::DetectedAfterContrastAndPadding });
+        }
+        Ok(if allow_whole_image && is_face_crop_shaped(img) {
             FoundFaces { faces: vec![whole_image_face(img.width(), img.height())], source: FaceSource::WholeImage }
         } else {
             FoundFaces { faces: Vec::new(), source: FaceSource::NotFound }
         })
     }
+}
+
+/// Square or portrait, as a photo that is already a face crop is.
+pub fn is_face_crop_shaped(img: &RgbImage) -> bool {
+    FACE_CROP_ASPECT.contains(&(img.width() as f32 / img.height().max(1) as f32))
 }
 
 /// The image centred on a flat border; returns the border width.

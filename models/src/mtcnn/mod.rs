@@ -14,7 +14,7 @@ use candle_core::{Device, Result};
 use candle_nn::VarBuilder;
 use image::RgbImage;
 
-pub use fallback::{FaceSource, FoundFaces};
+pub use fallback::{is_face_crop_shaped, Contrast, FaceSource, FoundFaces};
 pub use nets::{ONet, PNet, RNet};
 
 /// The MTCNN tensors of facenet-pytorch's wheel (`data/{p,r,o}net.pt`), named as in

@@ -9,7 +9,7 @@ use image::RgbImage;
 use super::alter::alter;
 use super::plan::{HardSetPlan, Probe};
 use super::tally::{HardReport, ProbeOutcome};
-use crate::engine::{Alignment, Engine, FaceChoice};
+use crate::engine::{Alignment, Engine, FaceChoice, WholeImage};
 use crate::error::{FdbError, Result};
 use crate::facedb::{EnrollOptions, EnrollStatus, FaceDb, OpenOptions};
 
@@ -38,6 +38,9 @@ pub fn run_hard(plan: &HardSetPlan, options: &HardRunOptions, progress: impl Fn(
     let total = items.len() + 2 * all.len();
     let enrolled = db.enroll_many(&items, &EnrollOptions::default(), |n| progress(n, total))?;
     let gallery_failed = enrolled.iter().filter(|r| matches!(r.status, EnrollStatus::Failed { .. })).count();
+    let floor = options.open.quality_floor;
+    let gallery_low_quality =
+        enrolled.iter().filter(|r| matches!(r.status, EnrollStatus::Enrolled { quality, .. } if quality < floor)).count();
 
     let engine = db.engine()?;
     let mut made: Vec<(&Probe, PathBuf)> = Vec::with_capacity(all.len());
@@ -65,12 +68,12 @@ pub fn run_hard(plan: &HardSetPlan, options: &HardRunOptions, progress: impl Fn(
                     person: probe.person.clone(),
                     condition: probe.condition,
                     found: true,
-                    source: None,
+                    source: Some(answer.source),
                     nearest: nearest.map(|m| m.person.clone()),
                     distance: nearest.map(|m| m.distance),
                     identity: answer.identity,
-                    quality: None,
-                    low_quality: false,
+                    quality: Some(answer.quality),
+                    low_quality: answer.low_quality,
                 }
             }
             Err(FdbError::NoFace { .. }) => ProbeOutcome {
@@ -96,6 +99,8 @@ pub fn run_hard(plan: &HardSetPlan, options: &HardRunOptions, progress: impl Fn(
     report.people = plan.people.len();
     report.gallery_images = items.len();
     report.gallery_failed = gallery_failed;
+    report.gallery_low_quality = gallery_low_quality;
+    report.quality_floor = floor;
     report.skipped_no_clean_face = skipped;
     report.search_threshold = threshold;
     report.seconds = started.elapsed().as_secs_f64();
@@ -112,7 +117,7 @@ fn make_probes(engine: &Engine, probes: &[&Probe], out: &Path) -> Result<Vec<Opt
     let decoded = Engine::decode_files(&paths);
     let photos = decoded.into_iter().collect::<Result<Vec<_>>>()?;
     let refs: Vec<_> = photos.iter().collect();
-    let found = engine.find_faces(&refs, FaceChoice::One { strict: false }, Alignment::Crop, false)?;
+    let found = engine.find_faces(&refs, FaceChoice::One { strict: false }, Alignment::Crop, WholeImage::Never)?;
     probes
         .iter()
         .zip(&photos)

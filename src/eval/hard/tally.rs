@@ -115,6 +115,10 @@ pub struct HardReport {
     pub gallery_images: usize,
     /// Gallery photos that failed to enrol.
     pub gallery_failed: usize,
+    /// Clean gallery photos enrolled with a quality below the floor (enrol warns about them).
+    pub gallery_low_quality: usize,
+    /// The quality floor the searches used.
+    pub quality_floor: f32,
     /// Probes dropped because the detector found no face in the clean photo (no box to alter by).
     pub skipped_no_clean_face: usize,
     /// The 1:N threshold the searches used (the last answer's).
@@ -140,6 +144,8 @@ impl HardReport {
             people: 0,
             gallery_images: 0,
             gallery_failed: 0,
+            gallery_low_quality: 0,
+            quality_floor: 0.0,
             skipped_no_clean_face: 0,
             search_threshold: None,
             overall: Tally::default(),
@@ -165,12 +171,14 @@ impl std::fmt::Display for HardReport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         writeln!(
             f,
-            "hard conditions, {:?} split, seed {}: {} people, {} gallery photos ({} failed to enrol), search threshold {}",
+            "hard conditions, {:?} split, seed {}: {} people, {} gallery photos ({} failed to enrol, {} below the quality floor {:.2}), search threshold {}",
             self.split,
             self.seed,
             self.people,
             self.gallery_images,
             self.gallery_failed,
+            self.gallery_low_quality,
+            self.quality_floor,
             self.search_threshold.map_or("-".into(), |t| format!("{t:.3}"))
         )?;
         writeln!(

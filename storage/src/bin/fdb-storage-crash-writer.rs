@@ -78,6 +78,7 @@ fn crash_face(person: fdb_storage::PersonId, n: u64) -> NewFace {
         bbox: [0.0, 0.0, 10.0, 10.0],
         landmarks: [[1.0, 1.0]; 5],
         score: 1.0,
+        quality: None,
         model_id: "crash-model".into(),
         crop: vec![n as u8; 16],
         embedding: crash_vector(n),

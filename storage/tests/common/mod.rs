@@ -35,6 +35,7 @@ pub fn face(person: PersonId, n: u64, model: &str, embedding: Vec<f32>) -> NewFa
         bbox: [1.0, 2.0, 101.0, 122.0],
         landmarks: [[30.0, 40.0], [70.0, 40.0], [50.0, 60.0], [35.0, 80.0], [65.0, 80.0]],
         score: 0.99,
+        quality: None,
         model_id: model.to_string(),
         crop: format!("crop-bytes-{n}").into_bytes(),
         embedding,

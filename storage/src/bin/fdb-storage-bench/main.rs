@@ -227,6 +227,7 @@ fn bench_face(person: PersonId, row: usize, v: &[f32]) -> NewFace {
         bbox: [10.0, 12.0, 110.0, 140.0],
         landmarks: [[40.0, 50.0], [80.0, 50.0], [60.0, 75.0], [45.0, 100.0], [75.0, 100.0]],
         score: 0.999,
+        quality: None,
         model_id: "bench".into(),
         crop: Vec::new(),
         embedding: v.to_vec(),
