@@ -223,7 +223,7 @@ pub fn face_views(engine: &Engine, alignment: Alignment, paths: &[PathBuf]) -> V
         .iter()
         .map(|path| {
             let photo: Photo = Engine::decode_files(std::slice::from_ref(path)).remove(0)?;
-            let found = engine.find_faces(&[&photo], FaceChoice::One { strict: false }, alignment, false)?.remove(0);
+            let found = engine.find_faces(&[&photo], FaceChoice::One { strict: false }, alignment, crate::engine::WholeImage::Never)?.remove(0);
             let (bbox, crop): (Option<[f32; 4]>, RgbImage) = match found {
                 Ok(mut faces) => {
                     let face = faces.remove(0);

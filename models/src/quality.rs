@@ -25,11 +25,17 @@ use crate::contrast::luma;
 /// The score and the terms it is the product of.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Quality {
+    /// The product of the five terms, in [0, 1].
     pub score: f32,
+    /// From the detector's probability (0.5 for a whole-image face).
     pub detector: f32,
+    /// From the face box's shorter side.
     pub size: f32,
+    /// From the face's mean luma.
     pub brightness: f32,
+    /// From the standard deviation of the face's luma.
     pub contrast: f32,
+    /// From the Laplacian's variance relative to the luma's.
     pub sharpness: f32,
 }
 
@@ -56,12 +62,15 @@ fn ramp(v: f32, zero: f32, one: f32) -> f32 {
 /// Luma statistics of the central 60% of a crop (the face without its margin and background).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct LumaStats {
+    /// Mean luma, 0..255.
     pub mean: f32,
+    /// Standard deviation of the luma.
     pub std: f32,
     /// Variance of the 4-neighbour Laplacian over the interior of the region.
     pub laplacian_var: f32,
 }
 
+/// The statistics of the quality terms, over the central 60% of `crop`.
 pub fn central_luma_stats(crop: &RgbImage) -> LumaStats {
     let (w, h) = crop.dimensions();
     let (x0, y0) = (w / 5, h / 5);

@@ -202,6 +202,7 @@ mod tests {
                     bbox: [0.0; 4],
                     landmarks: [[0.0; 2]; 5],
                     score: 1.0,
+                    quality: None,
                     model_id: "m1".into(),
                     crop: vec![n as u8],
                     embedding: vectors[n].clone(),

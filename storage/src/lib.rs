@@ -19,6 +19,7 @@
 //!     bbox: [10.0, 10.0, 110.0, 130.0],
 //!     landmarks: [[0.0; 2]; 5],
 //!     score: 0.99,
+//!     quality: Some(0.9),
 //!     model_id: "facenet-20180408-102900".into(),
 //!     crop: Vec::new(),
 //!     embedding: embedding.clone(),
