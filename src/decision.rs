@@ -7,8 +7,9 @@
 //! probability `1 − (1 − p)^N`. fdb fixes that probability (the 1:N false-accept target, 1% by
 //! default), solves for `p`, and reads the threshold for `p` off the lower tail of impostor
 //! distances (`LowerTail`): the database's own (sampled from its galleries, see `calibration`)
-//! once it has enough people, else the model's, measured on LFW. The search threshold is never
-//! looser than the 1:1 threshold. N counts enrolled faces, not people: a person with K photos
+//! once it has enough people, else the model's, measured on LFW. The gallery's tail only
+//! tightens the search threshold, never loosens it (`gallery_search_threshold`). The search
+//! threshold is never looser than the 1:1 threshold. N counts enrolled faces, not people: a person with K photos
 //! gives a stranger K chances.
 //!
 //! The tail is empirical where the sample has enough points below the threshold, and an
@@ -142,6 +143,18 @@ pub fn expected_far_1n(tail: &LowerTail, t: f32, faces: usize) -> f64 {
     -((faces.max(1) as f64) * (-p).ln_1p()).exp_m1()
 }
 
+/// Under the gallery calibration, the search threshold is the stricter of the gallery's and
+/// the model's (LFW's): the gallery tightens 1:N in a domain where different people lie
+/// closer, and never loosens it, because tens of people cannot measure a 1-in-100 stranger
+/// rate as well as LFW's millions of pairs. Returns the threshold, whether LFW's set it, and
+/// the stranger-accept rate expected at it (the larger of the two tails' estimates).
+pub fn gallery_search_threshold(verify: f32, own: &LowerTail, lfw: &LowerTail, far_1n: f64, faces: usize) -> (f32, bool, f64) {
+    let own_t = search_threshold_from_tail(verify, own, far_1n, faces);
+    let lfw_t = search_threshold_from_tail(verify, lfw, far_1n, faces);
+    let (t, from_lfw) = if lfw_t < own_t { (lfw_t, true) } else { (own_t, false) };
+    (t, from_lfw, expected_far_1n(own, t, faces).max(expected_far_1n(lfw, t, faces)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -216,6 +229,22 @@ mod tests {
         // under the minimum (the truth: 0.72369); a quantile stuck at the sample would say 0.8158.
         assert!((tail.quantile(1e-6) - 0.733_68).abs() < 1e-4, "{}", tail.quantile(1e-6));
         assert!(tail.quantile(1e-6) < min - 0.08);
+    }
+
+    #[test]
+    fn the_gallery_tightens_the_search_threshold_and_never_loosens_it() {
+        let tail = hundredths();
+        // The same distances shifted by +0.1: a domain where different people lie further apart.
+        let far_apart = LowerTail::from_distances((1..=100).map(|i| i as f32 / 100.0 + 0.1).collect());
+        // One face, FAR 25%: LFW's 0.25 quantile is 0.25, the far-apart gallery's 0.35.
+        let (t, from_lfw, expected) = gallery_search_threshold(1.0, &far_apart, &tail, 0.25, 1);
+        assert!((t - 0.25).abs() < 1e-6 && from_lfw, "{t} {from_lfw}");
+        assert!((expected - 0.25).abs() < 1e-6, "{expected}");
+        // A gallery whose strangers lie closer than LFW's (LFW shifted instead) sets it itself,
+        // and the expected rate is the gallery's own.
+        let (t, from_lfw, expected) = gallery_search_threshold(1.0, &tail, &far_apart, 0.25, 1);
+        assert!((t - 0.25).abs() < 1e-6 && !from_lfw, "{t} {from_lfw}");
+        assert!((expected - 0.25).abs() < 1e-6, "{expected}");
     }
 
     #[test]

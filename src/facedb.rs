@@ -210,6 +210,9 @@ pub struct Thresholds {
     pub verify_source: &'static str,
     /// The 1:N threshold for the gallery as it is now (squared L2).
     pub search_threshold: f32,
+    /// Whose tail set the 1:N threshold: under the gallery calibration, the stricter of the
+    /// gallery's and LFW's; else `calibration`.
+    pub search_calibration: Calibration,
     /// The stranger-accept target of a search.
     pub far_1n: f64,
     /// Whose impostor distances the thresholds are read from.
@@ -524,7 +527,7 @@ impl FaceDb {
                     matches,
                     identity,
                     threshold,
-                    calibration: t.calibration,
+                    calibration: t.search_calibration,
                     expected_far: t.expected_far_1n,
                 })
             })
@@ -669,14 +672,21 @@ impl FaceDb {
         };
         let faces = self.store.searchable_faces();
         let far_1n = self.far_1n()?;
-        let search = decision::search_threshold_from_tail(verify, &tail, far_1n, faces);
+        let (search, search_calibration, expected_far_1n) = if calibration == Calibration::Gallery {
+            let (t, from_lfw, expected) = decision::gallery_search_threshold(verify, &tail, &lfw_tail, far_1n, faces);
+            (t, if from_lfw { Calibration::Lfw } else { Calibration::Gallery }, expected)
+        } else {
+            let t = decision::search_threshold_from_tail(verify, &tail, far_1n, faces);
+            (t, calibration, decision::expected_far_1n(&tail, t, faces))
+        };
         let thresholds = Thresholds {
             verify_threshold: verify,
             verify_source,
             search_threshold: search,
+            search_calibration,
             far_1n,
             calibration,
-            expected_far_1n: decision::expected_far_1n(&tail, search, faces),
+            expected_far_1n,
             expected_far_1v1: tail.cdf(f64::from(verify)),
             gallery: GallerySummary {
                 sampled_faces: gallery.faces,

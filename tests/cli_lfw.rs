@@ -107,11 +107,12 @@ fn enrol_search_verify_and_remove_on_lfw() {
     let accepted = answers.iter().filter(|a| matches!(a, Answer::Face { identity: Some(_), .. })).count();
     let calibration = rows[0]["faces"][0]["calibration"].as_str().unwrap_or_default().to_string();
     eprintln!("strangers: {accepted} of {} answered searches accepted at the 1% target (calibration: {calibration})", answers.len());
-    assert_eq!(calibration, "gallery", "40 people with 4 faces each calibrate on their own galleries");
-    // The target is at most 1.5% (7 of 500); on 2026-12-03 this gallery's own calibration let 12
-    // of 500 in (2.4%; the Gaussian fit let 3 of 100 in): the bound below catches a regression,
-    // it does not meet the target.
-    assert!(accepted <= 20, "{accepted}/500 strangers were accepted at a 1% target");
+    // 40 people with 4 faces each calibrate on their own galleries, but their tail is looser than
+    // LFW's here, so LFW's sets the 1:N threshold (the gallery only ever tightens it).
+    assert_eq!(calibration, "lfw", "the stricter tail answers");
+    // The target is at most 1.5% (7 of 500). On 2026-12-03 this set let 2 in (0.4%); the gallery's
+    // own tail, when it could loosen the threshold, let 12 in, and the Gaussian fit 3 of 100.
+    assert!(accepted <= 7, "{accepted}/500 strangers were accepted at a 1% target");
 
     // Verify: 10 same and 10 different pairs from each fold of pairs.txt.
     let pairs = std::fs::read_to_string(images.join("../pairs.txt")).unwrap();

@@ -111,8 +111,9 @@ fn print_thresholds(t: &fdb::facedb::Thresholds, faces: usize) {
         t.expected_far_1v1 * 100.0
     );
     println!(
-        "search (1:N) threshold {:.3} for {faces} faces: a stranger is accepted with probability {:.2}% (target {:.2}%)",
+        "search (1:N) threshold {:.3} for {faces} faces (from {}): a stranger is accepted with probability {:.2}% (target {:.2}%)",
         t.search_threshold,
+        t.search_calibration.describe(),
         t.expected_far_1n * 100.0,
         t.far_1n * 100.0
     );
