@@ -12,6 +12,7 @@ use fdb_models::quality::{face_quality, Quality};
 use fdb_models::weights::Installed;
 use image::RgbImage;
 use rayon::prelude::*;
+use serde::Serialize;
 
 use crate::error::{FdbError, Result};
 use crate::recipe::Recipe;
@@ -102,6 +103,64 @@ pub struct Engine {
     detector: Mtcnn,
     embedder: Embedder,
     model_id: String,
+    light: Light,
+}
+
+/// Photometric normalisation of each aligned crop's luminance before the embedder. An
+/// evaluation setting (`fdb eval lfw|hard --light`), measured in docs/benchmarks.md; never a
+/// database's, because vectors made under two settings cannot be compared.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Light {
+    /// The crop as aligned.
+    #[default]
+    Off,
+    /// Global histogram equalisation of luma.
+    Equalise,
+    /// CLAHE of luma on a 4×4 grid, clip 2.
+    Clahe,
+    /// Global equalisation only of dark or flat crops (the face's mean luma under 50 or its
+    /// standard deviation under 16, see `fdb_models::quality`), the rest as aligned.
+    Auto,
+}
+
+impl Light {
+    /// The setting's name, as `--light` spells it.
+    pub fn tag(self) -> &'static str {
+        match self {
+            Light::Off => "off",
+            Light::Equalise => "equalise",
+            Light::Clahe => "clahe",
+            Light::Auto => "auto",
+        }
+    }
+
+    /// The crop the embedder sees.
+    pub fn apply(self, crop: &RgbImage) -> RgbImage {
+        match self {
+            Light::Off => crop.clone(),
+            Light::Equalise => fdb_models::contrast::equalize_luma(crop),
+            Light::Clahe => fdb_models::contrast::clahe_luma(crop, 4, 2.0),
+            Light::Auto => {
+                let stats = fdb_models::quality::central_luma_stats(crop);
+                if stats.mean < 50.0 || stats.std < 16.0 {
+                    fdb_models::contrast::equalize_luma(crop)
+                } else {
+                    crop.clone()
+                }
+            }
+        }
+    }
+}
+
+impl std::str::FromStr for Light {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        [Light::Off, Light::Equalise, Light::Clahe, Light::Auto]
+            .into_iter()
+            .find(|l| l.tag() == s)
+            .ok_or_else(|| format!("unknown light normalisation {s:?}: use off, equalise, clahe or auto"))
+    }
 }
 
 /// Faces per forward pass on a GPU; on the CPU the embedder's own default (where its bench peaks).
@@ -118,7 +177,18 @@ impl Engine {
         let detector = Mtcnn::from_file(&models.mtcnn, &device)?;
         let batch = if device.is_cpu() { fdb_models::facenet::DEFAULT_MAX_BATCH } else { GPU_EMBED_BATCH };
         let embedder = Embedder::load(&embedder_file, &device)?.with_max_batch(batch);
-        Ok(Self { device, detector, embedder, model_id: model_id.into() })
+        Ok(Self { device, detector, embedder, model_id: model_id.into(), light: Light::Off })
+    }
+
+    /// The same networks, normalising each crop's light before embedding it.
+    pub fn with_light(mut self, light: Light) -> Self {
+        self.light = light;
+        self
+    }
+
+    /// The photometric normalisation applied before embedding.
+    pub fn light(&self) -> Light {
+        self.light
     }
 
     /// The device the networks run on.
@@ -178,7 +248,11 @@ impl Engine {
 
     /// L2-normalised embeddings of aligned 160×160 crops, in batches.
     pub fn embed(&self, crops: &[RgbImage]) -> Result<Vec<Vec<f32>>> {
-        Ok(self.embedder.embed(crops)?)
+        if self.light == Light::Off {
+            return Ok(self.embedder.embed(crops)?);
+        }
+        let normalised: Vec<RgbImage> = crops.iter().map(|c| self.light.apply(c)).collect();
+        Ok(self.embedder.embed(&normalised)?)
     }
 
     /// The vectors a database stores for `crops` under `recipe`: with a mirror, the crops and
@@ -244,5 +318,36 @@ fn cut(image: &RgbImage, detection: &Detection, alignment: Alignment) -> RgbImag
     match alignment {
         Alignment::Crop => align::crop_facenet(image, detection, 160, 32),
         Alignment::Warp => align::warp_5pt(image, detection, 160),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use image::Rgb;
+
+    /// A 10×10 grey crop whose columns alternate `a` and `b`.
+    fn stripes(a: u8, b: u8) -> RgbImage {
+        RgbImage::from_fn(10, 10, |x, _| {
+            let v = if x % 2 == 0 { a } else { b };
+            Rgb([v, v, v])
+        })
+    }
+
+    #[test]
+    fn auto_light_equalises_only_dark_or_flat_crops() {
+        // Mean 120, σ 40 in the centre: neither dark nor flat, so untouched.
+        let lit = stripes(80, 160);
+        assert_eq!(Light::Auto.apply(&lit), lit);
+        // Mean 25 (dark): equalised. Two levels, half each: cdf_min = 50 of 100 pixels, so
+        // 20 ↦ 0 and 30 ↦ round(255 · 50/50) = 255.
+        let dark = Light::Auto.apply(&stripes(20, 30));
+        assert_eq!((dark.get_pixel(0, 0).0[0], dark.get_pixel(1, 0).0[0]), (0, 255));
+        // Mean 120 but σ 5 (flat): equalised the same way.
+        let flat = Light::Auto.apply(&stripes(115, 125));
+        assert_eq!((flat.get_pixel(0, 0).0[0], flat.get_pixel(1, 0).0[0]), (0, 255));
+        assert_eq!(Light::Off.apply(&stripes(20, 30)), stripes(20, 30));
+        assert_eq!("auto".parse::<Light>(), Ok(Light::Auto));
+        assert!("sideways".parse::<Light>().unwrap_err().contains("sideways"));
     }
 }

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 use image::RgbImage;
 
-use crate::engine::{Alignment, Engine, FaceChoice, Photo, WholeImage};
+use crate::engine::{Alignment, Engine, FaceChoice, Light, Photo, WholeImage};
 use crate::eval::{EmbedSource, SourceId};
 
 /// The evaluator's embeddings from the real pipeline (decode, detect, align, embed), with facenet's central-region fallback.
@@ -67,7 +67,11 @@ impl EmbedSource for EngineSource<'_> {
             Alignment::Crop => "crop",
             Alignment::Warp => "warp",
         };
-        SourceId { model: self.engine.model_id().to_string(), align: format!("{align}/{}", self.engine.detection_id()) }
+        let light = match self.engine.light() {
+            Light::Off => String::new(),
+            other => format!("/light-{}", other.tag()),
+        };
+        SourceId { model: self.engine.model_id().to_string(), align: format!("{align}/{}{light}", self.engine.detection_id()) }
     }
 
     fn embed(&mut self, paths: &[PathBuf], mirrored: bool) -> Vec<Result<Vec<f32>, String>> {

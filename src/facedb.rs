@@ -12,7 +12,7 @@ use serde::Serialize;
 
 use crate::calibration::{GalleryDistances, GallerySample, MIN_PEOPLE};
 use crate::decision::{self, LowerTail, DEFAULT_FAR_1N};
-use crate::engine::{decode_file, Alignment, Engine, FaceChoice, FoundFace, Photo, WholeImage};
+use crate::engine::{decode_file, Alignment, Engine, FaceChoice, FoundFace, Light, Photo, WholeImage};
 use crate::error::{FdbError, Result};
 use crate::recipe::{Recipe, DEFAULT_RECIPE};
 
@@ -40,6 +40,9 @@ pub struct OpenOptions {
     pub whole_image: WholeImage,
     /// A probe whose quality is below this answers "unknown (low quality)" instead of a name.
     pub quality_floor: f32,
+    /// Photometric normalisation of crops before embedding, for evaluations on scratch
+    /// databases only: a database's stored vectors were made without it.
+    pub light: Light,
 }
 
 /// The default quality floor (chosen on the hard-conditions tuning split, see docs/benchmarks.md).
@@ -53,6 +56,7 @@ impl Default for OpenOptions {
             install_models: true,
             whole_image: WholeImage::default(),
             quality_floor: DEFAULT_QUALITY_FLOOR,
+            light: Light::Off,
         }
     }
 }
@@ -308,7 +312,7 @@ impl FaceDb {
         let models = self.models()?;
         let device = crate::device::select_device(self.options.device.as_deref())?;
         let model_id = self.model_id()?;
-        let engine = Arc::new(Engine::load(&models, &model_id, device)?);
+        let engine = Arc::new(Engine::load(&models, &model_id, device)?.with_light(self.options.light));
         *slot = Some(engine.clone());
         Ok(engine)
     }

@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use clap::{Args, Subcommand};
-use fdb::engine::Engine;
+use fdb::engine::{Engine, Light};
 use fdb::eval::{self, EmbedRun, EmbeddingCache, EvalOptions, EvalReport, FlipMode, ImagePair, Metric};
 use fdb::eval_report::{self, NamedReport};
 use fdb::eval_source::EngineSource;
@@ -91,6 +91,10 @@ pub struct HardArgs {
     /// The searches' quality floor (as `fdb search --quality-floor`).
     #[arg(long, value_name = "Q", default_value_t = fdb::facedb::DEFAULT_QUALITY_FLOOR)]
     quality_floor: f32,
+    /// Normalise each aligned crop's light before embedding it, gallery and probes alike (a
+    /// measurement, as `fdb eval lfw --light`).
+    #[arg(long, default_value = "off", value_name = "off|equalise|clahe|auto")]
+    light: Light,
 }
 
 #[derive(Args, Debug)]
@@ -108,6 +112,10 @@ pub struct PairsEval {
     subtract_mean: bool,
     #[arg(long, value_enum, default_value_t = AlignArg::Crop)]
     align: AlignArg,
+    /// Normalise each aligned crop's light before embedding it: off, equalise, clahe or auto (a
+    /// measurement; databases always embed crops as aligned).
+    #[arg(long, default_value = "off", value_name = "off|equalise|clahe|auto")]
+    light: Light,
     /// FAR target of VAL@FAR (and of the saved threshold with --save-threshold).
     #[arg(long)]
     far: Option<f64>,
@@ -185,7 +193,8 @@ fn evaluate_pairs(pairs: &[ImagePair], c: &PairsEval, options: &OpenOptions, db_
     let engine = match &c.model {
         Some(model) => super::engine_of(options, model)?,
         None => engine(options)?,
-    };
+    }
+    .with_light(c.light);
     let eval_options = EvalOptions {
         metric: c.metric,
         subtract_mean: c.subtract_mean,
@@ -203,7 +212,7 @@ fn evaluate_pairs(pairs: &[ImagePair], c: &PairsEval, options: &OpenOptions, db_
     let report = eval::evaluate(&embeddings, &eval_options).map_err(eval_err)?;
     let mut compared = Vec::new();
     if let Some(model) = &c.compare_model {
-        let other = super::engine_of(options, model)?;
+        let other = super::engine_of(options, model)?.with_light(c.light);
         let (e, _) = embed_with(&other, pairs, c.flip, c.align, cache.as_mut(), json)?;
         compared.push((format!("{model} ({})", protocol_name(&eval_options)), eval::evaluate(&e, &eval_options).map_err(eval_err)?));
     }
@@ -451,7 +460,7 @@ fn hard(a: HardArgs, options: &OpenOptions, json: bool) -> Result<u8> {
     }
     let total = plan.people.iter().map(|p| p.gallery.len()).sum::<usize>() + 2 * (plan.probes.len() + plan.strangers.len());
     let bar = progress_bar(total, json);
-    let open = OpenOptions { whole_image: a.whole_image.into(), quality_floor: a.quality_floor, ..options.clone() };
+    let open = OpenOptions { whole_image: a.whole_image.into(), quality_floor: a.quality_floor, light: a.light, ..options.clone() };
     let run_options = HardRunOptions { open, out: a.out.clone() };
     let (report, _) = run_hard(&plan, &run_options, |n, _| bar.inc(n as u64))?;
     bar.finish_and_clear();
