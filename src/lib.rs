@@ -40,6 +40,7 @@ pub mod facedb;
 pub mod plot;
 pub mod recipe;
 pub mod retrain;
+pub mod retrain_runs;
 pub mod trunk_cache;
 
 pub use engine::{Alignment, FaceChoice};

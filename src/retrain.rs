@@ -25,6 +25,7 @@ use crate::engine::Engine;
 use crate::error::{FdbError, Result};
 use crate::facedb::FaceDb;
 use crate::recipe::{Recipe, DEFAULT_RECIPE};
+use crate::retrain_runs::RetrainRun;
 use crate::trunk_cache::TrunkCache;
 
 /// Faces whose missing trunk features are computed (and appended to the cache) together.
@@ -158,6 +159,13 @@ impl FaceDb {
             // The database keeps its recipe: a retrain changes the model, not how crops are embedded.
             self.switch_to_recipe(&model, self.recipe()?)?;
         }
+        self.record_retrain_run(RetrainRun {
+            model: model.clone(),
+            parent: parent.clone(),
+            before: before.verification_accuracy,
+            switched,
+            epochs: trained.epochs.clone(),
+        })?;
         Ok(RetrainReport {
             parent,
             model,

@@ -272,14 +272,18 @@ fn retrain_then_models_list_and_use_roll_back() {
     let (code, summary) = fdb_json(&db, &args);
     assert_eq!((code, summary["enrolled"].as_u64()), (Some(0), Some(12)), "{summary}");
 
+    let curve = tmp.path().join("curve.png");
+    let curve_arg = curve.to_str().unwrap();
     let (code, report) = fdb_json(
         &db,
         &[
             "--models-dir", models_arg, "retrain", "--epochs", "2", "--batches-per-epoch", "2", "--people", "2", "--faces", "3",
-            "--validation", "0.34", "--force",
+            "--validation", "0.34", "--force", "--plot", curve_arg,
         ],
     );
     assert_eq!(code, Some(0), "{report}");
+    let png = std::fs::read(&curve).unwrap();
+    assert_eq!(&png[1..4], b"PNG", "retrain --plot writes a PNG");
     assert_eq!(report["parent"].as_str(), Some(weights::FACENET_MODEL_ID), "{report}");
     assert_eq!(report["switched"].as_bool(), Some(true), "--force switches: {report}");
     assert_eq!(report["epochs"].as_array().map(Vec::len), Some(2), "{report}");

@@ -86,6 +86,12 @@ fn retrain_switches_to_a_new_version_and_can_roll_back() {
     // A second retrain (from the new version, whose trunk is the base's) computes nothing.
     let again = db.retrain(&options, |_| {}).unwrap();
     assert_eq!((again.features_computed, again.features_cached), (0, 18));
+    // Both runs' learning curves are kept in the database, oldest first, for `retrain --plot`.
+    let runs = db.retrain_runs().unwrap();
+    assert_eq!(runs.iter().map(|r| r.model.as_str()).collect::<Vec<_>>(), [report.model.as_str(), again.model.as_str()]);
+    assert_eq!(runs[1].parent, report.model);
+    assert_eq!((runs[0].epochs.clone(), runs[1].epochs.clone()), (report.epochs.clone(), again.epochs.clone()));
+    assert_eq!(runs[0].before, report.before.verification_accuracy);
 
     // Roll back: the base model's answers come back (re-embedded from the lossless crops).
     db.switch_to(&base).unwrap();

@@ -249,7 +249,8 @@ pub struct RetrainArgs {
     /// Switch to the new model even if it is not better on the held-out people.
     #[arg(long)]
     pub force: bool,
-    /// Write the learning curve (loss, active triplets, validation accuracy) as a PNG.
+    /// Write the learning curves (loss, active triplets, validation accuracy) of this run and
+    /// the database's earlier runs as a PNG.
     #[arg(long)]
     pub plot: Option<PathBuf>,
     /// Jittered crops per face (shifted and scaled, each with its mirror) besides the crop and

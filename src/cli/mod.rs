@@ -545,13 +545,13 @@ fn retrain(db: &FaceDb, a: args::RetrainArgs, json: bool) -> Result<u8> {
     })?;
     bar.finish_and_clear();
     if let Some(path) = &a.plot {
-        let run = fdb::plot::learning::Run {
-            name: report.model.clone(),
-            epochs: &report.epochs,
-            before: report.before.verification_accuracy,
-            switched: report.switched,
-        };
-        fdb::plot::learning::write_png(path, &[run]).map_err(FdbError::Invalid)?;
+        // Every run on this database, this one last, on the same panels.
+        let history = db.retrain_runs()?;
+        let runs: Vec<fdb::plot::learning::Run<'_>> = history
+            .iter()
+            .map(|r| fdb::plot::learning::Run { name: r.model.clone(), epochs: &r.epochs, before: r.before, switched: r.switched })
+            .collect();
+        fdb::plot::learning::write_png(path, &runs).map_err(FdbError::Invalid)?;
     }
     emit(json, &report, || {
         for e in &report.epochs {

@@ -46,9 +46,19 @@ const PANELS: [Panel; 3] = [
     },
 ];
 
-/// Draws the runs into a PNG at `path`.
+/// The most runs one picture draws (the latest): each adds a legend line per panel.
+pub const MAX_DRAWN: usize = 4;
+
+/// Draws the runs (the last `MAX_DRAWN` of them) into a PNG at `path`.
 pub fn write_png(path: &Path, runs: &[Run<'_>]) -> Result<(), String> {
+    let runs = &runs[runs.len().saturating_sub(MAX_DRAWN)..];
     canvas::render_png(path, SIZE, |buffer| draw(buffer, runs))
+}
+
+/// A run's name in a legend: the last step of its model id ("ft1796303242" of
+/// "facenet-…+ft1796303242"), or the whole name when it has no steps.
+fn short_name(name: &str) -> &str {
+    name.rsplit('+').next().unwrap_or(name)
 }
 
 fn draw(buffer: &mut [u8], runs: &[Run<'_>]) -> Result<Vec<Label>, String> {
@@ -62,7 +72,10 @@ fn draw(buffer: &mut [u8], runs: &[Run<'_>]) -> Result<Vec<Label>, String> {
             let verdict = if one.switched { "switched to it" } else { "kept the old model" };
             format!("held-out verification {:.4} → {:.4}: {verdict}", one.before, last)
         }
-        _ => format!("{} runs", runs.len()),
+        _ => {
+            let switched = runs.iter().filter(|r| r.switched).count();
+            format!("the last {} runs ({switched} switched to)", runs.len())
+        }
     };
     labels.push(Label::new(format!("fdb retrain: {decision}"), (SIZE.0 as i32 / 2, 30), 0.5, TITLE_PX, INK));
     let body = root.margin(45, 0, 0, 0);
@@ -110,8 +123,10 @@ fn draw(buffer: &mut [u8], runs: &[Run<'_>]) -> Result<Vec<Label>, String> {
         labels.push(Label::new(panel.title, (x0 + 8, y1 + 18), 0.0, AXIS_PX, INK));
         let (_, yb) = px(0.5, lo);
         labels.push(Label::new("epoch", (x1, yb + 32), 1.0, TICK_PX, MUTED));
-        let mut legend_x = x1 - 10;
         for (r, run) in runs.iter().enumerate() {
+            // One legend line per run, right-aligned under the panel's top edge.
+            let mut legend_x = x1 - 10;
+            let legend_y = y1 + 18 + 16 * r as i32;
             for (s, (name, value)) in panel.series.iter().enumerate().rev() {
                 let colour = PALETTE[(r * panel.series.len() + s) % PALETTE.len()];
                 let points = run.epochs.iter().map(|e| (e.epoch as f64, value(e)));
@@ -119,8 +134,8 @@ fn draw(buffer: &mut [u8], runs: &[Run<'_>]) -> Result<Vec<Label>, String> {
                 chart.draw_series(LineSeries::new(points, style)).map_err(|e| err(&e))?;
                 let points = run.epochs.iter().map(|e| Circle::new((e.epoch as f64, value(e)), 3, colour.filled()));
                 chart.draw_series(points).map_err(|e| err(&e))?;
-                let text = if runs.len() > 1 { format!("{} {name}", run.name) } else { (*name).to_string() };
-                labels.push(Label::new(&text, (legend_x, y1 + 18), 1.0, TICK_PX, rgb(colour)));
+                let text = if runs.len() > 1 { format!("{} {name}", short_name(&run.name)) } else { (*name).to_string() };
+                labels.push(Label::new(&text, (legend_x, legend_y), 1.0, TICK_PX, rgb(colour)));
                 legend_x -= canvas::text_width(&text, TICK_PX) as i32 + 16;
             }
             if panel.title == "held-out people" {
@@ -128,7 +143,11 @@ fn draw(buffer: &mut [u8], runs: &[Run<'_>]) -> Result<Vec<Label>, String> {
                 let before = [(0.5, run.before), (last_epoch as f64 + 0.5, run.before)];
                 chart.draw_series(DashedLineSeries::new(before, 6, 4, colour.into())).map_err(|e| err(&e))?;
                 let (_, cy) = px(0.5, run.before);
-                labels.push(Label::new(format!("before training {:.4}", run.before), (x0 + 8, cy - 4), 0.0, TICK_PX, rgb(colour)));
+                let text = match runs.len() {
+                    1 => format!("before training {:.4}", run.before),
+                    _ => format!("{} before {:.4}", short_name(&run.name), run.before),
+                };
+                labels.push(Label::new(text, (x0 + 8 + 190 * r as i32, cy - 4), 0.0, TICK_PX, rgb(colour)));
             }
         }
     }
@@ -151,6 +170,26 @@ mod tests {
                 val_rank1: 0.98,
             })
             .collect()
+    }
+
+    #[test]
+    fn several_runs_share_the_panels_each_in_its_own_colour() {
+        // The second run's loss is half the first's, so neither line hides the other.
+        let a = epochs(5);
+        let b: Vec<EpochLog> = epochs(8).into_iter().map(|e| EpochLog { loss: e.loss / 2.0, ..e }).collect();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("curves.png");
+        let runs = [
+            Run { name: "m+ft1".into(), epochs: &a, before: 0.99, switched: true },
+            Run { name: "m+ft1+ft2".into(), epochs: &b, before: 0.992, switched: false },
+        ];
+        write_png(&path, &runs).unwrap();
+        let img = image::open(&path).unwrap().to_rgb8();
+        // The loss panel has one series: run 1 in the first colour, run 2 in the second.
+        let top = |c| img.enumerate_pixels().filter(|(_, y, p)| *y < SIZE.1 / 3 && p.0 == rgb(c)).count();
+        assert!(top(PALETTE[0]) > 100 && top(PALETTE[1]) > 100, "{} {}", top(PALETTE[0]), top(PALETTE[1]));
+        assert_eq!(short_name("m+ft1+ft2"), "ft2");
+        assert_eq!(short_name("semi-hard"), "semi-hard");
     }
 
     #[test]

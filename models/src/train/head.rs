@@ -85,7 +85,7 @@ impl Default for TrainConfig {
 }
 
 /// What one epoch did, for the learning curve.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct EpochLog {
     /// The epoch, from 1.
     pub epoch: usize,
