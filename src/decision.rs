@@ -19,6 +19,16 @@
 
 use serde::{Deserialize, Serialize};
 
+/// A 1:1 threshold fdb accepts: a finite squared L2 distance between unit vectors, 0..4.
+/// Anything else decides every pair one way (inf: all "same"; NaN: all "different").
+pub fn check_verify_threshold(value: f32) -> Result<f32, String> {
+    if value.is_finite() && (0.0..=4.0).contains(&value) {
+        Ok(value)
+    } else {
+        Err(format!("threshold {value} is outside 0..4 (squared L2 between unit vectors)"))
+    }
+}
+
 /// The default chance that a stranger's search is accepted as somebody.
 pub const DEFAULT_FAR_1N: f64 = 0.01;
 

@@ -169,12 +169,10 @@ pub const GPU_EMBED_BATCH: usize = 128;
 impl Engine {
     /// Load the detector and the embedder `model_id` from the installed models dir.
     pub fn load(models: &Installed, model_id: &str, device: Device) -> Result<Self> {
-        let embedder_file = models
-            .manifest
-            .get(model_id)
-            .map(|entry| models.dir.join(&entry.file))
-            .ok_or_else(|| FdbError::Invalid(format!("model {model_id} is not in {}", models.dir.display())))?;
-        let detector = Mtcnn::from_file(&models.mtcnn, &device)?;
+        // Both files are checked against the manifest's sha256 first: damaged weights give
+        // confident wrong answers, not errors.
+        let embedder_file = models.verified_file(model_id)?;
+        let detector = Mtcnn::from_file(&models.verified_file(fdb_models::weights::MTCNN_MODEL_ID)?, &device)?;
         let batch = if device.is_cpu() { fdb_models::facenet::DEFAULT_MAX_BATCH } else { GPU_EMBED_BATCH };
         let embedder = Embedder::load(&embedder_file, &device)?.with_max_batch(batch);
         Ok(Self { device, detector, embedder, model_id: model_id.into(), light: Light::Off })

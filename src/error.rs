@@ -46,12 +46,20 @@ pub enum FdbError {
     /// An argument out of its range (the message says which).
     #[error("{0}")]
     Invalid(String),
+    #[error("{path}: the database needs a repair: {reason}; searches would miss those faces. Run `fdb repair` (`fdb check` lists them)")]
+    NeedsRepair { path: PathBuf, reason: String },
 }
 
 impl FdbError {
     /// True when the error is about one input file, so a batch can go on past it.
     pub fn is_per_file(&self) -> bool {
         matches!(self, Self::Image(_) | Self::NoFace { .. } | Self::SeveralFaces { .. })
+    }
+
+    /// True for a readable photo without a usable face: a negative answer (exit code 1), not
+    /// an error (2).
+    pub fn is_negative(&self) -> bool {
+        matches!(self, Self::NoFace { .. } | Self::SeveralFaces { .. })
     }
 }
 

@@ -3,10 +3,11 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use candle_core::Device;
 use fdb_models::weights::{self, Installed};
-use fdb_storage::{NewFace, PersonId, Store, StoreOptions};
+use fdb_storage::{FaceId, NewFace, NewPerson, PersonId, Store, StoreOptions};
 use parking_lot::Mutex;
 use serde::Serialize;
 
@@ -14,6 +15,7 @@ use crate::calibration::{GalleryDistances, GallerySample, MIN_PEOPLE};
 use crate::decision::{self, LowerTail, DEFAULT_FAR_1N};
 use crate::engine::{decode_file, Alignment, Engine, FaceChoice, FoundFace, Light, Photo, WholeImage};
 use crate::error::{FdbError, Result};
+use crate::names;
 use crate::recipe::{Recipe, DEFAULT_RECIPE};
 
 /// Meta key of the 1:N false-accept target.
@@ -43,7 +45,17 @@ pub struct OpenOptions {
     /// Photometric normalisation of crops before embedding, for evaluations on scratch
     /// databases only: a database's stored vectors were made without it.
     pub light: Light,
+    /// Create the database when there is none (else "no fdb database at PATH").
+    pub create: bool,
+    /// How long to wait for another process to close the database.
+    pub lock_wait: Duration,
+    /// Open a database whose searches would miss faces (for `check` and `repair`); otherwise
+    /// such a database is `FdbError::NeedsRepair`.
+    pub allow_damaged: bool,
 }
+
+/// The lock wait of `OpenOptions::default()` and of the CLI's `--wait`.
+pub const DEFAULT_LOCK_WAIT: Duration = Duration::from_secs(3);
 
 /// The default quality floor (chosen on the hard-conditions tuning split, see docs/benchmarks.md).
 pub const DEFAULT_QUALITY_FLOOR: f32 = 0.1;
@@ -57,6 +69,9 @@ impl Default for OpenOptions {
             whole_image: WholeImage::default(),
             quality_floor: DEFAULT_QUALITY_FLOOR,
             light: Light::Off,
+            create: true,
+            lock_wait: DEFAULT_LOCK_WAIT,
+            allow_damaged: false,
         }
     }
 }
@@ -108,12 +123,18 @@ pub enum EnrollStatus {
         /// The face's quality score (stored with it).
         quality: f32,
     },
-    /// The same bytes are already stored (as this face).
+    /// The same bytes are already stored (as this face; the report's `person` is whose it is).
     Duplicate {
         /// The stored face's id.
         face: u64,
     },
-    /// The photo was not stored.
+    /// The photo was read, but no face in it could be used (none found, several with
+    /// `single_face`, or one below `min_quality`): a negative answer, not an error.
+    NoFace {
+        /// Why, naming the file.
+        reason: String,
+    },
+    /// The photo could not be used: missing, unreadable, not an image, too large.
     Failed {
         /// Why, naming the file.
         reason: String,
@@ -289,7 +310,18 @@ impl FaceDb {
     /// Open (or create) the database at `path` with these options.
     pub fn open_with(path: impl AsRef<Path>, options: OpenOptions) -> Result<Self> {
         let path = path.as_ref().to_path_buf();
-        let store = Store::open(&path, StoreOptions::default())?;
+        refuse_url(&path)?;
+        let store_options = StoreOptions { create: options.create, lock_wait: options.lock_wait, ..StoreOptions::default() };
+        let store = Store::open(&path, store_options)?;
+        // fdb creates a person together with their first face; older versions, killed between
+        // the two, left people with no faces (they counted towards the people total).
+        for person in store.empty_people()? {
+            store.remove_empty_person(person.id)?;
+        }
+        let damage = store.damage();
+        if damage.needs_repair() && !options.allow_damaged {
+            return Err(crate::repair::needs_repair(&path, &damage));
+        }
         Ok(Self { store, path, options, engine: Mutex::new(None), gallery: Mutex::new(None) })
     }
 
@@ -368,13 +400,16 @@ impl FaceDb {
     }
 
     /// Enrol (person, image) pairs, in chunks that share the detector and embedder batches.
-    /// `progress` is told how many images were just finished.
+    /// Names are normalised (`names::normalise`). `progress` is told how many images were just
+    /// finished.
     pub fn enroll_many(
         &self,
         items: &[(String, PathBuf)],
         options: &EnrollOptions,
         progress: impl Fn(usize),
     ) -> Result<Vec<EnrollReport>> {
+        let items: Vec<(String, PathBuf)> =
+            items.iter().map(|(name, path)| Ok((names::normalise(name)?, path.clone()))).collect::<Result<_>>()?;
         let engine = self.engine()?;
         if self.store.active_model()?.is_none() {
             self.store.set_active_model(&self.vectors_id()?)?;
@@ -421,6 +456,7 @@ impl FaceDb {
                 Ok(mut f) => {
                     let face = f.remove(0);
                     match options.min_quality.filter(|&floor| face.quality.score < floor) {
+                        // A face too poor to use is a negative answer, like no face at all.
                         Some(floor) => {
                             let reason = format!(
                                 "{}: face quality {:.2} is below --min-quality {floor:.2} ({})",
@@ -428,11 +464,12 @@ impl FaceDb {
                                 face.quality.score,
                                 quality_terms(&face.quality)
                             );
-                            status[*i] = Some(EnrollStatus::Failed { reason })
+                            status[*i] = Some(EnrollStatus::NoFace { reason })
                         }
                         None => faces.push((*i, face)),
                     }
                 }
+                Err(e) if e.is_negative() => status[*i] = Some(EnrollStatus::NoFace { reason: e.to_string() }),
                 Err(e) => status[*i] = Some(EnrollStatus::Failed { reason: e.to_string() }),
             }
         }
@@ -441,9 +478,26 @@ impl FaceDb {
         let embeddings = engine.embed_recipe(&crops, self.recipe()?)?;
         let vectors_id = self.vectors_id()?;
         let mut new_faces = Vec::with_capacity(faces.len());
+        // People enrolled for the first time are created in the faces' own transaction.
+        let mut new_people: Vec<NewPerson> = Vec::new();
+        let mut people: HashMap<&str, PersonId> = HashMap::new();
         for ((i, face), embedding) in faces.iter().zip(embeddings) {
             let (name, path) = &items[*i];
-            let person = self.person_id_or_create(name)?;
+            let person = match people.get(name.as_str()) {
+                Some(&id) => id,
+                None => {
+                    let id = match self.store.person_by_name(name)? {
+                        Some(p) => p.id,
+                        None => {
+                            let id = self.store.new_person_id()?;
+                            new_people.push(NewPerson { id, name: name.clone(), meta: Default::default() });
+                            id
+                        }
+                    };
+                    people.insert(name, id);
+                    id
+                }
+            };
             let photo = decoded[*i].as_ref().expect("only decoded photos reach the embedder");
             new_faces.push(NewFace {
                 person,
@@ -458,9 +512,9 @@ impl FaceDb {
                 embedding,
             });
         }
-        let people: Vec<PersonId> = new_faces.iter().map(|f| f.person).collect();
-        let ids = self.store.add_faces(new_faces)?;
-        self.note_enrolled(&people.iter().copied().zip(ids.iter().copied()).collect::<Vec<_>>())?;
+        let owners: Vec<PersonId> = new_faces.iter().map(|f| f.person).collect();
+        let ids = self.store.add_faces_with_people(new_people, new_faces)?;
+        self.note_enrolled(&owners.iter().copied().zip(ids.iter().copied()).collect::<Vec<_>>())?;
         for ((i, face), id) in faces.iter().zip(ids) {
             status[*i] = Some(EnrollStatus::Enrolled {
                 face: id.0,
@@ -476,22 +530,25 @@ impl FaceDb {
                 other => other.clone(),
             };
         }
-        Ok(items
+        items
             .iter()
             .zip(status)
-            .map(|((person, path), status)| EnrollReport {
-                path: path.clone(),
-                person: person.clone(),
-                status: status.expect("every image gets a status"),
+            .map(|((person, path), status)| {
+                let status = status.expect("every image gets a status");
+                // A duplicate is whoever the photo is already enrolled as, whatever it was given as now.
+                let person = match &status {
+                    EnrollStatus::Duplicate { face } => self.person_of_face(FaceId(*face))?.unwrap_or_else(|| person.clone()),
+                    _ => person.clone(),
+                };
+                Ok(EnrollReport { path: path.clone(), person, status })
             })
-            .collect())
+            .collect()
     }
 
-    fn person_id_or_create(&self, name: &str) -> Result<PersonId> {
-        if let Some(p) = self.store.person_by_name(name)? {
-            return Ok(p.id);
-        }
-        Ok(self.store.add_person(name, Default::default())?)
+    /// The name of the person a face belongs to.
+    fn person_of_face(&self, face: FaceId) -> Result<Option<String>> {
+        let Some(face) = self.store.face(face)? else { return Ok(None) };
+        Ok(self.store.person(face.person)?.map(|p| p.name))
     }
 
     // ---- queries ----
@@ -509,6 +566,9 @@ impl FaceDb {
 
     /// `search` with an HNSW `ef` for this query and a choice of faces.
     pub fn search_faces(&self, path: &Path, k: usize, ef: Option<usize>, choice: FaceChoice) -> Result<Vec<SearchResult>> {
+        if k == 0 {
+            return Err(FdbError::Invalid("k = 0 asks for no one: rank at least 1 person".into()));
+        }
         let engine = self.engine()?;
         let faces = self.faces_in(&engine, path, choice)?;
         let crops: Vec<image::RgbImage> = faces.iter().map(|f| f.crop.clone()).collect();
@@ -580,33 +640,17 @@ impl FaceDb {
 
     /// 1:1 at `threshold`, else at the database's verify threshold.
     fn verify_with(&self, a: &Path, b: &Path, threshold: Option<f32>) -> Result<Verification> {
-        let engine = self.engine()?;
-        let one = FaceChoice::One { strict: false };
-        let faces = [self.faces_in(&engine, a, one)?.remove(0), self.faces_in(&engine, b, one)?.remove(0)];
-        let e = engine.embed_recipe(&[faces[0].crop.clone(), faces[1].crop.clone()], self.recipe()?)?;
-        let distance: f32 = e[0].iter().zip(&e[1]).map(|(x, y)| (x - y) * (x - y)).sum();
-        let qualities = [faces[0].quality.score, faces[1].quality.score];
-        let low_quality = qualities.iter().any(|&q| q < self.options.quality_floor);
-        let sources = faces.map(|f| f.source.as_str().to_string());
+        if let Some(t) = threshold {
+            decision::check_verify_threshold(t).map_err(FdbError::Invalid)?;
+        }
+        let (faces, distance) = face_pair(&*self.engine()?, a, b, self.recipe()?, self.options.whole_image)?;
         let (t, tail) = self.thresholds_and_tail()?;
         let threshold = threshold.unwrap_or(t.verify_threshold);
-        Ok(Verification {
-            sources,
-            qualities,
-            low_quality,
-            distance,
-            similarity: 1.0 - distance / 2.0,
-            threshold,
-            same: distance < threshold && !low_quality,
-            calibration: t.calibration,
-            expected_far: tail.cdf(f64::from(threshold)),
-        })
+        Ok(verification(&faces, distance, threshold, self.options.quality_floor, t.calibration, &tail))
     }
 
     fn faces_in(&self, engine: &Engine, path: &Path, choice: FaceChoice) -> Result<Vec<FoundFace>> {
-        let photo = decode_file(path)?;
-        let mut found = engine.find_faces(&[&photo], choice, Alignment::Crop, self.options.whole_image)?;
-        found.remove(0)
+        faces_in(engine, path, choice, self.options.whole_image)
     }
 
     // ---- thresholds ----
@@ -618,9 +662,7 @@ impl FaceDb {
 
     /// Set the database's own 1:1 threshold (in the distances of its current recipe).
     pub fn set_verify_threshold(&self, value: f32) -> Result<()> {
-        if !(0.0..=4.0).contains(&value) || value.is_nan() {
-            return Err(FdbError::Invalid(format!("threshold {value} is outside 0..4 (squared L2 between unit vectors)")));
-        }
+        decision::check_verify_threshold(value).map_err(FdbError::Invalid)?;
         self.store.set_threshold(value)?;
         self.store.meta_set(META_THRESHOLD_RECIPE, self.recipe()?.tag().as_bytes())?;
         Ok(self.store.flush()?)
@@ -708,16 +750,9 @@ impl FaceDb {
     /// The model's LFW threshold and impostor tail for `recipe`: its own (or its nearest
     /// ancestor's) from the manifest, else the base model's.
     fn lfw_figures(&self, recipe: Recipe) -> (f32, LowerTail) {
-        let from_manifest = self
-            .models()
-            .ok()
-            .zip(self.model_id().ok())
-            .and_then(|(models, model)| models.manifest.recipe_figures(&model, recipe.tag()).cloned());
-        let figures = from_manifest
-            .filter(|f| !f.impostor_tail.is_empty())
-            .or_else(|| weights::base_figures::facenet_recipes().into_iter().find(|f| f.recipe == recipe.tag()))
-            .expect("the base model has figures for every recipe");
-        (figures.default_threshold, LowerTail { pairs: figures.impostor_pairs, points: figures.impostor_tail })
+        let models = self.models().ok();
+        let model = self.model_id().ok();
+        lfw_figures(models.as_ref().zip(model.as_deref()), recipe)
     }
 
     /// The recipe the database's own threshold and tail were set under (plain before recipes).
@@ -776,8 +811,13 @@ impl FaceDb {
         Ok(())
     }
 
+    /// Faces' vectors changed: the calibration distances are computed afresh when next needed.
+    pub(crate) fn forget_gallery_distances(&self) {
+        *self.gallery.lock() = None;
+    }
+
     /// Faces went: the sample is drawn again from what is left.
-    fn note_removed(&self) -> Result<()> {
+    pub(crate) fn note_removed(&self) -> Result<()> {
         GallerySample::draw(&self.store)?.save(&self.store)?;
         *self.gallery.lock() = None;
         Ok(())
@@ -792,13 +832,18 @@ impl FaceDb {
 
     /// A person's faces, in id order; `UnknownPerson` if there is no such person.
     pub fn faces(&self, name: &str) -> Result<Vec<fdb_storage::Face>> {
-        let person = self.store.person_by_name(name)?.ok_or_else(|| FdbError::UnknownPerson(name.into()))?;
+        let name = names::normalise(name)?;
+        let person = self.store.person_by_name(&name)?.ok_or_else(|| FdbError::UnknownPerson(name.clone()))?;
         Ok(self.store.faces_of(person.id)?)
     }
 
     /// Remove a person and their faces; returns how many faces went.
     pub fn remove_person(&self, name: &str) -> Result<usize> {
-        let removed = self.store.remove_person(name)?;
+        let name = names::normalise(name)?;
+        if self.store.person_by_name(&name)?.is_none() {
+            return Err(FdbError::UnknownPerson(name));
+        }
+        let removed = self.store.remove_person(&name)?;
         self.note_removed()?;
         self.store.flush()?;
         Ok(removed)
@@ -813,7 +858,11 @@ impl FaceDb {
 
     /// Rename a person.
     pub fn rename(&self, old: &str, new: &str) -> Result<()> {
-        self.store.rename_person(old, new)?;
+        let (old, new) = (names::normalise(old)?, names::normalise(new)?);
+        if self.store.person_by_name(&old)?.is_none() {
+            return Err(FdbError::UnknownPerson(old));
+        }
+        self.store.rename_person(&old, &new)?;
         Ok(self.store.flush()?)
     }
 
@@ -831,6 +880,93 @@ impl FaceDb {
             disk_bytes: storage.disk_bytes,
         })
     }
+}
+
+/// 1:1 with the networks alone, for when there is no database (read-only commands never make
+/// one): the central faces of `a` and `b`, found as `options` say (`whole_image`), embedded as a
+/// new database would embed them (the default recipe), judged at `threshold`, else at the
+/// model's LFW threshold for that recipe; a face below `options.quality_floor` makes the answer
+/// unknown.
+pub fn verify_without_db(
+    models: &Installed,
+    engine: &Engine,
+    a: &Path,
+    b: &Path,
+    threshold: Option<f32>,
+    options: &OpenOptions,
+) -> Result<Verification> {
+    if let Some(t) = threshold {
+        decision::check_verify_threshold(t).map_err(FdbError::Invalid)?;
+    }
+    let (faces, distance) = face_pair(engine, a, b, DEFAULT_RECIPE, options.whole_image)?;
+    let (lfw_threshold, tail) = lfw_figures(Some((models, engine.model_id())), DEFAULT_RECIPE);
+    let threshold = threshold.unwrap_or(lfw_threshold);
+    Ok(verification(&faces, distance, threshold, options.quality_floor, Calibration::Lfw, &tail))
+}
+
+/// The central faces of `a` and `b` and the squared L2 distance between them under `recipe`.
+fn face_pair(engine: &Engine, a: &Path, b: &Path, recipe: Recipe, whole_image: WholeImage) -> Result<([FoundFace; 2], f32)> {
+    let one = FaceChoice::One { strict: false };
+    let faces = [faces_in(engine, a, one, whole_image)?.remove(0), faces_in(engine, b, one, whole_image)?.remove(0)];
+    let e = engine.embed_recipe(&[faces[0].crop.clone(), faces[1].crop.clone()], recipe)?;
+    let distance = e[0].iter().zip(&e[1]).map(|(x, y)| (x - y) * (x - y)).sum();
+    Ok((faces, distance))
+}
+
+/// The verdict on two faces `distance` apart at `threshold` (never "same" when a face is below
+/// `quality_floor`), with what `tail` says the threshold lets through.
+fn verification(
+    faces: &[FoundFace; 2],
+    distance: f32,
+    threshold: f32,
+    quality_floor: f32,
+    calibration: Calibration,
+    tail: &LowerTail,
+) -> Verification {
+    let qualities = [faces[0].quality.score, faces[1].quality.score];
+    let low_quality = qualities.iter().any(|&q| q < quality_floor);
+    Verification {
+        sources: [faces[0].source.as_str().to_string(), faces[1].source.as_str().to_string()],
+        qualities,
+        low_quality,
+        distance,
+        similarity: 1.0 - distance / 2.0,
+        threshold,
+        same: distance < threshold && !low_quality,
+        calibration,
+        expected_far: tail.cdf(f64::from(threshold)),
+    }
+}
+
+/// A model's LFW threshold and impostor tail for `recipe`: its own (or its nearest ancestor's)
+/// from the installed manifest, else the base model's.
+fn lfw_figures(model: Option<(&Installed, &str)>, recipe: Recipe) -> (f32, LowerTail) {
+    let from_manifest = model.and_then(|(models, model)| models.manifest.recipe_figures(model, recipe.tag()).cloned());
+    let figures = from_manifest
+        .filter(|f| !f.impostor_tail.is_empty())
+        .or_else(|| weights::base_figures::facenet_recipes().into_iter().find(|f| f.recipe == recipe.tag()))
+        .expect("the base model has figures for every recipe");
+    (figures.default_threshold, LowerTail { pairs: figures.impostor_pairs, points: figures.impostor_tail })
+}
+
+fn faces_in(engine: &Engine, path: &Path, choice: FaceChoice, whole_image: WholeImage) -> Result<Vec<FoundFace>> {
+    let photo = decode_file(path)?;
+    let mut found = engine.find_faces(&[&photo], choice, Alignment::Crop, whole_image)?;
+    found.remove(0)
+}
+
+/// A database is a local directory; `postgresql://…` would otherwise become a directory tree
+/// named after the URL.
+fn refuse_url(path: &Path) -> Result<()> {
+    let text = path.to_string_lossy();
+    if let Some((scheme, _)) = text.split_once("://") {
+        if !scheme.is_empty() && scheme.chars().all(|c| c.is_ascii_alphanumeric() || "+.-".contains(c)) {
+            return Err(FdbError::Invalid(format!(
+                "--db {text}: a {scheme}:// URL is not a database fdb can open; fdb's database is a local directory"
+            )));
+        }
+    }
+    Ok(())
 }
 
 fn encode_png(image: &image::RgbImage) -> Result<Vec<u8>> {

@@ -197,7 +197,7 @@ impl FaceDb {
         let features_seconds = started.elapsed().as_secs_f64();
 
         let started = Instant::now();
-        let base = read_head(&models.dir.join(&parent.file))?;
+        let base = read_head(&models.verified_file(&parent.id)?)?;
         let device = Device::Cpu;
         let before = scores(&val_set, &base, &device)?;
         let (trained, epochs) =
@@ -233,7 +233,7 @@ impl FaceDb {
 
         let started = Instant::now();
         let cfg = &options.train;
-        let mut trainer = NetworkTrainer::load(&models.dir.join(&parent.file), cfg.learning_rate, cfg.weight_decay, engine.device())?;
+        let mut trainer = NetworkTrainer::load(&models.verified_file(&parent.id)?, cfg.learning_rate, cfg.weight_decay, engine.device())?;
         let before = to_scores(trainer.evaluate(&val_set)?);
         let epochs = train_network(&mut trainer, &train_set, &val_set, view_count(options.jitter), cfg, |log| {
             on_event(RetrainEvent::Epoch(log))
@@ -274,7 +274,7 @@ impl FaceDb {
         let faces = self.all_faces()?;
         let views = if recipe.needs_mirror() { 2 } else { 1 };
         let features = self.trunk_features(&engine, &faces, views, |_, _| {})?;
-        let head = read_head(&models.dir.join(&entry.file))?;
+        let head = read_head(&models.verified_file(&entry.id)?)?;
         let mut embeddings: Vec<(FaceId, Vec<f32>)> = Vec::with_capacity(faces.len());
         for (ids, rows) in faces.chunks(HEAD_CHUNK).zip(features.views.chunks(HEAD_CHUNK)) {
             let view = |v: usize| -> Result<Vec<Vec<f32>>> {

@@ -149,7 +149,7 @@ fn bad_files_fail_by_name_and_leave_the_database_as_it_was() {
     let file_args: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
     args.extend(file_args.iter().map(String::as_str));
     let (code, summary) = fdb_json(&db, &args);
-    assert_eq!(code, Some(1), "a batch with failures exits non-zero");
+    assert_eq!(code, Some(2), "a batch with unreadable files is an error (exit 2)");
     assert_eq!(summary["enrolled"].as_u64(), Some(1), "the good photo still goes in: {summary}");
     assert_eq!(summary["duplicates"].as_u64(), Some(1), "{summary}");
     let failures = summary["failures"].as_array().unwrap();

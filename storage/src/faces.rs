@@ -6,7 +6,7 @@ use crate::error::{Result, StoreError};
 use crate::store::{check_model_id, meta_dim_key, tx, Store, WriterGuard, META_ACTIVE_MODEL};
 use crate::txn::{abort, TxResult};
 use sled::Transactional;
-use crate::types::{Face, FaceId, Hit, NewFace, PersonId};
+use crate::types::{Face, FaceId, Hit, NewFace, NewPerson, PersonId};
 use serde::{Deserialize, Serialize};
 use sled::transaction::TransactionalTree;
 use std::collections::HashSet;
@@ -89,8 +89,15 @@ impl Store {
     /// must be embedded by the active model; the first face ever added makes its model the
     /// active one.
     pub fn add_faces(&self, faces: Vec<NewFace>) -> Result<Vec<FaceId>> {
+        self.add_faces_with_people(Vec::new(), faces)
+    }
+
+    /// `add_faces`, creating `people` in the same transaction (their ids from
+    /// `new_person_id`): a person never exists without their first face, also when the
+    /// process is killed half-way.
+    pub fn add_faces_with_people(&self, people: Vec<NewPerson>, faces: Vec<NewFace>) -> Result<Vec<FaceId>> {
         let w = self.writer.lock();
-        let (ids, active, to_index) = self.store_faces_locked(faces, &w)?;
+        let (ids, active, to_index) = self.store_faces_locked(&people, faces, &w)?;
         self.index_new_locked(&active, to_index, &w)?;
         Ok(ids)
     }
@@ -105,7 +112,7 @@ impl Store {
         let mut ids = Vec::new();
         let mut failed = None;
         for batch in batches {
-            match self.store_faces_locked(batch, &w) {
+            match self.store_faces_locked(&[], batch, &w) {
                 Ok((stored, _, _)) => ids.extend(stored),
                 Err(e) => {
                     failed = Some(e);
@@ -124,7 +131,12 @@ impl Store {
 
     /// Stores faces in one transaction; returns their ids, the active model, and the points to
     /// index.
-    fn store_faces_locked(&self, faces: Vec<NewFace>, _w: &WriterGuard) -> Result<(Vec<FaceId>, String, Vec<IndexPoint>)> {
+    fn store_faces_locked(
+        &self,
+        people: &[NewPerson],
+        faces: Vec<NewFace>,
+        _w: &WriterGuard,
+    ) -> Result<(Vec<FaceId>, String, Vec<IndexPoint>)> {
         if faces.is_empty() {
             return Ok((Vec::new(), String::new(), Vec::new()));
         }
@@ -159,6 +171,9 @@ impl Store {
         let committed = trees.as_slice().transaction(|t| -> TxResult<()> {
             if t[tx::META].get(META_ACTIVE_MODEL)?.is_none() {
                 t[tx::META].insert(META_ACTIVE_MODEL, model.as_bytes())?;
+            }
+            for person in people {
+                self.tx_add_person(t, person)?;
             }
             for p in &prepared {
                 write_face(t, p)?;
@@ -245,8 +260,7 @@ impl Store {
 
     /// A face's aligned crop, as it was encoded at enrolment (PNG or JPEG).
     pub fn face_crop(&self, id: FaceId) -> Result<Vec<u8>> {
-        self.t
-            .crops
+        self.crops()
             .get(id_key(id.0))?
             .map(|v| v.to_vec())
             .ok_or_else(|| StoreError::NotFound(format!("no crop for face {}", id.0)))

@@ -89,7 +89,7 @@ impl Store {
             if !self.t.by_person.contains_key(pair_key(face.person.0, id))? {
                 p.add(format!("face {id} is missing from its person's face list"));
             }
-            if !self.t.crops.contains_key(k.as_ref())? {
+            if !self.crops().contains_key(k.as_ref())? {
                 p.add(format!("face {id} has no crop"));
             }
             if let Some(model) = active.as_deref() {
@@ -117,7 +117,7 @@ impl Store {
                 p.add(format!("a person's face list names missing face {id}"));
             }
         }
-        for k in self.t.crops.iter().keys() {
+        for k in self.crops().iter().keys() {
             let id = codec::key_id(&k?, "crops")?;
             if !faces.contains(&id) {
                 p.add(format!("crop of missing face {id}"));
@@ -228,7 +228,7 @@ mod tests {
         let (a, b, c) = (ids[1].0, ids[2].0, ids[4].0);
         let face_a = store.face(ids[1]).unwrap().unwrap();
         store.t.by_person.remove(pair_key(face_a.person.0, a)).unwrap().expect("the row was there");
-        store.t.crops.remove(id_key(b)).unwrap().expect("the crop was there");
+        store.crops().remove(id_key(b)).unwrap().expect("the crop was there");
         let face_c = store.face(ids[4]).unwrap().unwrap();
         store.t.sha.remove(face_c.source_sha256).unwrap().expect("the sha row was there");
         store.t.names.remove("p0".as_bytes()).unwrap().expect("the name was there");
@@ -279,7 +279,7 @@ mod tests {
         let id = ids[5].0;
         let face = store.face(ids[5]).unwrap().unwrap();
         store.t.faces.remove(id_key(id)).unwrap().unwrap();
-        store.t.crops.remove(id_key(id)).unwrap().unwrap();
+        store.crops().remove(id_key(id)).unwrap().unwrap();
         store.t.sha.remove(face.source_sha256).unwrap().unwrap();
         store.t.by_person.remove(pair_key(face.person.0, id)).unwrap().unwrap();
         let msg = corrupt_message(&store);

@@ -34,6 +34,8 @@
 
 mod ann;
 mod codec;
+mod damage;
+mod dir;
 pub mod distance;
 mod error;
 mod faces;
@@ -52,10 +54,11 @@ mod txn;
 mod types;
 mod vector_file;
 
+pub use damage::Damage;
 pub use error::{Result, StoreError};
 pub use maintenance::disk_bytes;
 pub use store::{Store, METRIC, SCHEMA_VERSION};
-pub use types::{Face, FaceId, Hit, IndexLoad, IndexParams, NewFace, Person, PersonId, Stats, StoreOptions};
+pub use types::{Face, FaceId, Hit, IndexLoad, IndexParams, NewFace, NewPerson, Person, PersonId, Stats, StoreOptions};
 
 // The facade shares one Store between threads.
 const _: fn() = || {

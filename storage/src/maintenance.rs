@@ -26,6 +26,11 @@ impl Store {
         let tombstones = self.stored_tombstones()?;
         let vector = |id: u64| self.vectors.get(&model, id);
         let persons = self.person_of_each_face()?;
+        {
+            let mut damage = self.damage.lock();
+            damage.missing_vectors = self.missing_vectors(&persons)?;
+            damage.unreadable_files = self.vectors.unreadable();
+        }
         match snapshot::load(&self.t.snapshot, &model, &self.scratch_dir(), vector, tombstones, persons)? {
             Ok(index) => {
                 // Live faces of the model stored after the snapshot. The index took every face's
@@ -52,7 +57,10 @@ impl Store {
                 *self.index.write() = Some(index);
                 *self.index_load.lock() = IndexLoad::Snapshot { added };
             }
-            Err(_why) => {
+            Err(why) => {
+                if snapshot::is_damage(&why) {
+                    self.damage.lock().snapshot = Some(why);
+                }
                 self.rebuild_index_locked()?;
                 *self.index_load.lock() = IndexLoad::Rebuilt;
             }
@@ -65,7 +73,7 @@ impl Store {
     }
 
     /// FaceId → PersonId of every stored face, from the keys of the by-person tree alone.
-    fn person_of_each_face(&self) -> Result<HashMap<u64, u64>> {
+    pub(crate) fn person_of_each_face(&self) -> Result<HashMap<u64, u64>> {
         let mut persons = HashMap::with_capacity(self.t.by_person.len());
         for key in self.t.by_person.iter().keys() {
             let (person, face) = codec::key_pair(&key?, "faces by person")?;
@@ -283,6 +291,9 @@ impl Drop for Store {
         let _w = self.writer.lock();
         let _ = self.snapshot_if_due_locked(1);
         let _ = self.db.flush();
+        // Files sled made since the open (blobs, snapshots) are private too.
+        let _ = crate::dir::make_private(&self.path);
+        let _ = std::fs::remove_file(&self.pid_file);
     }
 }
 

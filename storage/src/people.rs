@@ -5,7 +5,8 @@ use crate::error::{Result, StoreError};
 use crate::store::{tx, Store};
 use crate::txn::{abort, TxResult};
 use sled::Transactional;
-use crate::types::{FaceId, Person, PersonId};
+use crate::types::{FaceId, NewPerson, Person, PersonId};
+use sled::transaction::TransactionalTree;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -33,22 +34,63 @@ fn check_name(name: &str) -> Result<()> {
 }
 
 impl Store {
-    /// Adds a person; names are unique and case-sensitive.
+    /// Adds a person; names are unique and case-sensitive. A person with no faces is what a
+    /// crash between this and `add_faces` leaves; `add_faces_with_people` creates a person
+    /// with their first face instead.
     pub fn add_person(&self, name: &str, meta: BTreeMap<String, String>) -> Result<PersonId> {
         check_name(name)?;
         let _w = self.writer.lock();
-        let id = self.db.generate_id()?;
-        let person = Person { id: PersonId(id), name: name.to_string(), created_ms: codec::now_ms(), meta };
+        let person = NewPerson { id: self.new_person_id()?, name: name.to_string(), meta };
         let trees = self.tx_trees();
-        trees.as_slice().transaction(|t| -> TxResult<()> {
-            if t[tx::NAMES].get(name.as_bytes())?.is_some() {
-                return abort(StoreError::NameTaken(name.to_string()));
+        trees.as_slice().transaction(|t| self.tx_add_person(t, &person))?;
+        Ok(person.id)
+    }
+
+    /// An id for a person that `add_faces_with_people` will create.
+    pub fn new_person_id(&self) -> Result<PersonId> {
+        Ok(PersonId(self.db.generate_id()?))
+    }
+
+    /// Creates a person inside a transaction, refusing a name that is taken.
+    pub(crate) fn tx_add_person(&self, t: &[TransactionalTree], person: &NewPerson) -> TxResult<()> {
+        check_name(&person.name).or_else(abort)?;
+        let name = person.name.as_bytes();
+        if t[tx::NAMES].get(name)?.is_some() {
+            return abort(StoreError::NameTaken(person.name.clone()));
+        }
+        let record = Person { id: person.id, name: person.name.clone(), created_ms: codec::now_ms(), meta: person.meta.clone() };
+        t[tx::NAMES].insert(name, &id_key(person.id.0))?;
+        t[tx::PEOPLE].insert(&id_key(person.id.0), encode_person(&record))?;
+        Ok(())
+    }
+
+    /// People with no face: what an older fdb left when it was killed between creating a person
+    /// and storing their first face.
+    pub fn empty_people(&self) -> Result<Vec<Person>> {
+        let mut with_faces = std::collections::HashSet::new();
+        for key in self.t.by_person.iter().keys() {
+            with_faces.insert(codec::key_pair(&key?, "faces by person")?.0);
+        }
+        Ok(self.people()?.into_iter().filter(|p| !with_faces.contains(&p.id.0)).collect())
+    }
+
+    /// Removes a person who has no faces (and nothing if they have one by now).
+    pub fn remove_empty_person(&self, id: PersonId) -> Result<bool> {
+        let _w = self.writer.lock();
+        if self.t.by_person.scan_prefix(id_key(id.0)).next().is_some() {
+            return Ok(false);
+        }
+        let trees = self.tx_trees();
+        Ok(trees.as_slice().transaction(|t| -> TxResult<bool> {
+            let Some(bytes) = t[tx::PEOPLE].remove(&id_key(id.0))? else {
+                return Ok(false);
+            };
+            let person = decode_person(id.0, &bytes).or_else(abort)?;
+            if t[tx::NAMES].get(person.name.as_bytes())?.as_deref() == Some(&id_key(id.0)[..]) {
+                t[tx::NAMES].remove(person.name.as_bytes())?;
             }
-            t[tx::NAMES].insert(name.as_bytes(), &id_key(id))?;
-            t[tx::PEOPLE].insert(&id_key(id), encode_person(&person))?;
-            Ok(())
-        })?;
-        Ok(PersonId(id))
+            Ok(true)
+        })?)
     }
 
     /// A person by id, or `None`.

@@ -91,6 +91,17 @@ pub(crate) fn stored_bytes(tree: &sled::Tree) -> Result<u64> {
     Ok(header.map_or(0, |h| h.graph.len + h.order.len))
 }
 
+/// Reasons `load` gives for a snapshot that is absent or stale rather than damaged.
+const NO_SNAPSHOT: &str = "no snapshot";
+const OTHER_MODEL: &str = "snapshot is for model";
+/// Its vectors are missing: the damage is theirs (`Damage::missing_vectors`), not the graph's.
+const MISSING_VECTOR: &str = "has no stored vector";
+
+/// True when `load`'s reason means the stored snapshot itself is damaged.
+pub(crate) fn is_damage(why: &str) -> bool {
+    !(why == NO_SNAPSHOT || why.starts_with(OTHER_MODEL) || why.contains(MISSING_VECTOR))
+}
+
 /// Loads the snapshot for `model`. `Err(reason)` means it cannot be used and the index must
 /// be rebuilt (missing, corrupt, or for another model); only storage failures are `Ok(Err)`-free
 /// hard errors.
@@ -103,7 +114,7 @@ pub(crate) fn load(
     persons: HashMap<u64, u64>,
 ) -> Result<std::result::Result<AnnIndex, String>> {
     let Some(header_bytes) = tree.get(HEADER_KEY)? else {
-        return Ok(Err("no snapshot".into()));
+        return Ok(Err(NO_SNAPSHOT.into()));
     };
     let header: Header = match codec::decode(&header_bytes, "index snapshot header") {
         Ok(h) => h,
@@ -113,7 +124,7 @@ pub(crate) fn load(
         return Ok(Err(format!("snapshot format {} is not {FORMAT}", header.format)));
     }
     if header.model != model {
-        return Ok(Err(format!("snapshot is for model {:?}, active is {model:?}", header.model)));
+        return Ok(Err(format!("{OTHER_MODEL} {:?}, active is {model:?}", header.model)));
     }
     let graph = match get_blob(tree, "graph", &header.graph)? {
         Ok(g) => g,
@@ -252,7 +263,7 @@ fn checked_vector(
     dim: usize,
 ) -> Result<std::result::Result<Vec<f32>, String>> {
     Ok(match vector(id)? {
-        None => Err(format!("snapshot point {id} has no stored vector")),
+        None => Err(format!("snapshot point {id} {MISSING_VECTOR}")),
         Some(v) if v.len() != dim => Err(format!("snapshot point {id} has {} dimensions, expected {dim}", v.len())),
         Some(v) => Ok(v),
     })

@@ -22,6 +22,8 @@ const VECTORS_DIR: &str = "vectors";
 pub(crate) const META_ACTIVE_MODEL: &[u8] = b"active_model";
 pub(crate) const META_METRIC: &[u8] = b"metric";
 pub(crate) const META_THRESHOLD: &[u8] = b"threshold";
+/// The name of the crops tree, when it is not "crops".
+pub(crate) const META_CROPS_TREE: &[u8] = b"crops_tree";
 const META_USER_PREFIX: &str = "user/";
 
 pub(crate) fn meta_dim_key(model: &str) -> Vec<u8> {
@@ -52,8 +54,9 @@ pub(crate) struct Trees {
     pub(crate) sha: sled::Tree,
     /// PersonId ++ FaceId → ().
     pub(crate) by_person: sled::Tree,
-    /// FaceId → encoded crop.
-    pub(crate) crops: sled::Tree,
+    /// FaceId → encoded crop; the tree named by `META_CROPS_TREE` (replaced by
+    /// `Store::rebuild_crops` when sled loses a page of it).
+    pub(crate) crops: RwLock<sled::Tree>,
     /// FaceId of a deleted face still in the index graph → (). Its row stays in the active
     /// model's vector file until a rebuild drops it: reloading the graph needs it.
     pub(crate) tombstones: sled::Tree,
@@ -77,13 +80,19 @@ pub struct Store {
     pub(crate) writer: Mutex<()>,
     pub(crate) index: RwLock<Option<AnnIndex>>,
     pub(crate) index_load: Mutex<IndexLoad>,
+    /// Names this process as the lock holder; removed on close.
+    pub(crate) pid_file: PathBuf,
+    /// What open found missing (see `damage`).
+    pub(crate) damage: Mutex<crate::damage::Damage>,
 }
 
 impl Store {
-    /// Opens (or creates, mode 0700) the database at `path` and loads its index.
+    /// Opens (or creates, mode 0700) the database at `path` and loads its index. An existing
+    /// directory is made private (0700, its files 0600); one that holds other files is refused.
     pub fn open(path: &Path, opts: StoreOptions) -> Result<Store> {
-        prepare_dir(path, opts.create)?;
-        let db = open_sled(path)?;
+        crate::dir::prepare(path, opts.create)?;
+        let db = crate::dir::open_sled(path, opts.lock_wait)?;
+        let pid_file = crate::dir::write_pid_file(path)?;
         let t = Trees {
             meta: db.open_tree("meta")?,
             people: db.open_tree("people")?,
@@ -91,7 +100,7 @@ impl Store {
             faces: db.open_tree("faces")?,
             sha: db.open_tree("faces_by_sha256")?,
             by_person: db.open_tree("faces_by_person")?,
-            crops: db.open_tree("crops")?,
+            crops: RwLock::new(db.open_tree(crops_tree_name(&db)?)?),
             tombstones: db.open_tree("tombstones")?,
             snapshot: db.open_tree("index_snapshot")?,
         };
@@ -107,6 +116,8 @@ impl Store {
             writer: Mutex::new(()),
             index: RwLock::new(None),
             index_load: Mutex::new(IndexLoad::Empty),
+            pid_file,
+            damage: Mutex::new(crate::damage::Damage::default()),
         };
         store.load_index()?;
         Ok(store)
@@ -198,9 +209,14 @@ impl Store {
             t.faces.clone(),
             t.sha.clone(),
             t.by_person.clone(),
-            t.crops.clone(),
+            t.crops.read().clone(),
             t.tombstones.clone(),
         ]
+    }
+
+    /// The crops tree (a handle: cheap to clone).
+    pub(crate) fn crops(&self) -> sled::Tree {
+        self.t.crops.read().clone()
     }
 
     pub(crate) fn scratch_dir(&self) -> PathBuf {
@@ -213,6 +229,11 @@ impl Store {
             Some(v) => Ok(Some(codec::key_id(&v, "model dimension")? as usize)),
         }
     }
+}
+
+/// The crops tree's name: "crops", or the one a rebuild moved them to.
+pub(crate) fn crops_tree_name(db: &sled::Db) -> Result<Vec<u8>> {
+    Ok(db.open_tree("meta")?.get(META_CROPS_TREE)?.map_or_else(|| b"crops".to_vec(), |v| v.to_vec()))
 }
 
 const MAX_MODEL_ID_BYTES: usize = 100;
@@ -228,46 +249,6 @@ pub(crate) fn check_model_id(model: &str) -> Result<()> {
         )));
     }
     Ok(())
-}
-
-/// Biometric data: the directory is private to its owner.
-fn prepare_dir(path: &Path, create: bool) -> Result<()> {
-    if path.is_dir() {
-        return Ok(());
-    }
-    if path.exists() {
-        return Err(StoreError::InvalidArgument(format!("{}: exists and is not a directory", path.display())));
-    }
-    if !create {
-        return Err(StoreError::NotFound(format!("{}: no database here", path.display())));
-    }
-    create_private_dir(path)
-        .map_err(|e| StoreError::io(format!("{}: creating the database directory", path.display()), e))
-}
-
-/// Creates `path` and its missing parents, mode 0700: the database holds biometric data.
-pub(crate) fn create_private_dir(path: &Path) -> std::io::Result<()> {
-    let mut builder = std::fs::DirBuilder::new();
-    builder.recursive(true);
-    #[cfg(unix)]
-    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
-    builder.create(path)
-}
-
-/// sled takes an exclusive file lock and reports a failure to get it as an `Io` error whose
-/// message starts "could not acquire lock"; that is the "in use" case.
-fn open_sled(path: &Path) -> Result<sled::Db> {
-    match sled::Config::new().path(path).open() {
-        Ok(db) => Ok(db),
-        Err(sled::Error::Io(e)) if e.to_string().contains("could not acquire lock") => {
-            Err(StoreError::Locked { path: path.to_path_buf() })
-        }
-        Err(sled::Error::Io(e)) => Err(StoreError::io(format!("{}: opening the database", path.display()), e)),
-        Err(sled::Error::Corruption { at, .. }) => {
-            Err(StoreError::Corrupt(format!("{}: sled reports corruption at {at:?}", path.display())))
-        }
-        Err(e) => Err(e.into()),
-    }
 }
 
 /// The schema version the database was written with (a new one gets the current version).

@@ -25,6 +25,15 @@ pub struct Person {
     pub meta: BTreeMap<String, String>,
 }
 
+/// A person `Store::add_faces_with_people` creates together with their first faces.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NewPerson {
+    /// From `Store::new_person_id`.
+    pub id: PersonId,
+    pub name: String,
+    pub meta: BTreeMap<String, String>,
+}
+
 /// A face to enrol. `embedding` is L2-normalised by the store before it is written.
 #[derive(Clone, Debug, PartialEq)]
 pub struct NewFace {
@@ -111,6 +120,8 @@ impl Default for IndexParams {
 pub struct StoreOptions {
     /// Create the database directory (mode 0700) if it does not exist.
     pub create: bool,
+    /// How long an open waits for another process to close the database.
+    pub lock_wait: std::time::Duration,
     /// HNSW parameters of the index (used when it is built).
     pub index: IndexParams,
     /// `flush()` writes a new index snapshot once this many faces were indexed since the last one;
@@ -124,6 +135,7 @@ impl Default for StoreOptions {
     fn default() -> Self {
         StoreOptions {
             create: true,
+            lock_wait: std::time::Duration::ZERO,
             index: IndexParams::default(),
             snapshot_after: 1000,
             compact_fraction: 0.2,

@@ -250,6 +250,9 @@ impl VectorFile {
 pub(crate) struct VectorFiles {
     dir: PathBuf,
     files: RwLock<HashMap<String, VectorFile>>,
+    /// Files that could not be opened (file name, why): their models' faces have no rows until
+    /// a repair writes the file again.
+    unreadable: Vec<(String, String)>,
 }
 
 impl VectorFiles {
@@ -258,9 +261,10 @@ impl VectorFiles {
     pub(crate) fn open(dir: &Path) -> Result<VectorFiles> {
         let io = |e| StoreError::io(format!("{}: opening the vector directory", dir.display()), e);
         if !dir.is_dir() {
-            crate::store::create_private_dir(dir).map_err(io)?;
+            crate::dir::create_private_dir(dir).map_err(io)?;
         }
         let mut files = HashMap::new();
+        let mut unreadable = Vec::new();
         for entry in std::fs::read_dir(dir).map_err(io)? {
             let path = entry.map_err(io)?.path();
             match path.extension().and_then(|e| e.to_str()) {
@@ -271,13 +275,25 @@ impl VectorFiles {
                         // A crash inside `create`, before any row: nothing can name it.
                         std::fs::remove_file(&path).map_err(io)?;
                     } else if let Some(model) = path.file_stem().and_then(|s| s.to_str()).and_then(model_of_stem) {
-                        files.insert(model, VectorFile::open(&path)?);
+                        match VectorFile::open(&path) {
+                            Ok(file) => {
+                                files.insert(model, file);
+                            }
+                            // A damaged header: the store reports the faces it leaves without rows.
+                            Err(StoreError::Corrupt(why)) => unreadable.push((path.display().to_string(), why)),
+                            Err(e) => return Err(e),
+                        }
                     }
                 }
                 _ => {}
             }
         }
-        Ok(VectorFiles { dir: dir.to_path_buf(), files: RwLock::new(files) })
+        Ok(VectorFiles { dir: dir.to_path_buf(), files: RwLock::new(files), unreadable })
+    }
+
+    /// The files open could not read (see `unreadable`).
+    pub(crate) fn unreadable(&self) -> Vec<(String, String)> {
+        self.unreadable.clone()
     }
 
     fn path_of(&self, model: &str) -> PathBuf {

