@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 use candle_core::Device;
 use fdb_models::align;
+use fdb_models::detect_size;
 use fdb_models::facenet::Embedder;
 use fdb_models::imageio;
 use fdb_models::mtcnn::{Contrast, Detection, FaceSource, Mtcnn};
@@ -222,18 +223,28 @@ impl Engine {
         alignment: Alignment,
         whole_image: WholeImage,
     ) -> Result<Vec<Result<Vec<FoundFace>>>> {
-        let images: Vec<RgbImage> = photos.iter().map(|p| p.image.clone()).collect();
+        // The detector sees a copy of at most DETECT_MAX_SIDE a side (bounded memory and time
+        // on huge photos); its boxes are mapped back and the faces cut from the full pixels.
+        let factors: Vec<u32> = photos
+            .iter()
+            .map(|p| detect_size::reduction_factor(p.image.width(), p.image.height(), detect_size::DETECT_MAX_SIDE))
+            .collect();
+        let images: Vec<RgbImage> = photos.iter().zip(&factors).map(|(p, &f)| detect_size::shrink(&p.image, f)).collect();
         let detections = self.detector.detect_many(&images)?;
         photos
             .iter()
+            .zip(images.iter().zip(&factors))
             .zip(detections)
-            .map(|(photo, found)| {
+            .map(|((photo, (seen, &factor)), found)| {
                 let (found, source) = if found.is_empty() {
-                    let retry = self.detector.retry(&photo.image, Contrast::DEFAULT, whole_image.allows(&photo.image))?;
+                    // The retries (contrast, padding, whole image) run on the same bounded copy;
+                    // whether the photo may stand for its face whole is judged on the photo.
+                    let retry = self.detector.retry(seen, Contrast::DEFAULT, whole_image.allows(&photo.image))?;
                     (retry.faces, retry.source)
                 } else {
                     (found, FaceSource::Detected)
                 };
+                let found = found.iter().map(|d| detect_size::scale_up(d, factor)).collect();
                 Ok(choose(photo, found, source, choice, alignment))
             })
             .collect()

@@ -28,6 +28,7 @@ pub mod train;
 pub mod weights;
 pub mod align;
 pub mod contrast;
+pub mod detect_size;
 pub mod imageio;
 pub mod mtcnn;
 pub mod quality;
