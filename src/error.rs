@@ -47,7 +47,13 @@ pub enum FdbError {
     #[error("{0}")]
     Invalid(String),
     #[error("{path}: the database needs a repair: {reason}; searches would miss those faces. Run `fdb repair` (`fdb check` lists them)")]
-    NeedsRepair { path: PathBuf, reason: String },
+    /// Faces have no readable embedding: searches would miss them until `fdb repair`.
+    NeedsRepair {
+        /// The database directory.
+        path: PathBuf,
+        /// What is missing.
+        reason: String,
+    },
 }
 
 impl FdbError {

@@ -19,7 +19,9 @@ use crate::facedb::FaceDb;
 /// A face, as a person reads it in a report.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct FaceRef {
+    /// The face's id.
     pub face: u64,
+    /// Whose face it is.
     pub person: String,
     /// The photo it was enrolled from.
     pub source: String,
@@ -28,6 +30,7 @@ pub struct FaceRef {
 /// What `check` found.
 #[derive(Debug, Clone, Serialize, Default)]
 pub struct CheckReport {
+    /// Faces in the database.
     pub faces: usize,
     /// Faces with no readable embedding: searches would miss them.
     pub missing_vectors: Vec<FaceRef>,
@@ -60,6 +63,7 @@ pub struct RepairReport {
     pub lost: Vec<FaceRef>,
     /// Faces that are searchable but whose crop is unreadable (a model switch cannot move them).
     pub crops_missing: Vec<FaceRef>,
+    /// The index snapshot was damaged (why); the index was rebuilt.
     pub snapshot_rebuilt: Option<String>,
 }
 

@@ -36,11 +36,13 @@ fn enrolled(dir: &Path) -> PathBuf {
 /// The identity a search decided for one photo (None: unknown).
 fn identity_of(db: &Path, probe: &str) -> Option<String> {
     let (code, rows) = fdb_json(db, &["search", probe]);
-    assert_eq!(code, Some(0), "{rows}");
     assert_eq!(rows.as_array().map(Vec::len), Some(1), "{rows}");
     let faces = rows[0]["faces"].as_array().unwrap_or_else(|| panic!("{rows}"));
     assert_eq!(faces.len(), 1, "{rows}");
-    faces[0]["identity"].as_str().map(String::from)
+    let identity = faces[0]["identity"].as_str().map(String::from);
+    // Exit 0 identified, 1 "unknown" (a negative answer).
+    assert_eq!(code, Some(if identity.is_some() { 0 } else { 1 }), "{rows}");
+    identity
 }
 
 fn unit_norm(v: &Value) -> f64 {
@@ -165,10 +167,11 @@ fn embed_prints_unit_embeddings_and_aligned_crops_match_the_reference() {
     assert_eq!(path, photos[0]);
     assert_eq!(numbers.split(' ').count(), 512);
 
-    // --aligned wants 160x160, a face-less photo has nothing to embed: rows naming the file, exit 1.
+    // --aligned wants 160x160 (an error, exit 2); a face-less photo has nothing to embed (a
+    // negative answer, exit 1): rows naming the file.
     let no_face = fixtures().join("no_face_shapes.png").display().to_string();
     let (code, rows) = fdb_json(&db, &["embed", "--aligned", &photos[0]]);
-    assert_eq!(code, Some(1), "{rows}");
+    assert_eq!(code, Some(2), "{rows}");
     let err = rows[0]["error"].as_str().unwrap_or_else(|| panic!("{rows}"));
     assert!(err.contains("Tony_Blair_0001.jpg") && err.contains("160x160"), "{err}");
     let (code, rows) = fdb_json(&db, &["embed", &no_face, &obama]);
@@ -216,11 +219,11 @@ fn detect_finds_the_group_writes_crops_and_reports_bad_files() {
     let (stdout, _) = text(&out);
     assert_eq!(stdout.lines().filter(|l| l.starts_with(&group) && l.contains("\tbox ")).count(), faces.len(), "{stdout}");
 
-    // A missing file is an error row naming it, the other photos still answered; exit 1.
+    // A missing file is an error row naming it, the other photos still answered; exit 2.
     let missing = tmp.path().join("nope.jpg").display().to_string();
     let no_face = fixtures().join("no_face_shapes.png").display().to_string();
     let (code, rows) = fdb_json(&db, &["detect", &missing, &no_face, &photo("Tony_Blair", 1)]);
-    assert_eq!(code, Some(1), "{rows}");
+    assert_eq!(code, Some(2), "{rows}");
     let rows = rows.as_array().unwrap();
     assert_eq!(rows.len(), 3);
     assert!(rows[0]["error"].as_str().unwrap().contains("nope.jpg"), "{:?}", rows[0]);
@@ -241,7 +244,7 @@ fn search_all_faces_answers_for_every_face_in_a_group() {
     let boxes = detected[0]["faces"].as_array().unwrap().len();
 
     let (code, rows) = fdb_json(&db, &["search", "--all-faces", "-k", "2", &group]);
-    assert_eq!(code, Some(0), "{rows}");
+    assert_eq!(code, Some(1), "every face unknown: {rows}");
     let faces = rows[0]["faces"].as_array().unwrap();
     assert_eq!(faces.len(), boxes, "a search result per detected face");
     for f in faces {
@@ -250,7 +253,7 @@ fn search_all_faces_answers_for_every_face_in_a_group() {
         assert!(f["identity"].is_null(), "{f}");
     }
     let (code, rows) = fdb_json(&db, &["search", &group]);
-    assert_eq!(code, Some(0));
+    assert_eq!(code, Some(1));
     assert_eq!(rows[0]["faces"].as_array().map(Vec::len), Some(1), "without --all-faces, the main face only");
 
     // Several photos, one per person: each face row found, plain output names the decision.

@@ -30,7 +30,9 @@ pub struct Person {
 pub struct NewPerson {
     /// From `Store::new_person_id`.
     pub id: PersonId,
+    /// The name, unique in the store.
     pub name: String,
+    /// Free-form attributes.
     pub meta: BTreeMap<String, String>,
 }
 
