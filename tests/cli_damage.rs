@@ -74,15 +74,46 @@ fn assert_everyone_found(db: &Path) {
     assert_eq!(code, Some(0));
 }
 
+/// The database's vectors id and every face's stored vector, read through the store.
+fn stored_vectors(db: &Path) -> (String, std::collections::BTreeMap<u64, Vec<f32>>) {
+    let store = fdb_storage::Store::open(db, fdb_storage::StoreOptions { create: false, ..Default::default() }).unwrap();
+    let vectors = store.active_model().unwrap().expect("an enrolled database names its vectors");
+    let mut rows = std::collections::BTreeMap::new();
+    for person in store.people().unwrap() {
+        for face in store.faces_of(person.id).unwrap() {
+            rows.insert(face.id.0, store.embedding(face.id, &vectors).unwrap().unwrap_or_default());
+        }
+    }
+    (vectors, rows)
+}
+
+/// Each repaired face's vector is the one enrolment stored: the same model and recipe, only the
+/// embedder's batch differs. (A plain embedding of a crop enrolled with `flip` differs by up to
+/// ~0.02 in a component.)
+fn assert_vectors_equal(what: &str, before: &std::collections::BTreeMap<u64, Vec<f32>>, after: &std::collections::BTreeMap<u64, Vec<f32>>) {
+    assert_eq!(before.keys().collect::<Vec<_>>(), after.keys().collect::<Vec<_>>(), "{what}: the same faces");
+    for (face, v) in before {
+        let w = &after[face];
+        assert_eq!(v.len(), w.len(), "{what}: face {face}");
+        let worst = v.iter().zip(w).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+        assert!(worst < 1e-4, "{what}: face {face}'s repaired vector differs from the enrolled one by up to {worst}");
+    }
+}
+
 fn stderr(out: &std::process::Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
+
+/// A kind of damage: its name, what it does to a database, and how many faces lose their vector.
+type Damage = (&'static str, fn(&Path), usize);
 
 #[test]
 fn lost_cut_or_flipped_vectors_are_reported_and_repaired_from_the_crops() {
     let tmp = tempfile::tempdir().unwrap();
     let original = enrolled(tmp.path());
-    let damages: [(&str, fn(&Path), usize); 3] = [
+    let (vectors, enrolled_rows) = stored_vectors(&original);
+    assert!(vectors.ends_with("#flip"), "a new database embeds with the default recipe: {vectors}");
+    let damages: [Damage; 3] = [
         ("deleted", |db| std::fs::remove_file(vector_file(db)).unwrap(), 12),
         // The header and the first 4 rows of 2,064 bytes stay.
         ("truncated", |db| std::fs::File::options().write(true).open(vector_file(db)).unwrap().set_len(16 + 4 * 2064 + 100).unwrap(), 8),
@@ -111,6 +142,7 @@ fn lost_cut_or_flipped_vectors_are_reported_and_repaired_from_the_crops() {
         assert_eq!(report["repair"]["lost"].as_array().unwrap().len(), 0, "{what}: {report}");
         let (code, report) = fdb_json(&db, &["check"]);
         assert_eq!((code, report["healthy"].as_bool()), (Some(0), Some(true)), "{what}: {report}");
+        assert_vectors_equal(what, &enrolled_rows, &stored_vectors(&db).1);
         assert_everyone_found(&db);
     }
 }
