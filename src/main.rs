@@ -1,6 +1,7 @@
 //! The `fdb` command. Exit codes (the table in `fdb --help` and the README): 0 done (verify: the
-//! same person; search: identified), 1 a negative answer (verify: different people; search:
-//! unknown; a photo with no usable face), 2 an error.
+//! same person; search: identified; check: healthy), 1 a negative answer (verify: different
+//! people; search: unknown, low quality included; a photo with no usable face; check: damage;
+//! repair: faces lost), 2 an error.
 
 mod cli;
 

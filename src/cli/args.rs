@@ -32,7 +32,7 @@ fn seconds(text: &str) -> Result<f64, String> {
     about = "An embedded face-match database: enrol faces, then search (1:N) and verify (1:1).",
     after_help = concat!(
         "Examples:\n  fdb enroll photos/alice/*.jpg          # identity from the folder name\n  fdb search probe.jpg\n  fdb verify a.jpg b.jpg && echo same\n\n",
-        "Exit codes (every command):\n  0  done; verify: the same person; search: every probe identified\n  1  a negative answer: verify: different people; search: a probe is \"unknown\"; enroll/search/embed/detect: a photo with no usable face\n  2  an error: bad arguments, a missing or unreadable file, no database, a database in use or in need of `fdb repair`, damaged weights"
+        "Exit codes (every command):\n  0  done; verify: the same person; search: every probe identified; check: healthy\n  1  a negative answer: verify: different people; search: a probe is \"unknown\" (low quality included); enroll/search/embed/detect: a photo with no usable face (enroll: also one below --min-quality); check: damage found; repair: faces lost\n  2  an error: bad arguments, a missing or unreadable file, no database, a database in use or in need of `fdb repair`, damaged weights"
     )
 )]
 pub struct Cli {
