@@ -375,7 +375,12 @@ impl FaceDb {
     /// A head-only version shares the parent's trunk (`trunk`); a whole-network one has its own.
     fn store_model_version(&self, dir: &std::path::Path, parent: &ModelEntry, trunk: &str, model: &str, new: &NewWeights) -> Result<()> {
         let base: Vec<(String, Tensor)> = match new {
-            NewWeights::Head(_) => candle_core::safetensors::load(dir.join(&parent.file), &Device::Cpu)?.into_iter().collect(),
+            // Checked again: the parent's file was verified when the engine loaded, minutes of
+            // training ago, and a damaged trunk must not be copied into the new version.
+            NewWeights::Head(_) => {
+                let file = fdb_models::weights::verify::verify_entry(dir, parent)?;
+                candle_core::safetensors::load(file, &Device::Cpu)?.into_iter().collect()
+            }
             NewWeights::Network(tensors) => tensors.clone(),
         };
         let mut tensors: Vec<NamedTensor> = Vec::with_capacity(base.len());

@@ -140,3 +140,52 @@ fn cached_trunk_features_equal_fresh_ones_and_removed_faces_leave_the_cache() {
     assert_eq!(cache.len(), 8);
     assert!(cache.get(faces[0].0, 0).is_none());
 }
+
+/// The parent's weights are checked again when the new version is written: a file damaged while
+/// the head trains is refused by name, and no version is made from it.
+#[test]
+fn a_parent_damaged_during_training_is_not_copied_into_a_new_version() {
+    let tmp = tempfile::tempdir().unwrap();
+    let models_dir = scratch_models(tmp.path());
+    // scratch_models links to the installed weights: damage a private copy instead.
+    let installed = fdb_models::weights::ensure_installed(&fdb_models::weights::default_models_dir()).unwrap();
+    let facenet = models_dir.join(installed.facenet.file_name().unwrap());
+    std::fs::remove_file(&facenet).unwrap();
+    std::fs::copy(&installed.facenet, &facenet).unwrap();
+    let options = OpenOptions { models_dir: models_dir.clone(), device: Some("cpu".into()), install_models: false, ..OpenOptions::default() };
+    let db = FaceDb::open_with(tmp.path().join("db"), options).unwrap();
+    for person in ["Colin_Powell", "Serena_Williams", "Tony_Blair"] {
+        let photos: Vec<_> =
+            (1..=3).map(|i| fixtures().join("people").join(person).join(format!("{person}_{i:04}.jpg"))).collect();
+        db.enroll(person, &photos).unwrap();
+    }
+    let options = RetrainOptions {
+        train: TrainConfig { epochs: 2, batches_per_epoch: 2, people_per_batch: 2, faces_per_person: 3, ..Default::default() },
+        validation_fraction: 0.34,
+        force: true,
+        jitter: 0,
+        ..Default::default()
+    };
+    // After the first epoch (the file was checked when training began), 64 bytes in its middle
+    // change, size kept.
+    let mut damaged = false;
+    let err = db
+        .retrain(&options, |e| {
+            if matches!(e, RetrainEvent::Epoch(_)) && !damaged {
+                let mut bytes = std::fs::read(&facenet).unwrap();
+                let middle = bytes.len() / 2;
+                for b in &mut bytes[middle..middle + 64] {
+                    *b ^= 0xA5;
+                }
+                std::fs::write(&facenet, &bytes).unwrap();
+                damaged = true;
+            }
+        })
+        .unwrap_err()
+        .to_string();
+    assert!(damaged, "training ran no epoch");
+    let name = facenet.file_name().unwrap().to_string_lossy().into_owned();
+    assert!(err.contains(&name) && err.contains("damaged"), "{err}");
+    let manifest = Manifest::read(&models_dir.join(Manifest::FILE)).unwrap();
+    assert_eq!(manifest.models.iter().filter(|m| m.parent.is_some()).count(), 0, "no version was listed");
+}
