@@ -8,13 +8,19 @@ fn config() -> bincode::config::Configuration {
     bincode::config::standard()
 }
 
+/// The most memory one record may claim while it decodes. bincode allocates a length it reads
+/// before it reads what the length counts, so without a limit one damaged length prefix (a
+/// record read back from a failing disk) aborts the process on a failed allocation of petabytes.
+/// Records are far smaller; the limit does not change the encoding.
+const DECODE_LIMIT: usize = 64 << 20;
+
 pub(crate) fn encode<T: Serialize>(value: &T) -> Vec<u8> {
     // Encoding into a Vec only fails for types serde cannot express; ours are plain structs.
     bincode::serde::encode_to_vec(value, config()).expect("bincode encodes plain records")
 }
 
 pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8], what: &str) -> Result<T> {
-    let (value, used) = bincode::serde::decode_from_slice(bytes, config())
+    let (value, used) = bincode::serde::decode_from_slice(bytes, config().with_limit::<DECODE_LIMIT>())
         .map_err(|e| StoreError::Corrupt(format!("{what}: {e}")))?;
     if used != bytes.len() {
         return Err(StoreError::Corrupt(format!("{what}: {} trailing bytes", bytes.len() - used)));
@@ -80,4 +86,21 @@ pub(crate) fn now_ms() -> u64 {
 
 pub(crate) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_damaged_length_prefix_is_an_error_not_an_allocation() {
+        let bytes = encode(&("model".to_string(), 7u64));
+        assert_eq!(decode::<(String, u64)>(&bytes, "pair").unwrap(), ("model".to_string(), 7));
+        // The string's length (a varint byte, 5) made 2^61 by bincode's u64 marker (253).
+        let mut damaged = vec![253];
+        damaged.extend_from_slice(&(1u64 << 61).to_le_bytes());
+        damaged.extend_from_slice(&bytes[1..]);
+        let why = decode::<(String, u64)>(&damaged, "pair").unwrap_err().to_string();
+        assert!(why.contains("pair") && why.to_lowercase().contains("limit"), "{why}");
+    }
 }

@@ -13,7 +13,7 @@
 //! so hnsw_rs still loads the graph itself. Format 2 (`decode_v2`, snapshots written on 2026-11-29 before format 3) kept
 //! (position u32, distance f32) per neighbour.
 
-use hnsw_rs::hnswio::load_description;
+use hnsw_rs::hnswio::{load_description, Description};
 use std::collections::HashMap;
 use std::io::Cursor;
 
@@ -48,7 +48,7 @@ struct Parsed<'a> {
 /// Reads hnsw_rs' dump; `Err` names what in it was not as expected.
 fn parse(dump: &[u8]) -> Result<Parsed<'_>, String> {
     let mut cursor = Cursor::new(dump);
-    let description = load_description(&mut cursor).map_err(|e| format!("graph description: {e}"))?;
+    let description = read_description(&mut cursor)?;
     if description.dumpmode != 1 {
         return Err("graph dump is not a full dump".into());
     }
@@ -119,6 +119,42 @@ impl Parsed<'_> {
         self.layer_sizes.iter().for_each(|s| out.extend_from_slice(&s.to_le_bytes()));
         out
     }
+}
+
+/// hnsw_rs' description of a graph; it unwraps a name that is not UTF-8, so a panic is an `Err`.
+fn read_description(cursor: &mut Cursor<&[u8]>) -> Result<Description, String> {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| load_description(cursor))) {
+        Ok(Ok(description)) => Ok(description),
+        Ok(Err(e)) => Err(format!("graph description: {e}")),
+        Err(_) => Err("graph description: not readable".into()),
+    }
+}
+
+/// The most a stored description may claim (hnsw_rs allocates by these fields when it loads).
+const MAX_DIMENSION: usize = 1 << 16;
+const MAX_EF: usize = 1 << 20;
+
+/// A stored description must agree with the encoding around it before hnsw_rs is given it: its
+/// loader trusts the description's layer count to walk the lists, so a disagreement (damage
+/// under a matching checksum, or a bug) would read neighbour counts out of other bytes and
+/// allocate by them.
+fn check_description(bytes: &[u8], neighbour_layers: usize, points: u64) -> Result<(), String> {
+    let mut cursor = Cursor::new(bytes);
+    let d = read_description(&mut cursor)?;
+    let sane = d.dumpmode == 1
+        && d.nb_layer as usize == neighbour_layers
+        && d.nb_layer <= NB_LAYER_MAX
+        && d.max_nb_connection > 0
+        && d.level_scale.is_finite()
+        && d.level_scale > 0.0
+        && d.ef <= MAX_EF
+        && (1..=MAX_DIMENSION).contains(&d.dimension)
+        && d.nb_point as u64 == points
+        && cursor.position() as usize == bytes.len();
+    if !sane {
+        return Err("graph description disagrees with the encoding".into());
+    }
+    Ok(())
 }
 
 /// Encodes a dump in format 3.
@@ -342,7 +378,7 @@ pub(crate) struct Lists {
 
 /// The hnsw_rs dump of `lists`, under `description` (see `hnsw_description`).
 pub(crate) fn dump_of_lists(description: &[u8], lists: Lists) -> Result<Dump, String> {
-    let neighbour_layers = load_description(&mut Cursor::new(description)).map_err(|e| format!("graph description: {e}"))?.nb_layer as usize;
+    let neighbour_layers = read_description(&mut Cursor::new(description))?.nb_layer as usize;
     let points: Vec<Point> = lists.points.into_iter().map(|(id, layers)| Point { id, layers }).collect();
     write_dump(description, &lists.layer_sizes, &points, neighbour_layers, lists.entry)
 }
@@ -471,7 +507,8 @@ impl<'a> Reader<'a> {
         let description_len = self.u32()? as usize;
         let description = self.take(description_len)?;
         let (layer_count, neighbour_layers) = (self.u8()?, self.u8()? as usize);
-        let layer_sizes = (0..layer_count).map(|_| self.u32()).collect::<Result<_, _>>()?;
+        let layer_sizes: Vec<u32> = (0..layer_count).map(|_| self.u32()).collect::<Result<_, _>>()?;
+        check_description(description, neighbour_layers, layer_sizes.iter().map(|&s| s as u64).sum())?;
         Ok((description, layer_sizes, neighbour_layers))
     }
 
@@ -580,5 +617,23 @@ mod tests {
                 let _ = skeleton.into_dump(|_, _| 0.5);
             }
         }
+    }
+
+    #[test]
+    fn a_description_that_disagrees_with_its_encoding_is_refused() {
+        let compact = encode(&dump_of(50, 6)).unwrap();
+        assert!(decode(&compact).is_ok());
+        // magic (4), description length (4), then hnsw_rs' description: its layer count sits
+        // after its magic (4), dump mode, M and the level scale (8).
+        let nb_layer_at = 8 + 4 + 1 + 1 + 8;
+        let mut fewer_layers = compact.clone();
+        fewer_layers[nb_layer_at] -= 1;
+        let why = decode(&fewer_layers).err().unwrap();
+        assert!(why.contains("disagrees"), "{why}");
+        // The point count after it (and ef): 1 more point than the layers hold.
+        let nb_point_at = nb_layer_at + 1 + 8;
+        let mut more_points = compact.clone();
+        more_points[nb_point_at] += 1;
+        assert!(decode(&more_points).err().unwrap().contains("disagrees"));
     }
 }

@@ -49,6 +49,8 @@ mod people;
 mod snapshot;
 mod store;
 #[cfg(test)]
+mod test_mutations;
+#[cfg(test)]
 mod test_vectors;
 mod txn;
 mod types;

@@ -141,8 +141,12 @@ pub(crate) fn load(
                 return Ok(Err("snapshot point order has the wrong length".into()));
             }
             // Every vector once, in the graph's order: for the distances and hnsw_rs' data file.
-            let mut vectors = Vec::with_capacity(skeleton.ids.len() * dim);
-            for &id in &skeleton.ids {
+            // Allocated once the first vector has confirmed the header's dimension.
+            let mut vectors = Vec::new();
+            for (i, &id) in skeleton.ids.iter().enumerate() {
+                if i == 1 {
+                    vectors.reserve_exact(skeleton.ids.len() * dim - dim);
+                }
                 match checked_vector(&vector, id, dim)? {
                     Ok(v) => vectors.extend_from_slice(&v),
                     Err(why) => return Ok(Err(why)),
@@ -243,6 +247,14 @@ fn put_blob(batch: &mut sled::Batch, name: &str, bytes: &[u8]) -> BlobInfo {
 }
 
 fn get_blob(tree: &sled::Tree, name: &str, info: &BlobInfo) -> Result<std::result::Result<Vec<u8>, String>> {
+    // The header has no checksum of its own: its length must fit its chunk count before it
+    // sizes an allocation.
+    if info.len.div_ceil(CHUNK_BYTES as u64) != info.chunks as u64 {
+        return Ok(Err(format!("snapshot {name}: {} bytes in {} chunks", info.len, info.chunks)));
+    }
+    if info.chunks > 0 && tree.get(format!("{name}/{:08}", info.chunks - 1).as_bytes())?.is_none() {
+        return Ok(Err(format!("snapshot {name} chunk {} is missing", info.chunks - 1)));
+    }
     let mut bytes = Vec::with_capacity(info.len as usize);
     for i in 0..info.chunks {
         match tree.get(format!("{name}/{i:08}").as_bytes())? {
@@ -460,5 +472,48 @@ mod tests {
         let vector = |id: u64| Ok(vectors.get(&id).cloned());
         let loaded = load(&tree, "m", &scratch, vector, HashSet::new(), HashMap::new()).unwrap().unwrap();
         assert_eq!(loaded.points(), 300);
+    }
+
+    /// The graph blob and the header, mutated and stored back with a valid checksum (so the
+    /// graph codec itself is reached): load gives an index or a reason to rebuild, never a panic.
+    #[test]
+    fn a_mutated_snapshot_loads_or_asks_for_a_rebuild() {
+        use crate::test_mutations::{cases, fuzz};
+        let (_dir, tree, scratch) = scratch_db();
+        let (index, vectors) = index_of(300);
+        write(&tree, &index, &scratch).unwrap();
+        let header: Header = codec::decode(&tree.get(HEADER_KEY).unwrap().unwrap(), "header").unwrap();
+        let graph = get_blob(&tree, "graph", &header.graph).unwrap().unwrap();
+        let header_bytes = tree.get(HEADER_KEY).unwrap().unwrap().to_vec();
+        let vector = |id: u64| Ok(vectors.get(&id).cloned());
+        let store_graph = |graph: &[u8]| {
+            let mut batch = sled::Batch::default();
+            for key in tree.iter().keys() {
+                batch.remove(key.unwrap());
+            }
+            let header = Header { graph: put_blob(&mut batch, "graph", graph), order: put_blob(&mut batch, "order", &[]), ..codec::decode(&header_bytes, "header").unwrap() };
+            batch.insert(HEADER_KEY, codec::encode(&header));
+            tree.apply_batch(batch).unwrap();
+        };
+        let load_and_search = || match load(&tree, "m", &scratch, vector, HashSet::new(), HashMap::new()).unwrap() {
+            Ok(index) => {
+                let _ = index.search(&vectors[&42], 5, 32);
+                true
+            }
+            Err(_) => false,
+        };
+        store_graph(&graph);
+        assert!(load_and_search(), "the unmutated snapshot loads");
+
+        let graphs = fuzz("snapshot graph", &[graph.clone()], cases(400), 20, |mutated| {
+            store_graph(mutated);
+            load_and_search()
+        });
+        store_graph(&graph);
+        let headers = fuzz("snapshot header", &[header_bytes.clone()], cases(400), 21, |mutated| {
+            tree.insert(HEADER_KEY, mutated).unwrap();
+            load_and_search()
+        });
+        assert!(graphs.accepted < graphs.cases && headers.accepted < headers.cases, "mutations are noticed");
     }
 }
