@@ -11,7 +11,7 @@ use std::time::Instant;
 
 use candle_core::{Device, Tensor};
 use fdb_models::facenet::{BOTTLENECK_BIAS, BOTTLENECK_WEIGHT, TRUNK_DIM};
-use fdb_models::train::augment::{render_view, view_count};
+use fdb_models::train::augment::{render_view, view_count, Augment};
 use fdb_models::train::head::embed_features;
 use fdb_models::train::network::{train_network, CropSet, NetworkTrainer};
 use fdb_models::train::{self, EpochLog, FeatureSet, HeadWeights, TrainConfig};
@@ -45,13 +45,15 @@ pub struct RetrainOptions {
     /// Jittered crops per face (each with its mirror) besides the crop and its mirror. Each
     /// one adds two trunk passes per face the first time (then they are cached).
     pub jitter: usize,
+    /// What each jittered view alters besides position and scale (light, camera, or both).
+    pub augment: Augment,
     /// Train the head on cached trunk features, or the whole network.
     pub layers: Layers,
 }
 
 impl Default for RetrainOptions {
     fn default() -> Self {
-        Self { train: TrainConfig::default(), validation_fraction: 0.2, force: false, jitter: 0, layers: Layers::Head }
+        Self { train: TrainConfig::default(), validation_fraction: 0.2, force: false, jitter: 0, augment: Augment::Geometric, layers: Layers::Head }
     }
 }
 
@@ -188,7 +190,7 @@ impl FaceDb {
         let Job { engine, models, parent, split, options } = job;
         let started = Instant::now();
         let faces: Vec<FaceId> = split.train.iter().chain(split.val).flat_map(|p| split.gallery[p].iter().copied()).collect();
-        let features = self.trunk_features(engine, &faces, view_count(options.jitter), |done, total| {
+        let features = self.trunk_features(engine, &faces, view_count(options.jitter), options.augment, |done, total| {
             on_event(RetrainEvent::Features { done, total })
         })?;
         let train_set = feature_set(split.gallery, split.train, &features.views, &faces);
@@ -226,6 +228,7 @@ impl FaceDb {
                 set.labels.extend(std::iter::repeat(label).take(faces.len()));
                 set.seeds.extend(faces.iter().map(|f| f.0));
             }
+            set.augment = options.augment;
             Ok(set)
         };
         let (train_set, val_set) = (crop_set(split.train)?, crop_set(split.val)?);
@@ -273,7 +276,7 @@ impl FaceDb {
         let engine = Engine::load(&models, model, device)?;
         let faces = self.all_faces()?;
         let views = if recipe.needs_mirror() { 2 } else { 1 };
-        let features = self.trunk_features(&engine, &faces, views, |_, _| {})?;
+        let features = self.trunk_features(&engine, &faces, views, Augment::Geometric, |_, _| {})?;
         let head = read_head(&models.verified_file(&entry.id)?)?;
         let mut embeddings: Vec<(FaceId, Vec<f32>)> = Vec::with_capacity(faces.len());
         for (ids, rows) in faces.chunks(HEAD_CHUNK).zip(features.views.chunks(HEAD_CHUNK)) {
@@ -296,16 +299,22 @@ impl FaceDb {
 
     /// Trunk features of the first `views` views of each face (see `augment`), from the cache
     /// of the engine model's trunk where present; the rest are computed and appended to it.
-    /// Records of faces no longer in the database are dropped first.
+    /// Records of faces no longer in the database are dropped first. Each augmentation preset
+    /// has a cache of its own: its jittered views are other pictures.
     pub fn trunk_features(
         &self,
         engine: &Engine,
         faces: &[FaceId],
         views: usize,
+        augment: Augment,
         mut progress: impl FnMut(usize, usize),
     ) -> Result<TrunkFeatures> {
         let trunk = self.models()?.manifest.trunk_of(engine.model_id());
-        let mut cache = TrunkCache::open(self.path(), &trunk, TRUNK_DIM)?;
+        let cache_name = match augment {
+            Augment::Geometric => trunk,
+            other => format!("{trunk}+{}", other.tag()),
+        };
+        let mut cache = TrunkCache::open(self.path(), &cache_name, TRUNK_DIM)?;
         let live: HashSet<u64> = self.all_faces()?.iter().map(|f| f.0).collect();
         cache.retain_faces(&live)?;
 
@@ -319,7 +328,7 @@ impl FaceDb {
             let mut keys = Vec::new();
             for (face, crop) in chunk.iter().zip(self.crops(chunk.iter().copied())?) {
                 for view in missing_views(&cache, *face) {
-                    images.push(render_view(&crop, face.0, view as usize));
+                    images.push(render_view(&crop, face.0, view as usize, augment));
                     keys.push((face.0, view));
                 }
             }

@@ -44,6 +44,20 @@ fn thresholds_and_counts_outside_their_range_are_refused() {
 }
 
 #[test]
+fn retrain_refuses_an_unknown_augmentation_and_one_without_jittered_views() {
+    let tmp = tempfile::tempdir().unwrap();
+    let db = enrolled(tmp.path());
+    let out = fdb(&db, &["retrain", "--augment", "dark", "--jitter", "1"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("geometric, light, camera or all"), "{}", stderr(&out));
+    // The photometric presets alter jittered views: without any, the run would train on
+    // exactly what `geometric` gives.
+    let out = fdb(&db, &["retrain", "--augment", "light"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("--jitter"), "{}", stderr(&out));
+}
+
+#[test]
 fn names_are_trimmed_normalised_and_printable() {
     let tmp = tempfile::tempdir().unwrap();
     let db = enrolled(tmp.path());

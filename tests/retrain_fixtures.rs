@@ -5,11 +5,11 @@
 
 mod common;
 
-
 use common::{fixtures, scratch_models};
 use fdb::retrain::{RetrainEvent, RetrainOptions};
 use fdb::trunk_cache::TrunkCache;
 use fdb::{FaceDb, OpenOptions};
+use fdb_models::train::augment::{render_view, Augment};
 use fdb_models::train::TrainConfig;
 use fdb_models::weights::Manifest;
 
@@ -117,14 +117,14 @@ fn cached_trunk_features_equal_fresh_ones_and_removed_faces_leave_the_cache() {
     let engine = db.engine().unwrap();
 
     // Four views: the crop, its mirror, one jitter and its mirror.
-    let first = db.trunk_features(&engine, &faces, 4, |_, _| {}).unwrap();
+    let first = db.trunk_features(&engine, &faces, 4, Augment::Geometric, |_, _| {}).unwrap();
     assert_eq!((first.computed, first.cached), (12, 0));
-    let second = db.trunk_features(&engine, &faces, 4, |_, _| {}).unwrap();
+    let second = db.trunk_features(&engine, &faces, 4, Augment::Geometric, |_, _| {}).unwrap();
     assert_eq!((second.computed, second.cached), (0, 12));
     for (face, (a, b)) in faces.iter().zip(first.views.iter().zip(&second.views)) {
         assert_eq!(a, b);
         let crop = fdb_models::imageio::decode_image(&db.store().face_crop(*face).unwrap(), "crop").unwrap();
-        let views: Vec<_> = (0..4).map(|v| fdb_models::train::augment::render_view(&crop, face.0, v)).collect();
+        let views: Vec<_> = (0..4).map(|v| render_view(&crop, face.0, v, Augment::Geometric)).collect();
         let fresh = engine.trunk_features(&views).unwrap();
         for (cached, fresh) in b.iter().zip(&fresh) {
             let worst = cached.iter().zip(fresh).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max);
@@ -134,11 +134,23 @@ fn cached_trunk_features_equal_fresh_ones_and_removed_faces_leave_the_cache() {
 
     // A removed face's features leave the cache file the next time it is used.
     db.remove_face(faces[0].0).unwrap();
-    let rest = db.trunk_features(&engine, &faces[1..], 4, |_, _| {}).unwrap();
+    let rest = db.trunk_features(&engine, &faces[1..], 4, Augment::Geometric, |_, _| {}).unwrap();
     assert_eq!((rest.computed, rest.cached), (0, 8));
     let cache = TrunkCache::open(db.path(), engine.model_id(), fdb_models::facenet::TRUNK_DIM).unwrap();
     assert_eq!(cache.len(), 8);
     assert!(cache.get(faces[0].0, 0).is_none());
+
+    // Another augmentation has a cache of its own: the crop and its mirror are the same
+    // pictures, the jittered views are altered ones.
+    let light = db.trunk_features(&engine, &faces[1..], 4, Augment::Light, |_, _| {}).unwrap();
+    assert_eq!((light.computed, light.cached), (8, 0));
+    let largest_difference = |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max);
+    for (geometric, light) in rest.views.iter().zip(&light.views) {
+        assert!(largest_difference(&geometric[0], &light[0]) < 1e-5);
+        assert!(largest_difference(&geometric[1], &light[1]) < 1e-5);
+        assert!(largest_difference(&geometric[2], &light[2]) > 1e-2, "the light view is another picture");
+    }
+    assert_eq!(TrunkCache::open(db.path(), engine.model_id(), fdb_models::facenet::TRUNK_DIM).unwrap().len(), 8);
 }
 
 /// The parent's weights are checked again when the new version is written: a file damaged while

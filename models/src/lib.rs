@@ -31,6 +31,7 @@ pub mod contrast;
 pub mod detect_size;
 pub mod imageio;
 pub mod mtcnn;
+pub mod photometric;
 pub mod quality;
 #[cfg(test)]
 mod test_tensors;

@@ -297,6 +297,11 @@ pub struct RetrainArgs {
     /// two cores); later runs read them from the trunk-feature cache.
     #[arg(long, default_value_t = 0)]
     pub jitter: usize,
+    /// What each jittered crop alters besides its position: geometric (nothing), light (γ
+    /// darkening, one-sided light, flat contrast, grayscale), camera (blur, JPEG artefacts, low
+    /// resolution) or all; for galleries too small to show their domain. Needs --jitter N.
+    #[arg(long, default_value = "geometric")]
+    pub augment: String,
     /// head: the bottleneck on cached trunk features (minutes on a CPU); all: the whole
     /// network, meant for a GPU (the `cuda` feature).
     #[arg(long, default_value = "head")]

@@ -621,8 +621,15 @@ fn retrain(db: &FaceDb, a: args::RetrainArgs, json: bool) -> Result<u8> {
         validation_fraction: a.validation,
         force: a.force,
         jitter: a.jitter,
+        augment: a.augment.parse().map_err(FdbError::Invalid)?,
         layers: a.layers.parse().map_err(FdbError::Invalid)?,
     };
+    if options.augment != fdb_models::train::augment::Augment::Geometric && options.jitter == 0 {
+        return Err(FdbError::Invalid(format!(
+            "--augment {} alters the jittered views, and --jitter is 0: pass --jitter N (e.g. 2)",
+            options.augment.tag()
+        )));
+    }
     if options.layers == fdb::retrain::Layers::All && db.device()?.is_cpu() {
         eprintln!(
             "warning: --layers all runs every batch forward and backward through the whole network; on the CPU \

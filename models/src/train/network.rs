@@ -13,7 +13,7 @@ use candle_nn::{AdamW, Optimizer, ParamsAdamW, VarBuilder, VarMap};
 use image::RgbImage;
 use rand::Rng;
 
-use super::augment::render_view;
+use super::augment::{render_view, Augment};
 use super::head::{mined_loss, EpochLog, MinedLoss, TrainConfig};
 use super::schedule::run_epochs;
 use super::metrics::{rank1, verification_accuracy};
@@ -29,6 +29,8 @@ pub struct CropSet {
     pub labels: Vec<usize>,
     /// Per crop, the seed of its jittered views.
     pub seeds: Vec<u64>,
+    /// What the jittered views alter besides position and scale.
+    pub augment: Augment,
 }
 
 /// Faces per forward pass when embedding without gradients.
@@ -147,7 +149,7 @@ pub fn train_network(
         |_| views,
         |trainer, picks, learning_rate, rng| {
             trainer.set_learning_rate(learning_rate);
-            let faces: Vec<RgbImage> = picks.iter().map(|&(f, v)| render_view(&train.crops[f], train.seeds[f], v)).collect();
+            let faces: Vec<RgbImage> = picks.iter().map(|&(f, v)| render_view(&train.crops[f], train.seeds[f], v, train.augment)).collect();
             let labels: Vec<usize> = picks.iter().map(|&(f, _)| train.labels[f]).collect();
             trainer.step(&faces, &labels, cfg.alpha, cfg.mining, rng)
         },
