@@ -10,8 +10,9 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use common::{fdb, fdb_json, fixtures};
-use fdb::eval::hard::alter::{crop_to, gamma, grayscale, ramp, Ramp};
+use common::{copy_dir, fdb, fdb_json, fixtures};
+use fdb::eval::hard::alter::{crop_to, RAMP_FLOOR};
+use fdb_models::photometric::{gamma, grayscale, ramp, Ramp};
 use image::RgbImage;
 
 fn person(name: &str, i: usize) -> PathBuf {
@@ -55,7 +56,7 @@ fn a_tight_dark_grayscale_crop_is_found_after_contrast_and_flagged() {
     enrol_people(&db);
     let clean = person("Tony_Blair", 3);
     // Tight at the detector's box, grayscale, lit from the left only, darkened with γ 3.
-    let crop = gamma(&ramp(&grayscale(&crop_to(&load(&clean), face_box(&db, &clean))), Ramp::LeftToRight), 3.0);
+    let crop = gamma(&ramp(&grayscale(&crop_to(&load(&clean), face_box(&db, &clean))), Ramp::LeftToRight, RAMP_FLOOR), 3.0);
     let probe = dir.path().join("tight_dark_gray.png");
     crop.save(&probe).unwrap();
 
@@ -103,7 +104,7 @@ fn a_face_crop_shaped_photo_without_a_face_stands_for_it_whole_only_when_allowed
 
 /// The photo lit from the left only and darkened with γ 4.
 fn very_dark(photo: &Path) -> RgbImage {
-    gamma(&ramp(&load(photo), Ramp::LeftToRight), 4.0)
+    gamma(&ramp(&load(photo), Ramp::LeftToRight, RAMP_FLOOR), 4.0)
 }
 
 /// A very dark photo: found after contrast normalisation, but its face quality is below the
@@ -160,19 +161,6 @@ fn enroll_warns_about_low_quality_and_min_quality_refuses() {
     assert!(out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("warning") && stderr.contains("Tony_Blair_dark.png") && stderr.contains("low face quality"), "{stderr}");
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
-    }
 }
 
 /// `tests/fixtures/db_without_quality` was written by fdb 0.2.0 (schema 2, commit c7c0b31's

@@ -8,7 +8,7 @@ mod common;
 
 use std::path::Path;
 
-use common::fixtures;
+use common::{copy_dir, fixtures};
 use mutations::{cases, fuzz};
 
 #[path = "../storage/src/test_mutations.rs"]
@@ -73,20 +73,6 @@ fn mutated_torch_weights_read_or_fail_cleanly() {
         })
         .collect();
     fuzz("legacy torch reader", &inputs, cases(1500), 22, |bytes| fdb_models::weights::torch_legacy::read_state_dict(bytes).is_ok());
-}
-
-/// Copies a directory tree (the fixture database) into `to`.
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).unwrap();
-        }
-    }
 }
 
 #[test]
