@@ -371,6 +371,11 @@ impl<W: Write> RecordWriter<W> {
     }
 }
 
+/// Turns an archived person's name into the name stored, or says why it cannot be one.
+pub type NameRule<'a> = Box<dyn Fn(&str) -> std::result::Result<String, String> + 'a>;
+/// Embeds encoded crops (one vector per crop), or says why it cannot.
+pub type Embedder<'a> = Box<dyn FnMut(&[&[u8]]) -> std::result::Result<Vec<Vec<f32>>, String> + 'a>;
+
 /// How `Store::import_archive` treats an archive; the facade fills in its policy.
 pub struct ImportOptions<'a> {
     /// The model the imported faces' vectors must be by: the store's active model (or the one
@@ -379,10 +384,10 @@ pub struct ImportOptions<'a> {
     pub model: String,
     /// Turns an archived name into the name stored and matched (the facade: NFC, trimmed), or
     /// refuses it.
-    pub name: Box<dyn Fn(&str) -> std::result::Result<String, String> + 'a>,
+    pub name: NameRule<'a>,
     /// Embeds encoded crops by `model`, for an archive whose embeddings are by another model;
     /// without it such an archive is refused.
-    pub embed: Option<Box<dyn FnMut(&[&[u8]]) -> std::result::Result<Vec<Vec<f32>>, String> + 'a>>,
+    pub embed: Option<Embedder<'a>>,
     /// Also store the archive's settings (the threshold and the caller's `user/` settings).
     pub apply_settings: bool,
 }

@@ -35,7 +35,7 @@ fn face_by(model: &str, person: fdb_storage::PersonId, n: u64, salt: u8, rng: &m
         bbox: [n as f32, 2.0, 3.5, 4.25],
         landmarks: [[n as f32 * 0.5, 1.0]; 5],
         score: 0.99,
-        quality: if n % 3 == 0 { None } else { Some(0.5 + n as f32 / 1000.0) },
+        quality: if n.is_multiple_of(3) { None } else { Some(0.5 + n as f32 / 1000.0) },
         model_id: model.into(),
         crop: (0..200 + n as usize).map(|i| (i as u64 * 7 + n) as u8).collect(),
         embedding: unit(rng),
@@ -88,7 +88,7 @@ fn content(store: &Store) -> Content {
 }
 
 /// Each stored vector's search answer: (person name, distance bits) of the top 3.
-fn answers(store: &Store, probes: &[Vec<f32>]) -> Vec<Vec<(String, u32)>> {
+fn answers(store: &Store, probes: &[Vec<f32>]) -> Answers {
     probes
         .iter()
         .map(|q| {
@@ -188,8 +188,11 @@ fn an_import_into_a_store_of_another_model_embeds_the_crops_and_matches_people_b
     target.verify_integrity().unwrap();
 }
 
+/// The answers to probes: per probe, (person, distance bits) of the nearest faces.
+type Answers = Vec<Vec<(String, u32)>>;
+
 /// (people, faces, names, the answers to probes) of a store.
-fn snapshot(store: &Store) -> (usize, usize, Vec<String>, Vec<Vec<(String, u32)>>) {
+fn snapshot(store: &Store) -> (usize, usize, Vec<String>, Answers) {
     let names = store.people().unwrap().into_iter().map(|p| p.name).collect();
     (store.person_count(), store.face_count(), names, answers(store, &probes(10)))
 }
