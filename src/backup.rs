@@ -85,6 +85,12 @@ fn archive_error(e: StoreError) -> FdbError {
     }
 }
 
+/// Reads a whole archive and checks it (every record's checksum, their order, the trailer's
+/// counts) without a database: what `fdb import` does before it creates one.
+pub fn validate_archive(file: impl AsRef<Path>) -> Result<ExportReport> {
+    Ok(fdb_storage::validate_archive(file.as_ref()).map_err(archive_error)?.into())
+}
+
 impl FaceDb {
     /// A consistent copy of the whole database in the new (or empty) directory `dest`, taken
     /// while other threads go on using this handle (writers wait for the copy); the copy is

@@ -109,6 +109,10 @@ fn backup_export_and_import_answer_as_the_original_and_damage_changes_nothing() 
         assert_eq!(code, Some(2));
         assert!(json["error"].as_str().is_some_and(|e| e.contains(damaged.to_str().unwrap())), "{json}");
         assert_eq!(listing(&target), before, "{what}: the target changed");
+        // Nor is a new database made for it.
+        let fresh = tmp.path().join(format!("never-{what}"));
+        assert_eq!(fdb(&fresh, &["import", damaged.to_str().unwrap()]).status.code(), Some(2));
+        assert!(!fresh.exists(), "{what}: a database was made for a damaged archive");
     }
 }
 

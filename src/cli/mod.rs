@@ -107,6 +107,8 @@ pub fn run(cli: Cli) -> Result<u8> {
             Ok(0)
         }
         Command::Import { file } => {
+            // A damaged archive is refused before a new database is made for it.
+            fdb::backup::validate_archive(&file)?;
             let db = open()?;
             let r = db.import(&file)?;
             emit(json, &json!({ "db": db.path(), "import": r }), || {
