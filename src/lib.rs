@@ -28,6 +28,7 @@
 
 #![warn(missing_docs)]
 
+pub mod backup;
 pub mod calibration;
 pub mod decision;
 pub mod device;

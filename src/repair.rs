@@ -100,26 +100,31 @@ impl FaceDb {
         if !self.store().unreadable_crops()?.is_empty() {
             self.store().rebuild_crops()?;
         }
+        let crops: Vec<Vec<u8>> =
+            damage.missing_vectors.iter().map(|&id| self.store().face_crop(id).unwrap_or_default()).collect();
+        let labelled: Vec<(String, &[u8])> = damage
+            .missing_vectors
+            .iter()
+            .zip(&crops)
+            .map(|(id, crop)| (format!("stored crop of face {}", id.0), crop.as_slice()))
+            .collect();
+        // The database's recipe, as enrolment used it: a plain embedding of a crop enrolled
+        // with `flip` would sit far from its own face's probes.
+        let embedded = self.embed_stored_crops(&labelled)?;
         let mut restored_ids = Vec::new();
-        let mut crops = Vec::new();
+        let mut vectors = Vec::new();
         let mut lost_ids = Vec::new();
-        for &id in &damage.missing_vectors {
-            let crop = self.store().face_crop(id).ok().and_then(|bytes| {
-                fdb_models::imageio::decode_image(&bytes, &format!("stored crop of face {}", id.0)).ok()
-            });
-            match crop {
-                Some(c) => {
+        for (&id, vector) in damage.missing_vectors.iter().zip(embedded) {
+            match vector {
+                Ok(v) => {
                     restored_ids.push(id);
-                    crops.push(c);
+                    vectors.push(v);
                 }
-                None => lost_ids.push(id),
+                Err(_) => lost_ids.push(id),
             }
         }
         let lost = self.face_refs(&lost_ids)?;
         let restored = self.face_refs(&restored_ids)?;
-        // The database's recipe, as enrolment used it: a plain embedding of a crop enrolled
-        // with `flip` would sit far from its own face's probes.
-        let vectors = if crops.is_empty() { Vec::new() } else { self.engine()?.embed_recipe(&crops, self.recipe()?)? };
         for id in &lost_ids {
             self.store().remove_face(*id)?;
         }
@@ -134,6 +139,20 @@ impl FaceDb {
         let crops_missing = self.face_refs(&self.store().unreadable_crops()?)?;
         self.store().flush()?;
         Ok(RepairReport { restored, lost, crops_missing, snapshot_rebuilt: damage.snapshot })
+    }
+
+    /// Embeds stored crops (encoded PNG or JPEG, each with words naming it) again the way the
+    /// database embeds every face: by its model and with its recipe. A crop that cannot be
+    /// decoded gets its error instead; the networks load only when some crop can be.
+    pub(crate) fn embed_stored_crops(&self, crops: &[(String, &[u8])]) -> Result<Vec<Result<Vec<f32>>>> {
+        let decoded: Vec<Result<image::RgbImage>> = crops
+            .iter()
+            .map(|(what, bytes)| Ok(fdb_models::imageio::decode_image(bytes, what)?))
+            .collect();
+        let images: Vec<image::RgbImage> = decoded.iter().filter_map(|d| d.as_ref().ok().cloned()).collect();
+        let mut vectors =
+            if images.is_empty() { Vec::new() } else { self.engine()?.embed_recipe(&images, self.recipe()?)? }.into_iter();
+        Ok(decoded.into_iter().map(|d| d.map(|_| vectors.next().expect("one embedding per decoded crop"))).collect())
     }
 
     /// Names faces for a report (a face whose record is unreadable is named by its id alone).

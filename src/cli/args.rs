@@ -84,6 +84,28 @@ pub enum Command {
     /// Put back what `fdb check` finds: embed faces again from their stored crops; faces whose
     /// crop is gone too are removed and named. Exit 0 nothing lost, 1 faces lost.
     Repair,
+    /// Copy the whole database into a new directory: consistent, checked before it is put in
+    /// place (open the copy with --db DEST).
+    #[command(after_help = "Example:\n  fdb backup ~/backups/faces-2026-12-03")]
+    Backup {
+        /// A new (or empty) directory.
+        dest: PathBuf,
+    },
+    /// Write the portable archive of the database (people, faces, crops, embeddings, settings)
+    /// to a new file, for `fdb import` on another machine or fdb version.
+    #[command(after_help = "Example:\n  fdb export faces.fdbarchive")]
+    Export {
+        /// A new file.
+        file: PathBuf,
+    },
+    /// Import a portable archive into the database (created if missing): all of it or, on a
+    /// damaged archive, nothing. Photos stored already are skipped; people are matched by name;
+    /// faces are embedded again from their crops when the archive's model or recipe differs.
+    #[command(after_help = "Example:\n  fdb --db new.db import faces.fdbarchive")]
+    Import {
+        /// An archive written by `fdb export`.
+        file: PathBuf,
+    },
     /// Show or set the 1:1 verification threshold (squared L2 on unit embeddings).
     #[command(after_help = "Examples:\n  fdb threshold\n  fdb threshold 1.1\n  fdb threshold --far 0.001   # 1:N false-accept target per search")]
     Threshold(ThresholdArgs),

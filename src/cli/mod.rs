@@ -31,7 +31,7 @@ pub fn run(cli: Cli) -> Result<u8> {
         device: cli.device.clone(),
         install_models: true,
         // Only the commands that store faces make a database; the others say there is none.
-        create: matches!(cli.command, Command::Enroll(_) | Command::Eval(_)),
+        create: matches!(cli.command, Command::Enroll(_) | Command::Eval(_) | Command::Import { .. }),
         lock_wait: std::time::Duration::from_secs_f64(cli.wait),
         allow_damaged: matches!(cli.command, Command::Check | Command::Repair),
         ..OpenOptions::default()
@@ -88,6 +88,45 @@ pub fn run(cli: Cli) -> Result<u8> {
                 }
                 print_thresholds(&stats.thresholds, stats.faces);
                 println!("on disk      {} bytes ({} deleted faces awaiting compaction)", stats.disk_bytes, stats.tombstones);
+            });
+            Ok(0)
+        }
+        Command::Backup { dest } => {
+            let r = open()?.backup(&dest)?;
+            emit(json, &json!({ "backup": r }), || {
+                println!("backed up {} people and {} faces to {} ({} bytes)", r.people, r.faces, r.path.display(), r.bytes)
+            });
+            Ok(0)
+        }
+        Command::Export { file } => {
+            let r = open()?.export(&file)?;
+            emit(json, &json!({ "export": r }), || {
+                let model = r.model.as_deref().unwrap_or("no model");
+                println!("exported {} people and {} faces ({model}) to {} ({} bytes)", r.people, r.faces, r.file.display(), r.bytes)
+            });
+            Ok(0)
+        }
+        Command::Import { file } => {
+            // A damaged archive is refused before a new database is made for it.
+            fdb::backup::validate_archive(&file)?;
+            let db = open()?;
+            let r = db.import(&file)?;
+            emit(json, &json!({ "db": db.path(), "import": r }), || {
+                for s in &r.report.faces_skipped {
+                    eprintln!("skipped: {} is already enrolled (face {})", s.source_name, s.existing);
+                }
+                let how = if r.report.embeddings_kept {
+                    format!("embeddings kept ({})", r.model)
+                } else {
+                    format!("embedded again from their crops: the archive's are by {}, this database's by {}", r.archive_model.as_deref().unwrap_or("no model"), r.model)
+                };
+                println!(
+                    "imported {} faces ({} people created, {} matched by name), {} skipped as already enrolled; {how}",
+                    r.report.faces_imported,
+                    r.report.people_created,
+                    r.report.people_matched,
+                    r.report.faces_skipped.len()
+                );
             });
             Ok(0)
         }

@@ -77,6 +77,17 @@ pub(crate) fn normalized(v: &[f32]) -> Result<Vec<f32>> {
     Ok(v.iter().map(|x| x / norm).collect())
 }
 
+/// A vector a store wrote, checked to be one (finite, unit length to float precision) and
+/// kept bit for bit: normalising it again could move its last bits.
+pub(crate) fn checked_unit(v: &[f32]) -> Result<Vec<f32>> {
+    normalized(v)?; // empty, non-finite and zero vectors are refused as in any add
+    let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+    if (norm - 1.0).abs() > 1e-3 {
+        return Err(StoreError::InvalidEmbedding(format!("a stored embedding should have length 1, this one has {norm}")));
+    }
+    Ok(v.to_vec())
+}
+
 pub(crate) fn now_ms() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

@@ -77,6 +77,16 @@ pub enum StoreError {
     /// A parameter out of its range.
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
+
+    /// A portable archive (`archive`) that cannot be read: not an archive, a newer format,
+    /// truncated, or a record failing its checksum. Nothing was imported.
+    #[error("{path}: {reason}")]
+    BadArchive {
+        /// The archive file.
+        path: PathBuf,
+        /// What is wrong with it, and where.
+        reason: String,
+    },
 }
 
 /// The store's result type.

@@ -71,6 +71,15 @@ pub(crate) fn decode_face(id: u64, bytes: &[u8]) -> Result<Face> {
     })
 }
 
+/// How `store_faces_locked` takes the embeddings it is given.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Units {
+    /// Any length: L2-normalised before they are written (every add).
+    Normalise,
+    /// Vectors a store wrote (an archive's): already unit length, written bit for bit.
+    Exact,
+}
+
 /// A validated face ready to write: its id, record bytes and unit embedding.
 struct Prepared<'a> {
     id: u64,
@@ -97,7 +106,7 @@ impl Store {
     /// process is killed half-way.
     pub fn add_faces_with_people(&self, people: Vec<NewPerson>, faces: Vec<NewFace>) -> Result<Vec<FaceId>> {
         let w = self.writer.lock();
-        let (ids, active, to_index) = self.store_faces_locked(&people, faces, &w)?;
+        let (ids, active, to_index) = self.store_faces_locked(&people, faces, Units::Normalise, &w)?;
         self.index_new_locked(&active, to_index, &w)?;
         Ok(ids)
     }
@@ -112,7 +121,7 @@ impl Store {
         let mut ids = Vec::new();
         let mut failed = None;
         for batch in batches {
-            match self.store_faces_locked(&[], batch, &w) {
+            match self.store_faces_locked(&[], batch, Units::Normalise, &w) {
                 Ok((stored, _, _)) => ids.extend(stored),
                 Err(e) => {
                     failed = Some(e);
@@ -131,10 +140,11 @@ impl Store {
 
     /// Stores faces in one transaction; returns their ids, the active model, and the points to
     /// index.
-    fn store_faces_locked(
+    pub(crate) fn store_faces_locked(
         &self,
         people: &[NewPerson],
         faces: Vec<NewFace>,
+        units: Units,
         _w: &WriterGuard,
     ) -> Result<(Vec<FaceId>, String, Vec<IndexPoint>)> {
         if faces.is_empty() {
@@ -161,7 +171,10 @@ impl Store {
                 created_ms: now,
                 quality: face.quality,
             };
-            let unit = codec::normalized(&face.embedding)?;
+            let unit = match units {
+                Units::Normalise => codec::normalized(&face.embedding)?,
+                Units::Exact => codec::checked_unit(&face.embedding)?,
+            };
             prepared.push(Prepared { id: self.db.generate_id()?, face, record: codec::encode(&record), unit });
         }
         // The vectors are durable before the records that name them (see `vector_file`).

@@ -33,6 +33,8 @@
 #![warn(missing_docs)]
 
 mod ann;
+pub mod archive;
+mod backup;
 mod codec;
 mod damage;
 mod dir;
@@ -56,6 +58,8 @@ mod txn;
 mod types;
 mod vector_file;
 
+pub use archive::{validate_archive, ArchiveSummary, ImportOptions, ImportReport};
+pub use backup::BackupReport;
 pub use damage::Damage;
 pub use error::{Result, StoreError};
 pub use maintenance::disk_bytes;

@@ -119,6 +119,7 @@ impl Store {
             pid_file,
             damage: Mutex::new(crate::damage::Damage::default()),
         };
+        store.finish_interrupted_import()?;
         store.load_index()?;
         Ok(store)
     }

@@ -417,7 +417,7 @@ fn model_of_stem(stem: &str) -> Option<String> {
 }
 
 /// Makes a file's creation or renaming in `dir` durable.
-fn sync_dir(dir: &Path) -> Result<()> {
+pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
     File::open(dir)
         .and_then(|d| d.sync_all())
         .map_err(|e| StoreError::io(format!("{}: syncing the directory", dir.display()), e))
