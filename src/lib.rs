@@ -25,6 +25,10 @@
 //! being taken for somebody at a fixed target); [`eval`] measures accuracy with facenet's LFW
 //! protocol; [`retrain`] fine-tunes the embedder on the enrolled galleries. The architecture and
 //! on-disk format are described in `docs/design.md`.
+//!
+//! Features: `cli` (default) builds the `fdb` command with its argument parser and progress
+//! bars, and turns on `plots`, the evaluator's pictures (`plot` and `eval_report`). An app
+//! that embeds fdb depends on it with `default-features = false` and gets neither.
 
 #![warn(missing_docs)]
 
@@ -34,10 +38,12 @@ pub mod device;
 pub mod engine;
 pub mod error;
 pub mod eval;
+#[cfg(feature = "plots")]
 pub mod eval_report;
 pub mod eval_source;
 pub mod facedb;
 pub mod names;
+#[cfg(feature = "plots")]
 pub mod plot;
 pub mod recipe;
 pub mod repair;
