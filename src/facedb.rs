@@ -13,8 +13,9 @@ use serde::Serialize;
 
 use crate::calibration::{GalleryDistances, GallerySample, MIN_PEOPLE};
 use crate::decision::{self, LowerTail, DEFAULT_FAR_1N};
-use crate::engine::{decode_file, Alignment, Engine, FaceChoice, FoundFace, Light, Photo, WholeImage};
+use crate::engine::{Alignment, Engine, FaceChoice, FoundFace, Light, Photo, WholeImage};
 use crate::error::{FdbError, Result};
+use crate::image_input::{self, ImageInput};
 use crate::names;
 use crate::recipe::{Recipe, DEFAULT_RECIPE};
 
@@ -98,7 +99,7 @@ pub struct EnrollOptions {
 /// What happened to one photo of an enrolment.
 #[derive(Debug, Clone, Serialize)]
 pub struct EnrollReport {
-    /// The photo.
+    /// The photo: its file, or for a photo given from memory its `ImageInput::label`.
     pub path: PathBuf,
     /// The person it was enrolled as.
     pub person: String,
@@ -393,23 +394,42 @@ impl FaceDb {
 
     // ---- enrolment ----
 
-    /// Detect, align, embed and store each image under `name`.
-    pub fn enroll<P: AsRef<Path>>(&self, name: &str, images: &[P]) -> Result<Vec<EnrollReport>> {
-        let items: Vec<(String, PathBuf)> = images.iter().map(|p| (name.to_string(), p.as_ref().to_path_buf())).collect();
-        self.enroll_many(&items, &EnrollOptions::default(), |_| {})
+    /// Detect, align, embed and store each image under `name`. The images are anything an
+    /// [`ImageInput`] is made from: paths, encoded bytes, decoded images, raw frames.
+    pub fn enroll<'i, I>(&self, name: &str, images: &'i [I]) -> Result<Vec<EnrollReport>>
+    where
+        &'i I: Into<ImageInput<'i>>,
+    {
+        let name = names::normalise(name)?;
+        let items: Vec<(String, ImageInput<'i>)> = images.iter().map(|i| (name.clone(), i.into())).collect();
+        self.enroll_inputs(items, &EnrollOptions::default(), |_| {})
     }
 
-    /// Enrol (person, image) pairs, in chunks that share the detector and embedder batches.
-    /// Names are normalised (`names::normalise`). `progress` is told how many images were just
-    /// finished.
-    pub fn enroll_many(
+    /// Enrol (person, image) pairs, in chunks that share the detector and embedder batches; the
+    /// images are paths (`PathBuf`), [`ImageInput`]s or anything else an `ImageInput` borrows
+    /// from. Names are normalised (`names::normalise`). `progress` is told how many images
+    /// were just finished.
+    pub fn enroll_many<'i, I>(
         &self,
-        items: &[(String, PathBuf)],
+        items: &'i [(String, I)],
+        options: &EnrollOptions,
+        progress: impl Fn(usize),
+    ) -> Result<Vec<EnrollReport>>
+    where
+        &'i I: Into<ImageInput<'i>>,
+    {
+        let items: Vec<(String, ImageInput<'i>)> =
+            items.iter().map(|(name, image)| Ok((names::normalise(name)?, image.into()))).collect::<Result<_>>()?;
+        self.enroll_inputs(items, options, progress)
+    }
+
+    /// `enroll_many` once the names are normalised.
+    fn enroll_inputs(
+        &self,
+        items: Vec<(String, ImageInput<'_>)>,
         options: &EnrollOptions,
         progress: impl Fn(usize),
     ) -> Result<Vec<EnrollReport>> {
-        let items: Vec<(String, PathBuf)> =
-            items.iter().map(|(name, path)| Ok((names::normalise(name)?, path.clone()))).collect::<Result<_>>()?;
         let engine = self.engine()?;
         if self.store.active_model()?.is_none() {
             self.store.set_active_model(&self.vectors_id()?)?;
@@ -423,9 +443,14 @@ impl FaceDb {
         Ok(reports)
     }
 
-    fn enroll_chunk(&self, engine: &Engine, items: &[(String, PathBuf)], options: &EnrollOptions) -> Result<Vec<EnrollReport>> {
-        let paths: Vec<PathBuf> = items.iter().map(|(_, p)| p.clone()).collect();
-        let decoded = Engine::decode_files(&paths);
+    fn enroll_chunk(
+        &self,
+        engine: &Engine,
+        items: &[(String, ImageInput<'_>)],
+        options: &EnrollOptions,
+    ) -> Result<Vec<EnrollReport>> {
+        let inputs: Vec<ImageInput<'_>> = items.iter().map(|(_, input)| input.into()).collect();
+        let decoded = image_input::decode_all(&inputs);
         let mut status: Vec<Option<EnrollStatus>> = vec![None; items.len()];
         let mut seen: HashMap<[u8; 32], usize> = HashMap::new();
         let mut todo: Vec<(usize, &Photo)> = Vec::new();
@@ -482,7 +507,7 @@ impl FaceDb {
         let mut new_people: Vec<NewPerson> = Vec::new();
         let mut people: HashMap<&str, PersonId> = HashMap::new();
         for ((i, face), embedding) in faces.iter().zip(embeddings) {
-            let (name, path) = &items[*i];
+            let name = &items[*i].0;
             let person = match people.get(name.as_str()) {
                 Some(&id) => id,
                 None => {
@@ -501,7 +526,7 @@ impl FaceDb {
             let photo = decoded[*i].as_ref().expect("only decoded photos reach the embedder");
             new_faces.push(NewFace {
                 person,
-                source_name: path.display().to_string(),
+                source_name: photo.path.display().to_string(),
                 source_sha256: photo.bytes_sha256,
                 bbox: face.detection.bbox,
                 landmarks: face.detection.landmarks,
@@ -533,14 +558,15 @@ impl FaceDb {
         items
             .iter()
             .zip(status)
-            .map(|((person, path), status)| {
+            .map(|((person, input), status)| {
                 let status = status.expect("every image gets a status");
                 // A duplicate is whoever the photo is already enrolled as, whatever it was given as now.
                 let person = match &status {
                     EnrollStatus::Duplicate { face } => self.person_of_face(FaceId(*face))?.unwrap_or_else(|| person.clone()),
                     _ => person.clone(),
                 };
-                Ok(EnrollReport { path: path.clone(), person, status })
+                let path = input.path().map_or_else(|| PathBuf::from(input.label()), Path::to_path_buf);
+                Ok(EnrollReport { path, person, status })
             })
             .collect()
     }
@@ -554,23 +580,29 @@ impl FaceDb {
     // ---- queries ----
 
     /// Who is the most central face in `image`? The best match per person, at most `k` people.
-    pub fn search(&self, image: impl AsRef<Path>, k: usize) -> Result<SearchResult> {
-        let mut all = self.search_faces(image.as_ref(), k, None, FaceChoice::One { strict: false })?;
+    pub fn search<'i>(&self, image: impl Into<ImageInput<'i>>, k: usize) -> Result<SearchResult> {
+        let mut all = self.search_faces(image, k, None, FaceChoice::One { strict: false })?;
         Ok(all.remove(0))
     }
 
     /// The same as `search`, for every face in a group photo.
-    pub fn identify_all(&self, image: impl AsRef<Path>, k: usize) -> Result<Vec<SearchResult>> {
-        self.search_faces(image.as_ref(), k, None, FaceChoice::All)
+    pub fn identify_all<'i>(&self, image: impl Into<ImageInput<'i>>, k: usize) -> Result<Vec<SearchResult>> {
+        self.search_faces(image, k, None, FaceChoice::All)
     }
 
     /// `search` with an HNSW `ef` for this query and a choice of faces.
-    pub fn search_faces(&self, path: &Path, k: usize, ef: Option<usize>, choice: FaceChoice) -> Result<Vec<SearchResult>> {
+    pub fn search_faces<'i>(
+        &self,
+        image: impl Into<ImageInput<'i>>,
+        k: usize,
+        ef: Option<usize>,
+        choice: FaceChoice,
+    ) -> Result<Vec<SearchResult>> {
         if k == 0 {
             return Err(FdbError::Invalid("k = 0 asks for no one: rank at least 1 person".into()));
         }
         let engine = self.engine()?;
-        let faces = self.faces_in(&engine, path, choice)?;
+        let faces = self.faces_in(&engine, &image.into(), choice)?;
         let crops: Vec<image::RgbImage> = faces.iter().map(|f| f.crop.clone()).collect();
         let embeddings = engine.embed_recipe(&crops, self.recipe()?)?;
         let t = self.thresholds()?;
@@ -629,17 +661,22 @@ impl FaceDb {
     }
 
     /// 1:1: are the central faces of `a` and `b` the same person?
-    pub fn verify(&self, a: impl AsRef<Path>, b: impl AsRef<Path>) -> Result<Verification> {
-        self.verify_with(a.as_ref(), b.as_ref(), None)
+    pub fn verify<'a, 'b>(&self, a: impl Into<ImageInput<'a>>, b: impl Into<ImageInput<'b>>) -> Result<Verification> {
+        self.verify_with(&a.into(), &b.into(), None)
     }
 
     /// `verify` at a threshold given by the caller instead of the database's.
-    pub fn verify_at(&self, a: &Path, b: &Path, threshold: f32) -> Result<Verification> {
-        self.verify_with(a, b, Some(threshold))
+    pub fn verify_at<'a, 'b>(
+        &self,
+        a: impl Into<ImageInput<'a>>,
+        b: impl Into<ImageInput<'b>>,
+        threshold: f32,
+    ) -> Result<Verification> {
+        self.verify_with(&a.into(), &b.into(), Some(threshold))
     }
 
     /// 1:1 at `threshold`, else at the database's verify threshold.
-    fn verify_with(&self, a: &Path, b: &Path, threshold: Option<f32>) -> Result<Verification> {
+    fn verify_with(&self, a: &ImageInput<'_>, b: &ImageInput<'_>, threshold: Option<f32>) -> Result<Verification> {
         if let Some(t) = threshold {
             decision::check_verify_threshold(t).map_err(FdbError::Invalid)?;
         }
@@ -649,8 +686,8 @@ impl FaceDb {
         Ok(verification(&faces, distance, threshold, self.options.quality_floor, t.calibration, &tail))
     }
 
-    fn faces_in(&self, engine: &Engine, path: &Path, choice: FaceChoice) -> Result<Vec<FoundFace>> {
-        faces_in(engine, path, choice, self.options.whole_image)
+    fn faces_in(&self, engine: &Engine, image: &ImageInput<'_>, choice: FaceChoice) -> Result<Vec<FoundFace>> {
+        faces_in(engine, image, choice, self.options.whole_image)
     }
 
     // ---- thresholds ----
@@ -887,25 +924,31 @@ impl FaceDb {
 /// new database would embed them (the default recipe), judged at `threshold`, else at the
 /// model's LFW threshold for that recipe; a face below `options.quality_floor` makes the answer
 /// unknown.
-pub fn verify_without_db(
+pub fn verify_without_db<'a, 'b>(
     models: &Installed,
     engine: &Engine,
-    a: &Path,
-    b: &Path,
+    a: impl Into<ImageInput<'a>>,
+    b: impl Into<ImageInput<'b>>,
     threshold: Option<f32>,
     options: &OpenOptions,
 ) -> Result<Verification> {
     if let Some(t) = threshold {
         decision::check_verify_threshold(t).map_err(FdbError::Invalid)?;
     }
-    let (faces, distance) = face_pair(engine, a, b, DEFAULT_RECIPE, options.whole_image)?;
+    let (faces, distance) = face_pair(engine, &a.into(), &b.into(), DEFAULT_RECIPE, options.whole_image)?;
     let (lfw_threshold, tail) = lfw_figures(Some((models, engine.model_id())), DEFAULT_RECIPE);
     let threshold = threshold.unwrap_or(lfw_threshold);
     Ok(verification(&faces, distance, threshold, options.quality_floor, Calibration::Lfw, &tail))
 }
 
 /// The central faces of `a` and `b` and the squared L2 distance between them under `recipe`.
-fn face_pair(engine: &Engine, a: &Path, b: &Path, recipe: Recipe, whole_image: WholeImage) -> Result<([FoundFace; 2], f32)> {
+fn face_pair(
+    engine: &Engine,
+    a: &ImageInput<'_>,
+    b: &ImageInput<'_>,
+    recipe: Recipe,
+    whole_image: WholeImage,
+) -> Result<([FoundFace; 2], f32)> {
     let one = FaceChoice::One { strict: false };
     let faces = [faces_in(engine, a, one, whole_image)?.remove(0), faces_in(engine, b, one, whole_image)?.remove(0)];
     let e = engine.embed_recipe(&[faces[0].crop.clone(), faces[1].crop.clone()], recipe)?;
@@ -949,8 +992,8 @@ fn lfw_figures(model: Option<(&Installed, &str)>, recipe: Recipe) -> (f32, Lower
     (figures.default_threshold, LowerTail { pairs: figures.impostor_pairs, points: figures.impostor_tail })
 }
 
-fn faces_in(engine: &Engine, path: &Path, choice: FaceChoice, whole_image: WholeImage) -> Result<Vec<FoundFace>> {
-    let photo = decode_file(path)?;
+fn faces_in(engine: &Engine, image: &ImageInput<'_>, choice: FaceChoice, whole_image: WholeImage) -> Result<Vec<FoundFace>> {
+    let photo = image.decode()?;
     let mut found = engine.find_faces(&[&photo], choice, Alignment::Crop, whole_image)?;
     found.remove(0)
 }

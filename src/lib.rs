@@ -42,6 +42,7 @@ pub mod eval;
 pub mod eval_report;
 pub mod eval_source;
 pub mod facedb;
+pub mod image_input;
 pub mod names;
 #[cfg(feature = "plots")]
 pub mod plot;
@@ -53,6 +54,7 @@ pub mod trunk_cache;
 
 pub use engine::{Alignment, FaceChoice};
 pub use error::{FdbError, Result};
+pub use image_input::{FrameError, ImageInput, PixelFormat, RawFrame};
 pub use facedb::{
     default_db_path, EnrollOptions, EnrollReport, EnrollStatus, FaceDb, Match, OpenOptions, SearchResult, Stats,
     Verification,
