@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use candle_core::Device;
 use fdb_models::weights::{self, Installed};
-use fdb_storage::{FaceId, NewFace, NewPerson, PersonId, Store, StoreOptions};
+use fdb_models::mtcnn::FaceSource;
+use fdb_storage::{Enrolled, FaceId, NewFace, Owner, PersonId, Store, StoreOptions};
 use parking_lot::Mutex;
 use serde::Serialize;
 
@@ -503,50 +504,14 @@ impl FaceDb {
         let embeddings = engine.embed_recipe(&crops, self.recipe()?)?;
         let vectors_id = self.vectors_id()?;
         let mut new_faces = Vec::with_capacity(faces.len());
-        // People enrolled for the first time are created in the faces' own transaction.
-        let mut new_people: Vec<NewPerson> = Vec::new();
-        let mut people: HashMap<&str, PersonId> = HashMap::new();
         for ((i, face), embedding) in faces.iter().zip(embeddings) {
-            let name = &items[*i].0;
-            let person = match people.get(name.as_str()) {
-                Some(&id) => id,
-                None => {
-                    let id = match self.store.person_by_name(name)? {
-                        Some(p) => p.id,
-                        None => {
-                            let id = self.store.new_person_id()?;
-                            new_people.push(NewPerson { id, name: name.clone(), meta: Default::default() });
-                            id
-                        }
-                    };
-                    people.insert(name, id);
-                    id
-                }
-            };
             let photo = decoded[*i].as_ref().expect("only decoded photos reach the embedder");
-            new_faces.push(NewFace {
-                person,
-                source_name: photo.path.display().to_string(),
-                source_sha256: photo.bytes_sha256,
-                bbox: face.detection.bbox,
-                landmarks: face.detection.landmarks,
-                score: face.detection.prob,
-                quality: Some(face.quality.score),
-                model_id: vectors_id.clone(),
-                crop: encode_png(&face.crop)?,
-                embedding,
-            });
+            let source_name = photo.path.display().to_string();
+            let new = new_face(source_name, photo.bytes_sha256, face, &vectors_id, embedding)?;
+            new_faces.push((Owner::Name(items[*i].0.clone()), new));
         }
-        let owners: Vec<PersonId> = new_faces.iter().map(|f| f.person).collect();
-        let ids = self.store.add_faces_with_people(new_people, new_faces)?;
-        self.note_enrolled(&owners.iter().copied().zip(ids.iter().copied()).collect::<Vec<_>>())?;
-        for ((i, face), id) in faces.iter().zip(ids) {
-            status[*i] = Some(EnrollStatus::Enrolled {
-                face: id.0,
-                whole_image: face.whole_image(),
-                source: face.source.as_str().to_string(),
-                quality: face.quality.score,
-            });
+        for ((i, face), outcome) in faces.iter().zip(self.store_faces(new_faces)?) {
+            status[*i] = Some(enroll_status(face.source, face.quality.score, outcome));
         }
         // The same bytes twice in one batch: the second copy is a duplicate of the first.
         for (repeat, first) in repeats {
@@ -571,8 +536,27 @@ impl FaceDb {
             .collect()
     }
 
+    /// Stores faces under their owners and lets the new ones join the calibration sample. The
+    /// owners are found or created, and duplicates settled, under the store's writer lock
+    /// (`Store::enrol_faces`): another thread enrolling the same person or photo meanwhile is
+    /// no error, and each photo is stored once.
+    pub(crate) fn store_faces(&self, faces: Vec<(Owner, NewFace)>) -> Result<Vec<Enrolled>> {
+        let outcomes = self.store.enrol_faces(faces)?;
+        let added: Vec<(PersonId, FaceId)> = outcomes
+            .iter()
+            .filter_map(|o| match *o {
+                Enrolled::Added { face, person } => Some((person, face)),
+                _ => None,
+            })
+            .collect();
+        if !added.is_empty() {
+            self.note_enrolled(&added)?;
+        }
+        Ok(outcomes)
+    }
+
     /// The name of the person a face belongs to.
-    fn person_of_face(&self, face: FaceId) -> Result<Option<String>> {
+    pub(crate) fn person_of_face(&self, face: FaceId) -> Result<Option<String>> {
         let Some(face) = self.store.face(face)? else { return Ok(None) };
         Ok(self.store.person(face.person)?.map(|p| p.name))
     }
@@ -840,11 +824,13 @@ impl FaceDb {
 
     /// Newly stored faces join the calibration sample where they belong.
     fn note_enrolled(&self, added: &[(PersonId, fdb_storage::FaceId)]) -> Result<()> {
+        // Under the distances' lock, so that writers on several threads each keep their faces in it.
+        let mut distances = self.gallery.lock();
         let mut sample = GallerySample::load(&self.store)?;
         if sample.add(&self.store, added)? {
             sample.save(&self.store)?;
         }
-        *self.gallery.lock() = None;
+        *distances = None;
         Ok(())
     }
 
@@ -855,8 +841,9 @@ impl FaceDb {
 
     /// Faces went: the sample is drawn again from what is left.
     pub(crate) fn note_removed(&self) -> Result<()> {
+        let mut distances = self.gallery.lock();
         GallerySample::draw(&self.store)?.save(&self.store)?;
-        *self.gallery.lock() = None;
+        *distances = None;
         Ok(())
     }
 
@@ -1010,6 +997,42 @@ fn refuse_url(path: &Path) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// A face to store: found in the photo `source_name` (whose content hashes to `sha256`) and
+/// embedded as `embedding` by `vectors_id`. Its person is set by `Store::enrol_faces`.
+pub(crate) fn new_face(
+    source_name: String,
+    sha256: [u8; 32],
+    face: &FoundFace,
+    vectors_id: &str,
+    embedding: Vec<f32>,
+) -> Result<NewFace> {
+    Ok(NewFace {
+        person: PersonId(0),
+        source_name,
+        source_sha256: sha256,
+        bbox: face.detection.bbox,
+        landmarks: face.detection.landmarks,
+        score: face.detection.prob,
+        quality: Some(face.quality.score),
+        model_id: vectors_id.to_string(),
+        crop: encode_png(&face.crop)?,
+        embedding,
+    })
+}
+
+/// An enrolment's report on a face the store added, or found stored already.
+pub(crate) fn enroll_status(source: FaceSource, quality: f32, outcome: Enrolled) -> EnrollStatus {
+    match outcome {
+        Enrolled::Added { face, .. } => EnrollStatus::Enrolled {
+            face: face.0,
+            whole_image: source == FaceSource::WholeImage,
+            source: source.as_str().to_string(),
+            quality,
+        },
+        other => EnrollStatus::Duplicate { face: other.face().0 },
+    }
 }
 
 fn encode_png(image: &image::RgbImage) -> Result<Vec<u8>> {

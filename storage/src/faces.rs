@@ -131,7 +131,7 @@ impl Store {
 
     /// Stores faces in one transaction; returns their ids, the active model, and the points to
     /// index.
-    fn store_faces_locked(
+    pub(crate) fn store_faces_locked(
         &self,
         people: &[NewPerson],
         faces: Vec<NewFace>,
@@ -209,7 +209,7 @@ impl Store {
         }
     }
 
-    fn index_new_locked(
+    pub(crate) fn index_new_locked(
         &self,
         model: &str,
         vectors: Vec<IndexPoint>,

@@ -36,6 +36,7 @@ mod ann;
 mod codec;
 mod damage;
 mod dir;
+mod enrol;
 pub mod distance;
 mod error;
 mod faces;
@@ -55,6 +56,7 @@ mod types;
 mod vector_file;
 
 pub use damage::Damage;
+pub use enrol::{Enrolled, Owner};
 pub use error::{Result, StoreError};
 pub use maintenance::disk_bytes;
 pub use store::{Store, METRIC, SCHEMA_VERSION};
