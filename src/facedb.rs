@@ -15,6 +15,7 @@ use serde::Serialize;
 use crate::calibration::{GalleryDistances, GallerySample, MIN_PEOPLE};
 use crate::decision::{self, LowerTail, DEFAULT_FAR_1N};
 use crate::engine::{Alignment, Engine, FaceChoice, FoundFace, Light, Photo, WholeImage};
+use crate::embedding_api::FaceEmbedding;
 use crate::error::{FdbError, Result};
 use crate::image_input::{self, ImageInput};
 use crate::names;
@@ -503,15 +504,17 @@ impl FaceDb {
         let crops: Vec<image::RgbImage> = faces.iter().map(|(_, f)| f.crop.clone()).collect();
         let embeddings = engine.embed_recipe(&crops, self.recipe()?)?;
         let vectors_id = self.vectors_id()?;
+        let mut embedded = Vec::with_capacity(faces.len());
         let mut new_faces = Vec::with_capacity(faces.len());
-        for ((i, face), embedding) in faces.iter().zip(embeddings) {
-            let photo = decoded[*i].as_ref().expect("only decoded photos reach the embedder");
-            let source_name = photo.path.display().to_string();
-            let new = new_face(source_name, photo.bytes_sha256, face, &vectors_id, embedding)?;
-            new_faces.push((Owner::Name(items[*i].0.clone()), new));
+        for ((i, face), embedding) in faces.into_iter().zip(embeddings) {
+            let photo = decoded[i].as_ref().expect("only decoded photos reach the embedder");
+            // The face enrolment chose is the photo's primary one: it dedupes by the photo's sha256.
+            let face = FaceEmbedding::new(face, embedding, &vectors_id, photo, true);
+            new_faces.push((Owner::Name(items[i].0.clone()), face.to_new_face()?));
+            embedded.push((i, face));
         }
-        for ((i, face), outcome) in faces.iter().zip(self.store_faces(new_faces)?) {
-            status[*i] = Some(enroll_status(face.source, face.quality.score, outcome));
+        for ((i, face), outcome) in embedded.iter().zip(self.store_faces(new_faces)?) {
+            status[*i] = Some(enroll_status(face.source, face.quality, outcome));
         }
         // The same bytes twice in one batch: the second copy is a duplicate of the first.
         for (repeat, first) in repeats {
@@ -582,36 +585,48 @@ impl FaceDb {
         ef: Option<usize>,
         choice: FaceChoice,
     ) -> Result<Vec<SearchResult>> {
-        if k == 0 {
-            return Err(FdbError::Invalid("k = 0 asks for no one: rank at least 1 person".into()));
-        }
+        check_k(k)?;
         let engine = self.engine()?;
         let faces = self.faces_in(&engine, &image.into(), choice)?;
         let crops: Vec<image::RgbImage> = faces.iter().map(|f| f.crop.clone()).collect();
         let embeddings = engine.embed_recipe(&crops, self.recipe()?)?;
         let t = self.thresholds()?;
-        let threshold = t.search_threshold;
         faces
             .iter()
             .zip(embeddings)
             .map(|(face, embedding)| {
-                let matches = self.nearest_people(&embedding, k, ef)?;
-                let low_quality = face.quality.score < self.options.quality_floor;
-                let identity =
-                    matches.first().filter(|m| m.distance < threshold && !low_quality).map(|m| m.person.clone());
-                Ok(SearchResult {
-                    bbox: face.detection.bbox,
-                    source: face.source.as_str().to_string(),
-                    quality: face.quality.score,
-                    low_quality,
-                    matches,
-                    identity,
-                    threshold,
-                    calibration: t.search_calibration,
-                    expected_far: t.expected_far_1n,
-                })
+                let probe = Probe { bbox: face.detection.bbox, source: face.source.as_str(), quality: face.quality.score };
+                self.answer(&probe, &embedding, k, ef, &t)
             })
             .collect()
+    }
+
+    /// The answer about one probe face at the thresholds `t`: its `k` nearest people, and a
+    /// name only when the nearest is closer than the 1:N threshold and the probe's quality is
+    /// not below the floor. Every search, by photo or by embedding, decides here.
+    pub(crate) fn answer(
+        &self,
+        probe: &Probe<'_>,
+        embedding: &[f32],
+        k: usize,
+        ef: Option<usize>,
+        t: &Thresholds,
+    ) -> Result<SearchResult> {
+        let matches = self.nearest_people(embedding, k, ef)?;
+        let low_quality = probe.quality < self.options.quality_floor;
+        let threshold = t.search_threshold;
+        let identity = matches.first().filter(|m| m.distance < threshold && !low_quality).map(|m| m.person.clone());
+        Ok(SearchResult {
+            bbox: probe.bbox,
+            source: probe.source.to_string(),
+            quality: probe.quality,
+            low_quality,
+            matches,
+            identity,
+            threshold,
+            calibration: t.search_calibration,
+            expected_far: t.expected_far_1n,
+        })
     }
 
     /// The best face of each of the `k` nearest people.
@@ -665,9 +680,16 @@ impl FaceDb {
             decision::check_verify_threshold(t).map_err(FdbError::Invalid)?;
         }
         let (faces, distance) = face_pair(&*self.engine()?, a, b, self.recipe()?, self.options.whole_image)?;
+        self.verdict(&faces.each_ref().map(|f| (f.source, f.quality.score)), distance, threshold)
+    }
+
+    /// The 1:1 verdict on two faces (how each was found, its quality) `distance` apart, at
+    /// `threshold` or else the database's verify threshold. Every verify, by photo or by
+    /// embedding, decides here.
+    pub(crate) fn verdict(&self, faces: &[(FaceSource, f32); 2], distance: f32, threshold: Option<f32>) -> Result<Verification> {
         let (t, tail) = self.thresholds_and_tail()?;
         let threshold = threshold.unwrap_or(t.verify_threshold);
-        Ok(verification(&faces, distance, threshold, self.options.quality_floor, t.calibration, &tail))
+        Ok(verification(faces, distance, threshold, self.options.quality_floor, t.calibration, &tail))
     }
 
     fn faces_in(&self, engine: &Engine, image: &ImageInput<'_>, choice: FaceChoice) -> Result<Vec<FoundFace>> {
@@ -717,7 +739,7 @@ impl FaceDb {
         Ok(self.thresholds_and_tail()?.0)
     }
 
-    fn thresholds_and_tail(&self) -> Result<(Thresholds, LowerTail)> {
+    pub(crate) fn thresholds_and_tail(&self) -> Result<(Thresholds, LowerTail)> {
         let recipe = self.recipe()?;
         let (lfw_threshold, lfw_tail) = self.lfw_figures(recipe);
         let gallery = self.gallery_distances()?;
@@ -925,6 +947,7 @@ pub fn verify_without_db<'a, 'b>(
     let (faces, distance) = face_pair(engine, &a.into(), &b.into(), DEFAULT_RECIPE, options.whole_image)?;
     let (lfw_threshold, tail) = lfw_figures(Some((models, engine.model_id())), DEFAULT_RECIPE);
     let threshold = threshold.unwrap_or(lfw_threshold);
+    let faces = faces.each_ref().map(|f| (f.source, f.quality.score));
     Ok(verification(&faces, distance, threshold, options.quality_floor, Calibration::Lfw, &tail))
 }
 
@@ -943,20 +966,21 @@ fn face_pair(
     Ok((faces, distance))
 }
 
-/// The verdict on two faces `distance` apart at `threshold` (never "same" when a face is below
-/// `quality_floor`), with what `tail` says the threshold lets through.
+/// The verdict on two faces (how each was found, its quality) `distance` apart at `threshold`
+/// (never "same" when a face is below `quality_floor`), with what `tail` says the threshold
+/// lets through.
 fn verification(
-    faces: &[FoundFace; 2],
+    faces: &[(FaceSource, f32); 2],
     distance: f32,
     threshold: f32,
     quality_floor: f32,
     calibration: Calibration,
     tail: &LowerTail,
 ) -> Verification {
-    let qualities = [faces[0].quality.score, faces[1].quality.score];
+    let qualities = [faces[0].1, faces[1].1];
     let low_quality = qualities.iter().any(|&q| q < quality_floor);
     Verification {
-        sources: [faces[0].source.as_str().to_string(), faces[1].source.as_str().to_string()],
+        sources: [faces[0].0.as_str().to_string(), faces[1].0.as_str().to_string()],
         qualities,
         low_quality,
         distance,
@@ -985,6 +1009,24 @@ fn faces_in(engine: &Engine, image: &ImageInput<'_>, choice: FaceChoice, whole_i
     found.remove(0)
 }
 
+/// A probe face as a search answer describes it.
+pub(crate) struct Probe<'a> {
+    /// x1, y1, x2, y2 in the photo.
+    pub bbox: [f32; 4],
+    /// How it was found (`FaceSource::as_str`).
+    pub source: &'a str,
+    /// Its quality score.
+    pub quality: f32,
+}
+
+/// A search must rank somebody.
+pub(crate) fn check_k(k: usize) -> Result<()> {
+    if k == 0 {
+        return Err(FdbError::Invalid("k = 0 asks for no one: rank at least 1 person".into()));
+    }
+    Ok(())
+}
+
 /// A database is a local directory; `postgresql://…` would otherwise become a directory tree
 /// named after the URL.
 fn refuse_url(path: &Path) -> Result<()> {
@@ -997,29 +1039,6 @@ fn refuse_url(path: &Path) -> Result<()> {
         }
     }
     Ok(())
-}
-
-/// A face to store: found in the photo `source_name` (whose content hashes to `sha256`) and
-/// embedded as `embedding` by `vectors_id`. Its person is set by `Store::enrol_faces`.
-pub(crate) fn new_face(
-    source_name: String,
-    sha256: [u8; 32],
-    face: &FoundFace,
-    vectors_id: &str,
-    embedding: Vec<f32>,
-) -> Result<NewFace> {
-    Ok(NewFace {
-        person: PersonId(0),
-        source_name,
-        source_sha256: sha256,
-        bbox: face.detection.bbox,
-        landmarks: face.detection.landmarks,
-        score: face.detection.prob,
-        quality: Some(face.quality.score),
-        model_id: vectors_id.to_string(),
-        crop: encode_png(&face.crop)?,
-        embedding,
-    })
 }
 
 /// An enrolment's report on a face the store added, or found stored already.
@@ -1035,7 +1054,7 @@ pub(crate) fn enroll_status(source: FaceSource, quality: f32, outcome: Enrolled)
     }
 }
 
-fn encode_png(image: &image::RgbImage) -> Result<Vec<u8>> {
+pub(crate) fn encode_png(image: &image::RgbImage) -> Result<Vec<u8>> {
     let mut bytes = Vec::new();
     image
         .write_to(&mut std::io::Cursor::new(&mut bytes), image::ImageFormat::Png)

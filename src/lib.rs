@@ -35,6 +35,7 @@
 pub mod calibration;
 pub mod decision;
 pub mod device;
+pub mod embedding_api;
 pub mod engine;
 pub mod error;
 pub mod eval;
@@ -52,7 +53,10 @@ pub mod retrain;
 pub mod retrain_runs;
 pub mod trunk_cache;
 
+pub use embedding_api::{FaceEmbedding, PersonRef, StoredFace};
 pub use engine::{Alignment, FaceChoice};
+pub use fdb_models::mtcnn::FaceSource;
+pub use fdb_storage::PersonId;
 pub use error::{FdbError, Result};
 pub use image_input::{FrameError, ImageInput, PixelFormat, RawFrame};
 pub use facedb::{

@@ -1,6 +1,6 @@
 //! The library takes a photo in any form (`ImageInput`): a path, encoded bytes, a decoded
 //! image, a camera's raw frame with a padded stride. One photo in every form is one photo:
-//! the same answers, and one face when it is enrolled twice. A frame that does not fit its
+//! the same embedding and answers, and one face when it is enrolled twice. A frame that does not fit its
 //! buffer is a typed error, never a panic.
 
 mod common;
@@ -63,6 +63,7 @@ fn one_photo_in_every_form_gets_one_answer() {
         ("BGR frame", frame.into()),
     ];
     let by_path = db.search(&path, 3).unwrap();
+    let embedded = db.embed(&path).unwrap().remove(0);
     assert_eq!(by_path.identity.as_deref(), Some("Tony_Blair"));
     for (form, input) in &inputs {
         let answer = db.search(input, 3).unwrap();
@@ -73,6 +74,10 @@ fn one_photo_in_every_form_gets_one_answer() {
             assert_eq!((&m.person, m.face), (&p.person, p.face), "{form}");
             assert!((m.distance - p.distance).abs() < 1e-5, "{form}: {} vs {}", m.distance, p.distance);
         }
+        let e = db.embed(input).unwrap().remove(0);
+        let most = e.vector.iter().zip(&embedded.vector).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max);
+        assert!(most < 1e-5, "{form}: the embeddings differ by {most}");
+        assert_eq!((e.bbox, e.quality), (embedded.bbox, embedded.quality), "{form}");
         // verify takes any two forms.
         let v = db.verify(input, &path).unwrap();
         assert!(v.distance < 1e-5 && v.same, "{form}: {v:?}");
