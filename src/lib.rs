@@ -63,3 +63,9 @@ pub use facedb::{
     default_db_path, EnrollOptions, EnrollReport, EnrollStatus, FaceDb, Match, OpenOptions, SearchResult, Stats,
     Verification,
 };
+
+/// The README's examples, compiled with the doctests so that they stay true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
+
