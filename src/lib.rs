@@ -64,6 +64,14 @@ pub use facedb::{
     Verification,
 };
 
+// Apps share one database, and photos and faces, between threads.
+const _: fn() = || {
+    fn send_sync<T: Send + Sync>() {}
+    send_sync::<FaceDb>();
+    send_sync::<ImageInput<'static>>();
+    send_sync::<FaceEmbedding>();
+};
+
 /// The README's examples, compiled with the doctests so that they stay true.
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]
