@@ -64,9 +64,12 @@ fn writers_and_readers_share_one_database() {
                 })
             })
             .collect();
-        let reports: Vec<EnrollReport> = writers.into_iter().flat_map(|w| w.join().unwrap()).collect();
+        // The readers stop once the writers are done, also when a writer failed: the test then
+        // fails with the writer's panic instead of waiting for ever.
+        let written: Vec<_> = writers.into_iter().map(|w| w.join()).collect();
         writing.store(false, Ordering::Relaxed);
         let searches: usize = readers.into_iter().map(|r| r.join().unwrap()).sum();
+        let reports: Vec<EnrollReport> = written.into_iter().flat_map(|w| w.unwrap()).collect();
         (reports, searches)
     });
 
