@@ -73,7 +73,7 @@ impl ImageInput<'_> {
     }
 
     /// Reads and decodes the photo into 8-bit RGB, with the sha256 enrolment dedupes by (see
-    /// the module's documentation). A raw frame is validated first ([`FdbError::Frame`]).
+    /// the module's documentation). A raw frame is validated first ([`FdbError::Frame`](crate::FdbError::Frame)).
     pub fn decode(&self) -> Result<Photo> {
         let label = || PathBuf::from(self.label());
         match self {
