@@ -42,12 +42,24 @@ pub enum Alignment {
 
 /// A decoded photo and where it came from.
 pub struct Photo {
-    /// The file it was read from.
+    /// The file it was read from; for a photo given from memory, a description in angle
+    /// brackets (`ImageInput::label`).
     pub path: PathBuf,
-    /// The sha256 of the file's bytes (enrolment is idempotent by content).
+    /// The sha256 of the file's (or encoded image's) bytes, or of decoded pixels as
+    /// `image_input::pixel_sha256` hashes them: enrolment is idempotent by content.
     pub bytes_sha256: [u8; 32],
     /// The decoded pixels, 8-bit RGB, EXIF orientation applied.
     pub image: RgbImage,
+}
+
+impl std::fmt::Debug for Photo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Photo")
+            .field("path", &self.path)
+            .field("width", &self.image.width())
+            .field("height", &self.image.height())
+            .finish_non_exhaustive()
+    }
 }
 
 /// One face found in a photo, cut out for the embedder.

@@ -4,14 +4,18 @@ use std::path::PathBuf;
 
 /// What can go wrong in fdb; an error about one input file names the file and the reason.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum FdbError {
     /// A photo could not be read.
     #[error(transparent)]
     Image(#[from] fdb_models::imageio::ImageError),
+    /// A raw frame (or a decoded image) whose sizes do not fit its pixels.
+    #[error("raw frame: {0}")]
+    Frame(#[from] crate::image_input::FrameError),
     /// No face was found in a photo.
     #[error("{path}: no face found")]
     NoFace {
-        /// The photo.
+        /// The photo (for one given from memory, its `ImageInput::label`).
         path: PathBuf,
     },
     /// Several faces were found where `--single-face` asks for one.
@@ -59,7 +63,7 @@ pub enum FdbError {
 impl FdbError {
     /// True when the error is about one input file, so a batch can go on past it.
     pub fn is_per_file(&self) -> bool {
-        matches!(self, Self::Image(_) | Self::NoFace { .. } | Self::SeveralFaces { .. })
+        matches!(self, Self::Image(_) | Self::Frame(_) | Self::NoFace { .. } | Self::SeveralFaces { .. })
     }
 
     /// True for a readable photo without a usable face: a negative answer (exit code 1), not

@@ -7,14 +7,17 @@ use std::time::Duration;
 
 use candle_core::Device;
 use fdb_models::weights::{self, Installed};
-use fdb_storage::{FaceId, NewFace, NewPerson, PersonId, Store, StoreOptions};
+use fdb_models::mtcnn::FaceSource;
+use fdb_storage::{Enrolled, FaceId, NewFace, Owner, PersonId, Store, StoreOptions};
 use parking_lot::Mutex;
 use serde::Serialize;
 
 use crate::calibration::{GalleryDistances, GallerySample, MIN_PEOPLE};
 use crate::decision::{self, LowerTail, DEFAULT_FAR_1N};
-use crate::engine::{decode_file, Alignment, Engine, FaceChoice, FoundFace, Light, Photo, WholeImage};
+use crate::engine::{Alignment, Engine, FaceChoice, FoundFace, Light, Photo, WholeImage};
+use crate::embedding_api::FaceEmbedding;
 use crate::error::{FdbError, Result};
+use crate::image_input::{self, ImageInput};
 use crate::names;
 use crate::recipe::{Recipe, DEFAULT_RECIPE};
 
@@ -98,7 +101,7 @@ pub struct EnrollOptions {
 /// What happened to one photo of an enrolment.
 #[derive(Debug, Clone, Serialize)]
 pub struct EnrollReport {
-    /// The photo.
+    /// The photo: its file, or for a photo given from memory its `ImageInput::label`.
     pub path: PathBuf,
     /// The person it was enrolled as.
     pub person: String,
@@ -393,23 +396,42 @@ impl FaceDb {
 
     // ---- enrolment ----
 
-    /// Detect, align, embed and store each image under `name`.
-    pub fn enroll<P: AsRef<Path>>(&self, name: &str, images: &[P]) -> Result<Vec<EnrollReport>> {
-        let items: Vec<(String, PathBuf)> = images.iter().map(|p| (name.to_string(), p.as_ref().to_path_buf())).collect();
-        self.enroll_many(&items, &EnrollOptions::default(), |_| {})
+    /// Detect, align, embed and store each image under `name`. The images are anything an
+    /// [`ImageInput`] is made from: paths, encoded bytes, decoded images, raw frames.
+    pub fn enroll<'i, I>(&self, name: &str, images: &'i [I]) -> Result<Vec<EnrollReport>>
+    where
+        &'i I: Into<ImageInput<'i>>,
+    {
+        let name = names::normalise(name)?;
+        let items: Vec<(String, ImageInput<'i>)> = images.iter().map(|i| (name.clone(), i.into())).collect();
+        self.enroll_inputs(items, &EnrollOptions::default(), |_| {})
     }
 
-    /// Enrol (person, image) pairs, in chunks that share the detector and embedder batches.
-    /// Names are normalised (`names::normalise`). `progress` is told how many images were just
-    /// finished.
-    pub fn enroll_many(
+    /// Enrol (person, image) pairs, in chunks that share the detector and embedder batches; the
+    /// images are paths (`PathBuf`), [`ImageInput`]s or anything else an `ImageInput` borrows
+    /// from. Names are normalised (`names::normalise`). `progress` is told how many images
+    /// were just finished.
+    pub fn enroll_many<'i, I>(
         &self,
-        items: &[(String, PathBuf)],
+        items: &'i [(String, I)],
+        options: &EnrollOptions,
+        progress: impl Fn(usize),
+    ) -> Result<Vec<EnrollReport>>
+    where
+        &'i I: Into<ImageInput<'i>>,
+    {
+        let items: Vec<(String, ImageInput<'i>)> =
+            items.iter().map(|(name, image)| Ok((names::normalise(name)?, image.into()))).collect::<Result<_>>()?;
+        self.enroll_inputs(items, options, progress)
+    }
+
+    /// `enroll_many` once the names are normalised.
+    fn enroll_inputs(
+        &self,
+        items: Vec<(String, ImageInput<'_>)>,
         options: &EnrollOptions,
         progress: impl Fn(usize),
     ) -> Result<Vec<EnrollReport>> {
-        let items: Vec<(String, PathBuf)> =
-            items.iter().map(|(name, path)| Ok((names::normalise(name)?, path.clone()))).collect::<Result<_>>()?;
         let engine = self.engine()?;
         if self.store.active_model()?.is_none() {
             self.store.set_active_model(&self.vectors_id()?)?;
@@ -423,9 +445,14 @@ impl FaceDb {
         Ok(reports)
     }
 
-    fn enroll_chunk(&self, engine: &Engine, items: &[(String, PathBuf)], options: &EnrollOptions) -> Result<Vec<EnrollReport>> {
-        let paths: Vec<PathBuf> = items.iter().map(|(_, p)| p.clone()).collect();
-        let decoded = Engine::decode_files(&paths);
+    fn enroll_chunk(
+        &self,
+        engine: &Engine,
+        items: &[(String, ImageInput<'_>)],
+        options: &EnrollOptions,
+    ) -> Result<Vec<EnrollReport>> {
+        let inputs: Vec<ImageInput<'_>> = items.iter().map(|(_, input)| input.into()).collect();
+        let decoded = image_input::decode_all(&inputs);
         let mut status: Vec<Option<EnrollStatus>> = vec![None; items.len()];
         let mut seen: HashMap<[u8; 32], usize> = HashMap::new();
         let mut todo: Vec<(usize, &Photo)> = Vec::new();
@@ -477,51 +504,17 @@ impl FaceDb {
         let crops: Vec<image::RgbImage> = faces.iter().map(|(_, f)| f.crop.clone()).collect();
         let embeddings = engine.embed_recipe(&crops, self.recipe()?)?;
         let vectors_id = self.vectors_id()?;
+        let mut embedded = Vec::with_capacity(faces.len());
         let mut new_faces = Vec::with_capacity(faces.len());
-        // People enrolled for the first time are created in the faces' own transaction.
-        let mut new_people: Vec<NewPerson> = Vec::new();
-        let mut people: HashMap<&str, PersonId> = HashMap::new();
-        for ((i, face), embedding) in faces.iter().zip(embeddings) {
-            let (name, path) = &items[*i];
-            let person = match people.get(name.as_str()) {
-                Some(&id) => id,
-                None => {
-                    let id = match self.store.person_by_name(name)? {
-                        Some(p) => p.id,
-                        None => {
-                            let id = self.store.new_person_id()?;
-                            new_people.push(NewPerson { id, name: name.clone(), meta: Default::default() });
-                            id
-                        }
-                    };
-                    people.insert(name, id);
-                    id
-                }
-            };
-            let photo = decoded[*i].as_ref().expect("only decoded photos reach the embedder");
-            new_faces.push(NewFace {
-                person,
-                source_name: path.display().to_string(),
-                source_sha256: photo.bytes_sha256,
-                bbox: face.detection.bbox,
-                landmarks: face.detection.landmarks,
-                score: face.detection.prob,
-                quality: Some(face.quality.score),
-                model_id: vectors_id.clone(),
-                crop: encode_png(&face.crop)?,
-                embedding,
-            });
+        for ((i, face), embedding) in faces.into_iter().zip(embeddings) {
+            let photo = decoded[i].as_ref().expect("only decoded photos reach the embedder");
+            // The face enrolment chose is the photo's primary one: it dedupes by the photo's sha256.
+            let face = FaceEmbedding::new(face, embedding, &vectors_id, photo, true);
+            new_faces.push((Owner::Name(items[i].0.clone()), face.to_new_face()?));
+            embedded.push((i, face));
         }
-        let owners: Vec<PersonId> = new_faces.iter().map(|f| f.person).collect();
-        let ids = self.store.add_faces_with_people(new_people, new_faces)?;
-        self.note_enrolled(&owners.iter().copied().zip(ids.iter().copied()).collect::<Vec<_>>())?;
-        for ((i, face), id) in faces.iter().zip(ids) {
-            status[*i] = Some(EnrollStatus::Enrolled {
-                face: id.0,
-                whole_image: face.whole_image(),
-                source: face.source.as_str().to_string(),
-                quality: face.quality.score,
-            });
+        for ((i, face), outcome) in embedded.iter().zip(self.store_faces(new_faces)?) {
+            status[*i] = Some(enroll_status(face.source, face.quality, outcome));
         }
         // The same bytes twice in one batch: the second copy is a duplicate of the first.
         for (repeat, first) in repeats {
@@ -533,20 +526,40 @@ impl FaceDb {
         items
             .iter()
             .zip(status)
-            .map(|((person, path), status)| {
+            .map(|((person, input), status)| {
                 let status = status.expect("every image gets a status");
                 // A duplicate is whoever the photo is already enrolled as, whatever it was given as now.
                 let person = match &status {
                     EnrollStatus::Duplicate { face } => self.person_of_face(FaceId(*face))?.unwrap_or_else(|| person.clone()),
                     _ => person.clone(),
                 };
-                Ok(EnrollReport { path: path.clone(), person, status })
+                let path = input.path().map_or_else(|| PathBuf::from(input.label()), Path::to_path_buf);
+                Ok(EnrollReport { path, person, status })
             })
             .collect()
     }
 
+    /// Stores faces under their owners and lets the new ones join the calibration sample. The
+    /// owners are found or created, and duplicates settled, under the store's writer lock
+    /// (`Store::enrol_faces`): another thread enrolling the same person or photo meanwhile is
+    /// no error, and each photo is stored once.
+    pub(crate) fn store_faces(&self, faces: Vec<(Owner, NewFace)>) -> Result<Vec<Enrolled>> {
+        let outcomes = self.store.enrol_faces(faces)?;
+        let added: Vec<(PersonId, FaceId)> = outcomes
+            .iter()
+            .filter_map(|o| match *o {
+                Enrolled::Added { face, person } => Some((person, face)),
+                _ => None,
+            })
+            .collect();
+        if !added.is_empty() {
+            self.note_enrolled(&added)?;
+        }
+        Ok(outcomes)
+    }
+
     /// The name of the person a face belongs to.
-    fn person_of_face(&self, face: FaceId) -> Result<Option<String>> {
+    pub(crate) fn person_of_face(&self, face: FaceId) -> Result<Option<String>> {
         let Some(face) = self.store.face(face)? else { return Ok(None) };
         Ok(self.store.person(face.person)?.map(|p| p.name))
     }
@@ -554,48 +567,66 @@ impl FaceDb {
     // ---- queries ----
 
     /// Who is the most central face in `image`? The best match per person, at most `k` people.
-    pub fn search(&self, image: impl AsRef<Path>, k: usize) -> Result<SearchResult> {
-        let mut all = self.search_faces(image.as_ref(), k, None, FaceChoice::One { strict: false })?;
+    pub fn search<'i>(&self, image: impl Into<ImageInput<'i>>, k: usize) -> Result<SearchResult> {
+        let mut all = self.search_faces(image, k, None, FaceChoice::One { strict: false })?;
         Ok(all.remove(0))
     }
 
     /// The same as `search`, for every face in a group photo.
-    pub fn identify_all(&self, image: impl AsRef<Path>, k: usize) -> Result<Vec<SearchResult>> {
-        self.search_faces(image.as_ref(), k, None, FaceChoice::All)
+    pub fn identify_all<'i>(&self, image: impl Into<ImageInput<'i>>, k: usize) -> Result<Vec<SearchResult>> {
+        self.search_faces(image, k, None, FaceChoice::All)
     }
 
     /// `search` with an HNSW `ef` for this query and a choice of faces.
-    pub fn search_faces(&self, path: &Path, k: usize, ef: Option<usize>, choice: FaceChoice) -> Result<Vec<SearchResult>> {
-        if k == 0 {
-            return Err(FdbError::Invalid("k = 0 asks for no one: rank at least 1 person".into()));
-        }
+    pub fn search_faces<'i>(
+        &self,
+        image: impl Into<ImageInput<'i>>,
+        k: usize,
+        ef: Option<usize>,
+        choice: FaceChoice,
+    ) -> Result<Vec<SearchResult>> {
+        check_k(k)?;
         let engine = self.engine()?;
-        let faces = self.faces_in(&engine, path, choice)?;
+        let faces = self.faces_in(&engine, &image.into(), choice)?;
         let crops: Vec<image::RgbImage> = faces.iter().map(|f| f.crop.clone()).collect();
         let embeddings = engine.embed_recipe(&crops, self.recipe()?)?;
         let t = self.thresholds()?;
-        let threshold = t.search_threshold;
         faces
             .iter()
             .zip(embeddings)
             .map(|(face, embedding)| {
-                let matches = self.nearest_people(&embedding, k, ef)?;
-                let low_quality = face.quality.score < self.options.quality_floor;
-                let identity =
-                    matches.first().filter(|m| m.distance < threshold && !low_quality).map(|m| m.person.clone());
-                Ok(SearchResult {
-                    bbox: face.detection.bbox,
-                    source: face.source.as_str().to_string(),
-                    quality: face.quality.score,
-                    low_quality,
-                    matches,
-                    identity,
-                    threshold,
-                    calibration: t.search_calibration,
-                    expected_far: t.expected_far_1n,
-                })
+                let probe = Probe { bbox: face.detection.bbox, source: face.source.as_str(), quality: face.quality.score };
+                self.answer(&probe, &embedding, k, ef, &t)
             })
             .collect()
+    }
+
+    /// The answer about one probe face at the thresholds `t`: its `k` nearest people, and a
+    /// name only when the nearest is closer than the 1:N threshold and the probe's quality is
+    /// not below the floor. Every search, by photo or by embedding, decides here.
+    pub(crate) fn answer(
+        &self,
+        probe: &Probe<'_>,
+        embedding: &[f32],
+        k: usize,
+        ef: Option<usize>,
+        t: &Thresholds,
+    ) -> Result<SearchResult> {
+        let matches = self.nearest_people(embedding, k, ef)?;
+        let low_quality = probe.quality < self.options.quality_floor;
+        let threshold = t.search_threshold;
+        let identity = matches.first().filter(|m| m.distance < threshold && !low_quality).map(|m| m.person.clone());
+        Ok(SearchResult {
+            bbox: probe.bbox,
+            source: probe.source.to_string(),
+            quality: probe.quality,
+            low_quality,
+            matches,
+            identity,
+            threshold,
+            calibration: t.search_calibration,
+            expected_far: t.expected_far_1n,
+        })
     }
 
     /// The best face of each of the `k` nearest people.
@@ -629,28 +660,40 @@ impl FaceDb {
     }
 
     /// 1:1: are the central faces of `a` and `b` the same person?
-    pub fn verify(&self, a: impl AsRef<Path>, b: impl AsRef<Path>) -> Result<Verification> {
-        self.verify_with(a.as_ref(), b.as_ref(), None)
+    pub fn verify<'a, 'b>(&self, a: impl Into<ImageInput<'a>>, b: impl Into<ImageInput<'b>>) -> Result<Verification> {
+        self.verify_with(&a.into(), &b.into(), None)
     }
 
     /// `verify` at a threshold given by the caller instead of the database's.
-    pub fn verify_at(&self, a: &Path, b: &Path, threshold: f32) -> Result<Verification> {
-        self.verify_with(a, b, Some(threshold))
+    pub fn verify_at<'a, 'b>(
+        &self,
+        a: impl Into<ImageInput<'a>>,
+        b: impl Into<ImageInput<'b>>,
+        threshold: f32,
+    ) -> Result<Verification> {
+        self.verify_with(&a.into(), &b.into(), Some(threshold))
     }
 
     /// 1:1 at `threshold`, else at the database's verify threshold.
-    fn verify_with(&self, a: &Path, b: &Path, threshold: Option<f32>) -> Result<Verification> {
+    fn verify_with(&self, a: &ImageInput<'_>, b: &ImageInput<'_>, threshold: Option<f32>) -> Result<Verification> {
         if let Some(t) = threshold {
             decision::check_verify_threshold(t).map_err(FdbError::Invalid)?;
         }
         let (faces, distance) = face_pair(&*self.engine()?, a, b, self.recipe()?, self.options.whole_image)?;
-        let (t, tail) = self.thresholds_and_tail()?;
-        let threshold = threshold.unwrap_or(t.verify_threshold);
-        Ok(verification(&faces, distance, threshold, self.options.quality_floor, t.calibration, &tail))
+        self.verdict(&faces.each_ref().map(|f| (f.source, f.quality.score)), distance, threshold)
     }
 
-    fn faces_in(&self, engine: &Engine, path: &Path, choice: FaceChoice) -> Result<Vec<FoundFace>> {
-        faces_in(engine, path, choice, self.options.whole_image)
+    /// The 1:1 verdict on two faces (how each was found, its quality) `distance` apart, at
+    /// `threshold` or else the database's verify threshold. Every verify, by photo or by
+    /// embedding, decides here.
+    pub(crate) fn verdict(&self, faces: &[(FaceSource, f32); 2], distance: f32, threshold: Option<f32>) -> Result<Verification> {
+        let (t, tail) = self.thresholds_and_tail()?;
+        let threshold = threshold.unwrap_or(t.verify_threshold);
+        Ok(verification(faces, distance, threshold, self.options.quality_floor, t.calibration, &tail))
+    }
+
+    fn faces_in(&self, engine: &Engine, image: &ImageInput<'_>, choice: FaceChoice) -> Result<Vec<FoundFace>> {
+        faces_in(engine, image, choice, self.options.whole_image)
     }
 
     // ---- thresholds ----
@@ -696,7 +739,7 @@ impl FaceDb {
         Ok(self.thresholds_and_tail()?.0)
     }
 
-    fn thresholds_and_tail(&self) -> Result<(Thresholds, LowerTail)> {
+    pub(crate) fn thresholds_and_tail(&self) -> Result<(Thresholds, LowerTail)> {
         let recipe = self.recipe()?;
         let (lfw_threshold, lfw_tail) = self.lfw_figures(recipe);
         let gallery = self.gallery_distances()?;
@@ -803,11 +846,13 @@ impl FaceDb {
 
     /// Newly stored faces join the calibration sample where they belong.
     fn note_enrolled(&self, added: &[(PersonId, fdb_storage::FaceId)]) -> Result<()> {
+        // Under the distances' lock, so that writers on several threads each keep their faces in it.
+        let mut distances = self.gallery.lock();
         let mut sample = GallerySample::load(&self.store)?;
         if sample.add(&self.store, added)? {
             sample.save(&self.store)?;
         }
-        *self.gallery.lock() = None;
+        *distances = None;
         Ok(())
     }
 
@@ -818,8 +863,9 @@ impl FaceDb {
 
     /// Faces went: the sample is drawn again from what is left.
     pub(crate) fn note_removed(&self) -> Result<()> {
+        let mut distances = self.gallery.lock();
         GallerySample::draw(&self.store)?.save(&self.store)?;
-        *self.gallery.lock() = None;
+        *distances = None;
         Ok(())
     }
 
@@ -887,25 +933,32 @@ impl FaceDb {
 /// new database would embed them (the default recipe), judged at `threshold`, else at the
 /// model's LFW threshold for that recipe; a face below `options.quality_floor` makes the answer
 /// unknown.
-pub fn verify_without_db(
+pub fn verify_without_db<'a, 'b>(
     models: &Installed,
     engine: &Engine,
-    a: &Path,
-    b: &Path,
+    a: impl Into<ImageInput<'a>>,
+    b: impl Into<ImageInput<'b>>,
     threshold: Option<f32>,
     options: &OpenOptions,
 ) -> Result<Verification> {
     if let Some(t) = threshold {
         decision::check_verify_threshold(t).map_err(FdbError::Invalid)?;
     }
-    let (faces, distance) = face_pair(engine, a, b, DEFAULT_RECIPE, options.whole_image)?;
+    let (faces, distance) = face_pair(engine, &a.into(), &b.into(), DEFAULT_RECIPE, options.whole_image)?;
     let (lfw_threshold, tail) = lfw_figures(Some((models, engine.model_id())), DEFAULT_RECIPE);
     let threshold = threshold.unwrap_or(lfw_threshold);
+    let faces = faces.each_ref().map(|f| (f.source, f.quality.score));
     Ok(verification(&faces, distance, threshold, options.quality_floor, Calibration::Lfw, &tail))
 }
 
 /// The central faces of `a` and `b` and the squared L2 distance between them under `recipe`.
-fn face_pair(engine: &Engine, a: &Path, b: &Path, recipe: Recipe, whole_image: WholeImage) -> Result<([FoundFace; 2], f32)> {
+fn face_pair(
+    engine: &Engine,
+    a: &ImageInput<'_>,
+    b: &ImageInput<'_>,
+    recipe: Recipe,
+    whole_image: WholeImage,
+) -> Result<([FoundFace; 2], f32)> {
     let one = FaceChoice::One { strict: false };
     let faces = [faces_in(engine, a, one, whole_image)?.remove(0), faces_in(engine, b, one, whole_image)?.remove(0)];
     let e = engine.embed_recipe(&[faces[0].crop.clone(), faces[1].crop.clone()], recipe)?;
@@ -913,20 +966,21 @@ fn face_pair(engine: &Engine, a: &Path, b: &Path, recipe: Recipe, whole_image: W
     Ok((faces, distance))
 }
 
-/// The verdict on two faces `distance` apart at `threshold` (never "same" when a face is below
-/// `quality_floor`), with what `tail` says the threshold lets through.
+/// The verdict on two faces (how each was found, its quality) `distance` apart at `threshold`
+/// (never "same" when a face is below `quality_floor`), with what `tail` says the threshold
+/// lets through.
 fn verification(
-    faces: &[FoundFace; 2],
+    faces: &[(FaceSource, f32); 2],
     distance: f32,
     threshold: f32,
     quality_floor: f32,
     calibration: Calibration,
     tail: &LowerTail,
 ) -> Verification {
-    let qualities = [faces[0].quality.score, faces[1].quality.score];
+    let qualities = [faces[0].1, faces[1].1];
     let low_quality = qualities.iter().any(|&q| q < quality_floor);
     Verification {
-        sources: [faces[0].source.as_str().to_string(), faces[1].source.as_str().to_string()],
+        sources: [faces[0].0.as_str().to_string(), faces[1].0.as_str().to_string()],
         qualities,
         low_quality,
         distance,
@@ -949,10 +1003,28 @@ fn lfw_figures(model: Option<(&Installed, &str)>, recipe: Recipe) -> (f32, Lower
     (figures.default_threshold, LowerTail { pairs: figures.impostor_pairs, points: figures.impostor_tail })
 }
 
-fn faces_in(engine: &Engine, path: &Path, choice: FaceChoice, whole_image: WholeImage) -> Result<Vec<FoundFace>> {
-    let photo = decode_file(path)?;
+fn faces_in(engine: &Engine, image: &ImageInput<'_>, choice: FaceChoice, whole_image: WholeImage) -> Result<Vec<FoundFace>> {
+    let photo = image.decode()?;
     let mut found = engine.find_faces(&[&photo], choice, Alignment::Crop, whole_image)?;
     found.remove(0)
+}
+
+/// A probe face as a search answer describes it.
+pub(crate) struct Probe<'a> {
+    /// x1, y1, x2, y2 in the photo.
+    pub bbox: [f32; 4],
+    /// How it was found (`FaceSource::as_str`).
+    pub source: &'a str,
+    /// Its quality score.
+    pub quality: f32,
+}
+
+/// A search must rank somebody.
+pub(crate) fn check_k(k: usize) -> Result<()> {
+    if k == 0 {
+        return Err(FdbError::Invalid("k = 0 asks for no one: rank at least 1 person".into()));
+    }
+    Ok(())
 }
 
 /// A database is a local directory; `postgresql://…` would otherwise become a directory tree
@@ -969,7 +1041,20 @@ fn refuse_url(path: &Path) -> Result<()> {
     Ok(())
 }
 
-fn encode_png(image: &image::RgbImage) -> Result<Vec<u8>> {
+/// An enrolment's report on a face the store added, or found stored already.
+pub(crate) fn enroll_status(source: FaceSource, quality: f32, outcome: Enrolled) -> EnrollStatus {
+    match outcome {
+        Enrolled::Added { face, .. } => EnrollStatus::Enrolled {
+            face: face.0,
+            whole_image: source == FaceSource::WholeImage,
+            source: source.as_str().to_string(),
+            quality,
+        },
+        other => EnrollStatus::Duplicate { face: other.face().0 },
+    }
+}
+
+pub(crate) fn encode_png(image: &image::RgbImage) -> Result<Vec<u8>> {
     let mut bytes = Vec::new();
     image
         .write_to(&mut std::io::Cursor::new(&mut bytes), image::ImageFormat::Png)

@@ -25,6 +25,10 @@
 //! being taken for somebody at a fixed target); [`eval`] measures accuracy with facenet's LFW
 //! protocol; [`retrain`] fine-tunes the embedder on the enrolled galleries. The architecture and
 //! on-disk format are described in `docs/design.md`.
+//!
+//! Features: `cli` (default) builds the `fdb` command with its argument parser and progress
+//! bars, and turns on `plots`, the evaluator's pictures (`plot` and `eval_report`). An app
+//! that embeds fdb depends on it with `default-features = false` and gets neither.
 
 #![warn(missing_docs)]
 
@@ -32,13 +36,17 @@ pub mod backup;
 pub mod calibration;
 pub mod decision;
 pub mod device;
+pub mod embedding_api;
 pub mod engine;
 pub mod error;
 pub mod eval;
+#[cfg(feature = "plots")]
 pub mod eval_report;
 pub mod eval_source;
 pub mod facedb;
+pub mod image_input;
 pub mod names;
+#[cfg(feature = "plots")]
 pub mod plot;
 pub mod recipe;
 pub mod repair;
@@ -46,9 +54,27 @@ pub mod retrain;
 pub mod retrain_runs;
 pub mod trunk_cache;
 
+pub use embedding_api::{FaceEmbedding, PersonRef, StoredFace};
 pub use engine::{Alignment, FaceChoice};
+pub use fdb_models::mtcnn::FaceSource;
+pub use fdb_storage::PersonId;
 pub use error::{FdbError, Result};
+pub use image_input::{FrameError, ImageInput, PixelFormat, RawFrame};
 pub use facedb::{
     default_db_path, EnrollOptions, EnrollReport, EnrollStatus, FaceDb, Match, OpenOptions, SearchResult, Stats,
     Verification,
 };
+
+// Apps share one database, and photos and faces, between threads.
+const _: fn() = || {
+    fn send_sync<T: Send + Sync>() {}
+    send_sync::<FaceDb>();
+    send_sync::<ImageInput<'static>>();
+    send_sync::<FaceEmbedding>();
+};
+
+/// The README's examples, compiled with the doctests so that they stay true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
+

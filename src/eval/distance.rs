@@ -4,19 +4,21 @@
 use serde::{Deserialize, Serialize};
 
 /// facenet's `distance_metric`: 0 = squared L2, 1 = arccos(cosine similarity)/π.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 #[serde(rename_all = "kebab-case")]
 pub enum Metric {
     /// Squared L2 (facenet's `distance_metric 0`).
     #[default]
-    #[value(name = "l2")]
+    #[cfg_attr(feature = "cli", value(name = "l2"))]
     SquaredL2,
     /// Angular distance, arccos of the cosine similarity over π (facenet's `distance_metric 1`).
     Cosine,
 }
 
 /// How the embedding of the mirrored crop is combined with the original.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 #[serde(rename_all = "kebab-case")]
 pub enum FlipMode {
     /// Original crop only.

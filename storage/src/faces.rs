@@ -222,7 +222,7 @@ impl Store {
         }
     }
 
-    fn index_new_locked(
+    pub(crate) fn index_new_locked(
         &self,
         model: &str,
         vectors: Vec<IndexPoint>,

@@ -27,7 +27,8 @@ pub const MIN_FREE_IMAGES: usize = 8;
 const SPLIT_SEED: u64 = 0x16_4a_12d;
 
 /// Which half of LFW's people a run draws from; the halves never change.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 #[serde(rename_all = "snake_case")]
 pub enum Split {
     /// Look at it as often as you like while choosing defaults.
