@@ -5,6 +5,7 @@
 
 use std::collections::HashMap;
 
+use crate::faces::Units;
 use crate::error::Result;
 use crate::store::Store;
 use crate::types::{FaceId, NewFace, NewPerson, PersonId};
@@ -94,7 +95,7 @@ impl Store {
             slots.push((i, person));
             to_store.push(face);
         }
-        let (ids, active, to_index) = self.store_faces_locked(&new_people, to_store, &w)?;
+        let (ids, active, to_index) = self.store_faces_locked(&new_people, to_store, Units::Normalise, &w)?;
         self.index_new_locked(&active, to_index, &w)?;
         for ((i, person), face) in slots.into_iter().zip(ids) {
             outcomes[i] = Some(Enrolled::Added { face, person });
