@@ -291,7 +291,7 @@ impl FaceDb {
             let mut labels = Vec::new();
             for (label, person) in people.iter().enumerate() {
                 ids.extend(split.gallery[person].iter().map(|f| f.0));
-                labels.extend(std::iter::repeat(label).take(split.gallery[person].len()));
+                labels.extend(std::iter::repeat_n(label, split.gallery[person].len()));
             }
             ActivationSet {
                 views: vec![views; labels.len()],
