@@ -267,6 +267,12 @@ impl Engine {
         Ok(self.embedder.trunk_features(crops)?)
     }
 
+    /// The network's activations at `cut` (flattened `3·3·1792`) of aligned crops, for
+    /// training the layers above it (`--layers top:N`).
+    pub fn activations(&self, crops: &[RgbImage], cut: fdb_models::facenet::Cut) -> Result<Vec<Vec<f32>>> {
+        Ok(self.embedder.activations(crops, cut)?)
+    }
+
     /// L2-normalised embeddings of aligned 160×160 crops, in batches.
     pub fn embed(&self, crops: &[RgbImage]) -> Result<Vec<Vec<f32>>> {
         if self.light == Light::Off {

@@ -5,15 +5,21 @@
 //! once per view (the stored crop, its mirror, and optional jittered crops) and kept in the
 //! trunk-feature cache beside the database (`trunk_cache`); the head trains on those. A switch
 //! re-embeds from the same cache: an embedding is the head applied to the crop's features.
+//!
+//! `--layers top:N` trains the last N Block8s and the head instead, on the network's
+//! activations at the cut below them, cached the same way (`trunk_cache`); the new version's
+//! trunk features of the gallery's crops and mirrors are computed from that cache by the trained
+//! top, so that the switch need not run the network for them.
 
 use std::collections::{BTreeMap, HashSet};
 use std::time::Instant;
 
 use candle_core::{Device, Tensor};
-use fdb_models::facenet::{BOTTLENECK_BIAS, BOTTLENECK_WEIGHT, TRUNK_DIM};
+use fdb_models::facenet::{Cut, BOTTLENECK_BIAS, BOTTLENECK_WEIGHT, CUT_SHAPE, TRUNK_DIM};
 use fdb_models::train::augment::{render_view, view_count, Augment};
 use fdb_models::train::head::embed_features;
 use fdb_models::train::network::{train_network, CropSet, NetworkTrainer};
+use fdb_models::train::top::{train_top, ActivationSet, TopTrainer};
 use fdb_models::train::{self, EpochLog, FeatureSet, HeadWeights, TrainConfig};
 use fdb_models::weights::{self, install::write_model, ModelEntry, NamedTensor};
 use fdb_storage::{FaceId, PersonId};
@@ -47,7 +53,8 @@ pub struct RetrainOptions {
     pub jitter: usize,
     /// What each jittered view alters besides position and scale (light, camera, or both).
     pub augment: Augment,
-    /// Train the head on cached trunk features, or the whole network.
+    /// Train the head on cached trunk features, the top above a cut on cached activations, or
+    /// the whole network.
     pub layers: Layers,
 }
 
@@ -105,7 +112,8 @@ pub struct RetrainReport {
     pub epochs: Vec<EpochLog>,
     /// The database now uses the new model.
     pub switched: bool,
-    /// Trunk passes run for this retrain (views not yet in the cache).
+    /// Network passes run for this retrain (views not yet in the cache): up to the trunk
+    /// features, or up to the cut for `top:N`.
     pub features_computed: usize,
     /// Views taken from the cache.
     pub features_cached: usize,
@@ -147,11 +155,20 @@ impl FaceDb {
         };
         let trained = match options.layers {
             Layers::Head => self.train_head_on_features(&job, &mut on_event)?,
+            Layers::Top(cut) => self.train_top_on_activations(&job, cut, &mut on_event)?,
             Layers::All => self.train_whole_network(&job, &mut on_event)?,
         };
 
         let model = format!("{parent}+ft{}", unix_seconds());
         self.store_model_version(&models.dir, &parent_entry, &models.manifest.trunk_of(&parent), &model, &trained.weights)?;
+        if !trained.new_features.is_empty() {
+            // The new version's trunk features, computed from the cached activations, for the switch.
+            let mut cache = TrunkCache::open(self.path(), &model, TRUNK_DIM)?;
+            for ((face, view), features) in trained.new_features {
+                cache.insert(face, view, features)?;
+            }
+            cache.flush()?;
+        }
         let (before, after) = (trained.before, trained.after);
         let better = after.verification_accuracy > before.verification_accuracy
             || (after.verification_accuracy == before.verification_accuracy && after.rank1 > before.rank1);
@@ -213,6 +230,7 @@ impl FaceDb {
             features_computed: features.computed,
             features_cached: features.cached,
             seconds: StageSeconds { features: features_seconds, training: started.elapsed().as_secs_f64(), switch: 0.0 },
+            new_features: Vec::new(),
         })
     }
 
@@ -250,6 +268,76 @@ impl FaceDb {
             features_computed: 0,
             features_cached: 0,
             seconds: StageSeconds { features: features_seconds, training: started.elapsed().as_secs_f64(), switch: 0.0 },
+            new_features: Vec::new(),
+        })
+    }
+
+    /// `--layers top:N`: the Block8s above `cut` and the head, on the cached activations at the
+    /// cut of every view (streamed from the cache file, batch by batch).
+    fn train_top_on_activations(&self, job: &Job<'_>, cut: Cut, on_event: &mut impl FnMut(RetrainEvent<'_>)) -> Result<Trained> {
+        let Job { engine, models, parent, split, options } = job;
+        let started = Instant::now();
+        let faces: Vec<FaceId> = split.train.iter().chain(split.val).flat_map(|p| split.gallery[p].iter().copied()).collect();
+        let views = view_count(options.jitter);
+        let trunk = models.manifest.trunk_of(engine.model_id());
+        let (h, w, c) = CUT_SHAPE;
+        let mut cache = TrunkCache::open_activations(self.path(), &cache_key(trunk, options.augment), &cut.name(), h * w * c)?;
+        let (computed, cached) = self.fill_cache(&mut cache, &faces, views, options.augment, |images| engine.activations(images, cut), |done, total| {
+            on_event(RetrainEvent::Features { done, total })
+        })?;
+        let features_seconds = started.elapsed().as_secs_f64();
+
+        let started = Instant::now();
+        let cache = &cache;
+        let activation_set = |people: &[PersonId]| -> ActivationSet<'_> {
+            let mut ids = Vec::new();
+            let mut labels = Vec::new();
+            for (label, person) in people.iter().enumerate() {
+                ids.extend(split.gallery[person].iter().map(|f| f.0));
+                labels.extend(std::iter::repeat_n(label, split.gallery[person].len()));
+            }
+            ActivationSet {
+                views: vec![views; labels.len()],
+                labels,
+                read: Box::new(move |face, view| -> candle_core::Result<Vec<f32>> {
+                    match cache.read(ids[face], view as u8) {
+                        Ok(Some(floats)) => Ok(floats.into_owned()),
+                        Ok(None) => candle_core::bail!("face {} view {view}: no cached activations", ids[face]),
+                        Err(e) => Err(candle_core::Error::Msg(e.to_string())),
+                    }
+                }),
+            }
+        };
+        let (train_set, val_set) = (activation_set(split.train), activation_set(split.val));
+        let cfg = &options.train;
+        let mut trainer = TopTrainer::load(&models.verified_file(&parent.id)?, cut, cfg, engine.device())?;
+        let before = to_scores(trainer.evaluate(&val_set)?);
+        let epochs = train_top(&mut trainer, &train_set, &val_set, cfg, |log| on_event(RetrainEvent::Epoch(log)))?;
+        let after = to_scores(trainer.evaluate(&val_set)?);
+
+        // The crop's and the mirror's trunk features under the trained top, for the switch.
+        let top = trainer.frozen()?;
+        let mut new_features = Vec::with_capacity(faces.len() * 2);
+        for chunk in faces.chunks(FEATURE_CHUNK) {
+            let keys: Vec<(u64, u8)> = chunk.iter().flat_map(|f| [(f.0, 0u8), (f.0, 1u8)]).collect();
+            let mut rows = Vec::with_capacity(keys.len() * h * w * c);
+            for &(face, view) in &keys {
+                let floats = cache.read(face, view)?.ok_or_else(|| FdbError::Invalid(format!("face {face}: no cached activations")))?;
+                rows.extend_from_slice(&floats);
+            }
+            let x = Tensor::from_vec(rows, (keys.len(), h, w, c), engine.device())?;
+            let features = top.features_from(cut, &x)?.to_vec2::<f32>()?;
+            new_features.extend(keys.into_iter().zip(features));
+        }
+        Ok(Trained {
+            weights: NewWeights::Top(trainer.tensors()),
+            epochs,
+            before,
+            after,
+            features_computed: computed,
+            features_cached: cached,
+            seconds: StageSeconds { features: features_seconds, training: started.elapsed().as_secs_f64(), switch: 0.0 },
+            new_features,
         })
     }
 
@@ -310,29 +398,46 @@ impl FaceDb {
         mut progress: impl FnMut(usize, usize),
     ) -> Result<TrunkFeatures> {
         let trunk = self.models()?.manifest.trunk_of(engine.model_id());
-        let cache_name = match augment {
-            Augment::Geometric => trunk,
-            other => format!("{trunk}+{}", other.tag()),
-        };
-        let mut cache = TrunkCache::open(self.path(), &cache_name, TRUNK_DIM)?;
+        let mut cache = TrunkCache::open(self.path(), &cache_key(trunk, augment), TRUNK_DIM)?;
+        let (computed, cached) = self.fill_cache(&mut cache, faces, views, augment, |images| engine.trunk_features(images), &mut progress)?;
+        let views = faces
+            .iter()
+            .map(|f| (0..views as u8).map(|v| cache.get(f.0, v).expect("every view was just cached").to_vec()).collect())
+            .collect();
+        Ok(TrunkFeatures { views, computed, cached })
+    }
+
+    /// Makes `cache` hold the first `views` views of each face: records of faces no longer in
+    /// the database are dropped first, the missing views computed by `compute` (rendered from
+    /// the stored crops, `FEATURE_CHUNK` faces at a time) and appended. Returns the views
+    /// (computed, found cached).
+    fn fill_cache(
+        &self,
+        cache: &mut TrunkCache,
+        faces: &[FaceId],
+        views: usize,
+        augment: Augment,
+        compute: impl Fn(&[image::RgbImage]) -> Result<Vec<Vec<f32>>>,
+        mut progress: impl FnMut(usize, usize),
+    ) -> Result<(usize, usize)> {
         let live: HashSet<u64> = self.all_faces()?.iter().map(|f| f.0).collect();
         cache.retain_faces(&live)?;
 
         let missing_views = |cache: &TrunkCache, face: FaceId| -> Vec<u8> {
-            (0..views as u8).filter(|&v| cache.get(face.0, v).is_none()).collect()
+            (0..views as u8).filter(|&v| !cache.contains(face.0, v)).collect()
         };
-        let todo: Vec<FaceId> = faces.iter().copied().filter(|&f| !missing_views(&cache, f).is_empty()).collect();
+        let todo: Vec<FaceId> = faces.iter().copied().filter(|&f| !missing_views(cache, f).is_empty()).collect();
         let mut computed = 0;
         for (done, chunk) in todo.chunks(FEATURE_CHUNK).enumerate() {
             let mut images = Vec::new();
             let mut keys = Vec::new();
             for (face, crop) in chunk.iter().zip(self.crops(chunk.iter().copied())?) {
-                for view in missing_views(&cache, *face) {
+                for view in missing_views(cache, *face) {
                     images.push(render_view(&crop, face.0, view as usize, augment));
                     keys.push((face.0, view));
                 }
             }
-            for ((face, view), features) in keys.into_iter().zip(engine.trunk_features(&images)?) {
+            for ((face, view), features) in keys.into_iter().zip(compute(&images)?) {
                 cache.insert(face, view, features)?;
             }
             computed += images.len();
@@ -343,12 +448,7 @@ impl FaceDb {
         if todo.is_empty() {
             progress(faces.len(), faces.len());
         }
-        let cached = faces.len() * views - computed;
-        let views = faces
-            .iter()
-            .map(|f| (0..views as u8).map(|v| cache.get(f.0, v).expect("every view was just cached").to_vec()).collect())
-            .collect();
-        Ok(TrunkFeatures { views, computed, cached })
+        Ok((computed, faces.len() * views - computed))
     }
 
     fn all_faces(&self) -> Result<Vec<FaceId>> {
@@ -391,6 +491,16 @@ impl FaceDb {
                 candle_core::safetensors::load(file, &Device::Cpu)?.into_iter().collect()
             }
             NewWeights::Network(tensors) => tensors.clone(),
+            NewWeights::Top(top) => {
+                let file = fdb_models::weights::verify::verify_entry(dir, parent)?;
+                let mut all: BTreeMap<String, Tensor> = candle_core::safetensors::load(file, &Device::Cpu)?.into_iter().collect();
+                for (name, t) in top {
+                    if all.insert(name.clone(), t.clone()).is_none() {
+                        return Err(FdbError::Invalid(format!("the trained top has {name}, which the model file lacks")));
+                    }
+                }
+                all.into_iter().collect()
+            }
         };
         let mut tensors: Vec<NamedTensor> = Vec::with_capacity(base.len());
         for (name, t) in base {
@@ -430,6 +540,10 @@ pub enum Layers {
     /// The bottleneck on the frozen trunk's cached features: minutes on a CPU.
     #[default]
     Head,
+    /// The Block8s above a cut (the last 1–6, the final one counted) and the bottleneck, on
+    /// the network's cached activations at the cut: `top:N`, or the cut's name (`mixed_7a` is
+    /// `top:6`, `repeat_2.I` is `top:(5−I)`).
+    Top(Cut),
     /// The whole network, through every conv: meant for a GPU.
     All,
 }
@@ -440,7 +554,15 @@ impl std::str::FromStr for Layers {
         match s {
             "head" => Ok(Self::Head),
             "all" => Ok(Self::All),
-            other => Err(format!("unknown --layers {other:?}: use head or all")),
+            other => other
+                .strip_prefix("top:")
+                .and_then(|n| n.parse().ok())
+                .and_then(Cut::below_top)
+                .or_else(|| Cut::from_name(other))
+                .map(Self::Top)
+                .ok_or_else(|| {
+                    format!("unknown --layers {other:?}: use head, top:1 … top:6 (or a cut: mixed_7a, repeat_2.0 … repeat_2.4) or all")
+                }),
         }
     }
 }
@@ -463,6 +585,8 @@ struct Job<'a> {
 
 enum NewWeights {
     Head(HeadWeights),
+    /// The trained top's tensors, by name; the rest are the parent's.
+    Top(Vec<(String, Tensor)>),
     /// Every tensor, by name.
     Network(Vec<(String, Tensor)>),
 }
@@ -476,6 +600,8 @@ struct Trained {
     features_computed: usize,
     features_cached: usize,
     seconds: StageSeconds,
+    /// The new version's trunk features by (face, view), when they could be computed cheaply.
+    new_features: Vec<((u64, u8), Vec<f32>)>,
 }
 
 fn to_scores((verification_accuracy, rank1): (f64, f64)) -> Scores {
@@ -565,5 +691,15 @@ mod tests {
         let small: BTreeMap<_, _> = gallery.into_iter().take(2).collect();
         let (t, v) = split_people(&small, 0.2, 3);
         assert_eq!((t.len(), v.len()), (1, 1));
+    }
+}
+
+/// The name a trunk's caches go by for an augmentation preset: the trunk's own for `geometric`
+/// (what every cache was before the presets), `<trunk>+<preset>` for the others, whose jittered
+/// views are other pictures.
+fn cache_key(trunk: String, augment: Augment) -> String {
+    match augment {
+        Augment::Geometric => trunk,
+        other => format!("{trunk}+{}", other.tag()),
     }
 }

@@ -6,7 +6,7 @@
 mod common;
 
 use common::{fixtures, scratch_models};
-use fdb::retrain::{RetrainEvent, RetrainOptions};
+use fdb::retrain::{Layers, RetrainEvent, RetrainOptions};
 use fdb::trunk_cache::TrunkCache;
 use fdb::{FaceDb, OpenOptions};
 use fdb_models::train::augment::{render_view, Augment};
@@ -200,4 +200,125 @@ fn a_parent_damaged_during_training_is_not_copied_into_a_new_version() {
     assert!(err.contains(&name) && err.contains("damaged"), "{err}");
     let manifest = Manifest::read(&models_dir.join(Manifest::FILE)).unwrap();
     assert_eq!(manifest.models.iter().filter(|m| m.parent.is_some()).count(), 0, "no version was listed");
+}
+
+/// A database of the three fixture people (three photos each) with a models dir of its own,
+/// under `dir`.
+fn three_people(dir: &std::path::Path) -> (FaceDb, std::path::PathBuf) {
+    let models_dir = scratch_models(dir);
+    let options = OpenOptions { models_dir: models_dir.clone(), device: Some("cpu".into()), install_models: false, ..OpenOptions::default() };
+    let db = FaceDb::open_with(dir.join("db"), options).unwrap();
+    for person in ["Colin_Powell", "Serena_Williams", "Tony_Blair"] {
+        let photos: Vec<_> =
+            (1..=3).map(|i| fixtures().join("people").join(person).join(format!("{person}_{i:04}.jpg"))).collect();
+        db.enroll(person, &photos).unwrap();
+    }
+    (db, models_dir)
+}
+
+fn small_run(layers: Layers, learning_rate: f64, force: bool) -> RetrainOptions {
+    RetrainOptions {
+        train: TrainConfig {
+            epochs: 2,
+            batches_per_epoch: 2,
+            people_per_batch: 2,
+            faces_per_person: 3,
+            learning_rate,
+            seed: 11,
+            ..Default::default()
+        },
+        validation_fraction: 0.34,
+        force,
+        jitter: 1,
+        augment: Augment::Geometric,
+        layers,
+    }
+}
+
+/// `--layers top:2` trains the last two Block8s and the bottleneck from cached activations: the
+/// same seed on two databases enrolled alike gives bit-identical learning curves and weights;
+/// every other tensor is the parent's; the new version's file loads like any version; and the
+/// switch, which takes the gallery's trunk features from the activations through the trained
+/// top, stores what the full network of the new version computes from the crops (1e-5).
+#[test]
+fn top_training_from_cached_activations_is_seeded_and_switches_like_any_version() {
+    let layers: Layers = "top:2".parse().unwrap();
+    assert_eq!("repeat_2.3".parse::<Layers>().unwrap(), layers);
+    assert!("top:7".parse::<Layers>().is_err() && "top:0".parse::<Layers>().is_err());
+    let options = small_run(layers, 1e-3, true);
+    let mut runs = Vec::new();
+    for name in ["a", "b"] {
+        let tmp = tempfile::tempdir().unwrap();
+        let (db, models_dir) = three_people(tmp.path());
+        let base = db.model_id().unwrap();
+        let report = db.retrain(&options, |_| {}).unwrap();
+        // Nine faces × (crop, mirror, one jitter and its mirror), computed up to the cut once.
+        assert_eq!((report.features_computed, report.features_cached), (36, 0), "{name}");
+        let again = TrunkCache::open_activations(db.path(), &base, "repeat_2.3", 3 * 3 * 1792).unwrap();
+        assert_eq!(again.len(), 36);
+        assert!(report.switched);
+        let manifest = Manifest::read(&models_dir.join(Manifest::FILE)).unwrap();
+        let entry = manifest.get(&report.model).unwrap().clone();
+        assert_eq!((entry.parent.as_deref(), entry.trunk.as_deref()), (Some(base.as_str()), None), "a top version has its own trunk");
+        let tensors = candle_core::safetensors::load(models_dir.join(&entry.file), &candle_core::Device::Cpu).unwrap();
+        let parent = candle_core::safetensors::load(models_dir.join(&manifest.get(&base).unwrap().file), &candle_core::Device::Cpu).unwrap();
+        assert_eq!(tensors.len(), parent.len());
+        let mut changed = 0;
+        for (name, t) in &parent {
+            let same = t.flatten_all().unwrap().to_vec1::<f32>().unwrap() == tensors[name].flatten_all().unwrap().to_vec1::<f32>().unwrap();
+            if !fdb_models::facenet::Cut::below_top(2).unwrap().is_above(name) {
+                assert!(same, "{name} is below the cut and must be the parent's");
+            } else if !same {
+                changed += 1;
+            }
+        }
+        assert!(changed > 0, "training changed nothing above the cut");
+
+        // The switch's stored vectors are the new version's full network on the crops.
+        let engine = db.engine().unwrap();
+        assert_eq!(engine.model_id(), report.model);
+        let vectors = db.vectors_id().unwrap();
+        for person in db.people().unwrap() {
+            for face in db.faces(&person.name).unwrap() {
+                let crop = fdb_models::imageio::decode_image(&db.store().face_crop(face.id).unwrap(), "crop").unwrap();
+                let full = engine.embed_recipe(&[crop], db.recipe().unwrap()).unwrap().remove(0);
+                let stored = db.store().embedding(face.id, &vectors).unwrap().unwrap();
+                let worst = full.iter().zip(&stored).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+                assert!(worst < 1e-5, "face {}: the switch differs from the full network by {worst}", face.id.0);
+            }
+        }
+        let mut top: Vec<(String, Vec<u32>)> = tensors
+            .iter()
+            .filter(|(n, _)| fdb_models::facenet::Cut::below_top(2).unwrap().is_above(n))
+            .map(|(n, t)| (n.clone(), t.flatten_all().unwrap().to_vec1::<f32>().unwrap().iter().map(|x| x.to_bits()).collect()))
+            .collect();
+        top.sort();
+        runs.push((report.epochs.clone(), report.before.verification_accuracy, report.after.rank1, top));
+    }
+    assert_eq!(runs[0].0, runs[1].0, "the learning curves of two seeded runs");
+    assert!(runs[0] == runs[1], "two seeded runs give bit-identical weights");
+}
+
+/// The guarded switch: a version that does not improve the held-out people (here a learning
+/// rate of 0 leaves it equal to its parent) is written and listed, but the database stays on
+/// its model, for the head as for a top.
+#[test]
+fn a_version_that_does_not_improve_is_not_switched_to() {
+    for layers in [Layers::Head, "top:1".parse().unwrap()] {
+        let tmp = tempfile::tempdir().unwrap();
+        let (db, models_dir) = three_people(tmp.path());
+        let base = db.model_id().unwrap();
+        let vectors = db.vectors_id().unwrap();
+        let report = db.retrain(&small_run(layers, 0.0, false), |_| {}).unwrap();
+        assert_eq!(
+            (report.after.verification_accuracy, report.after.rank1),
+            (report.before.verification_accuracy, report.before.rank1),
+            "{layers:?}"
+        );
+        assert!(!report.switched, "{layers:?}: switched to a version that is not better");
+        assert_eq!((db.model_id().unwrap(), db.vectors_id().unwrap()), (base.clone(), vectors));
+        let manifest = Manifest::read(&models_dir.join(Manifest::FILE)).unwrap();
+        assert!(manifest.get(&report.model).is_some(), "{layers:?}: the version is kept for `fdb models use`");
+        assert!(!db.retrain_runs().unwrap()[0].switched);
+    }
 }

@@ -324,8 +324,10 @@ pub struct RetrainArgs {
     /// resolution) or all; for galleries too small to show their domain. Needs --jitter N.
     #[arg(long, default_value = "geometric")]
     pub augment: String,
-    /// head: the bottleneck on cached trunk features (minutes on a CPU); all: the whole
-    /// network, meant for a GPU (the `cuda` feature).
+    /// head: the bottleneck on cached trunk features (minutes on a CPU); top:N (N = 1..6): the
+    /// last N Block8s and the bottleneck on the network's cached activations below them
+    /// (64.5 KB a view on disk; also named by the cut: mixed_7a = top:6, repeat_2.I =
+    /// top:5-I); all: the whole network, meant for a GPU (the `cuda` feature).
     #[arg(long, default_value = "head")]
     pub layers: String,
 }

@@ -114,6 +114,12 @@ impl Embedder {
         self.in_batches(faces, |input| self.model.trunk_nhwc(input))
     }
 
+    /// The network's activations at `cut` per aligned face, flattened NHWC (`3·3·1792`
+    /// floats): the input of a top trained by `--layers top:N`.
+    pub fn activations(&self, faces: &[RgbImage], cut: super::Cut) -> Result<Vec<Vec<f32>>, EmbedError> {
+        self.in_batches(faces, |input| self.model.forward_to(cut, input)?.flatten_from(1))
+    }
+
     /// Runs `network` on the standardised faces, `max_batch` at a time, one row per face.
     fn in_batches(
         &self,

@@ -211,9 +211,7 @@ pub struct InceptionResnetV1 {
     mixed_6a: Reduction,
     repeat_1: Vec<ResidualBlock>,
     mixed_7a: Reduction,
-    repeat_2: Vec<ResidualBlock>,
-    block8: ResidualBlock,
-    bottleneck: Linear,
+    top: Top,
 }
 
 impl InceptionResnetV1 {
@@ -234,9 +232,7 @@ impl InceptionResnetV1 {
             mixed_6a: Reduction::mixed_6a(vb.pp("mixed_6a"))?,
             repeat_1: blocks("repeat_1", 10, &ResidualBlock::block17)?,
             mixed_7a: Reduction::mixed_7a(vb.pp("mixed_7a"))?,
-            repeat_2: blocks("repeat_2", 5, &|vb| ResidualBlock::block8(vb, BLOCK8_SCALE, true))?,
-            block8: ResidualBlock::block8(vb.pp("block8"), FINAL_BLOCK8_SCALE, false)?,
-            bottleneck: candle_nn::linear(TRUNK_DIM, EMBEDDING_DIM, vb.pp("bottleneck"))?,
+            top: Top::load(vb.clone(), Cut::REDUCTION_B)?,
         })
     }
 
@@ -253,6 +249,23 @@ impl InceptionResnetV1 {
     /// Everything before the bottleneck: `[N, 160, 160, 3]` → `[N, 1792]` pooled features.
     /// Retraining keeps this frozen and trains the head on its output.
     pub fn trunk_nhwc(&self, x: &Tensor) -> Result<Tensor> {
+        self.top.features_from(Cut::REDUCTION_B, &self.forward_to(Cut::REDUCTION_B, x)?)
+    }
+
+    /// The network up to `cut`: `[N, 160, 160, 3]` → `[N, 3, 3, 1792]` activations (NHWC).
+    /// `forward_from(cut, forward_to(cut, x))` is `forward_nhwc(x)`.
+    pub fn forward_to(&self, cut: Cut, x: &Tensor) -> Result<Tensor> {
+        let x = self.reduction_b(x)?;
+        self.top.blocks[..cut.first_block()].iter().try_fold(x, |x, b| b.forward(&x))
+    }
+
+    /// The network from `cut` on: `[N, 3, 3, 1792]` activations → `[N, 512]` unit embeddings.
+    pub fn forward_from(&self, cut: Cut, activations: &Tensor) -> Result<Tensor> {
+        self.head(&self.top.features_from(cut, activations)?)
+    }
+
+    /// The stem, Block35s, Reduction-A, Block17s and Reduction-B: → `[N, 3, 3, 1792]`.
+    fn reduction_b(&self, x: &Tensor) -> Result<Tensor> {
         let x = self.conv2d_1a.forward(x)?; // 160 → 79
         let x = self.conv2d_2a.forward(&x)?; // → 77
         let x = self.conv2d_2b.forward(&x)?;
@@ -263,9 +276,119 @@ impl InceptionResnetV1 {
         let x = self.repeat.iter().try_fold(x, |x, b| b.forward(&x))?;
         let x = self.mixed_6a.forward(&x)?; // → 8×8×896
         let x = self.repeat_1.iter().try_fold(x, |x, b| b.forward(&x))?;
-        let x = self.mixed_7a.forward(&x)?; // → 3×3×1792
-        let x = self.repeat_2.iter().try_fold(x, |x, b| b.forward(&x))?;
-        let x = self.block8.forward(&x)?;
+        self.mixed_7a.forward(&x) // → 3×3×1792
+    }
+
+    /// The bottleneck and L2 normalisation: `[N, 1792]` → `[N, 512]` unit vectors.
+    pub fn head(&self, features: &Tensor) -> Result<Tensor> {
+        self.top.head(features)
+    }
+}
+
+/// Block8s in the network: the 5 of `repeat_2` and the final `block8` (scale 1, no ReLU).
+pub const BLOCK8_COUNT: usize = 6;
+/// The shape of one face's activations at any cut: 3×3×1792 (NHWC).
+pub const CUT_SHAPE: (usize, usize, usize) = (3, 3, TRUNK_DIM);
+
+/// A point between Reduction-B and the final Block8 where the network can be cut: the input of
+/// the last `top_blocks` Block8s (1..=6, the final Block8 counted). The activations there are
+/// always 3×3×1792.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Cut {
+    top_blocks: usize,
+}
+
+impl Cut {
+    /// Right after Reduction-B (`mixed_7a`): all six Block8s lie above.
+    pub const REDUCTION_B: Cut = Cut { top_blocks: BLOCK8_COUNT };
+
+    /// The cut below the last `n` Block8s; `None` unless `1 <= n <= 6`.
+    pub fn below_top(n: usize) -> Option<Cut> {
+        (1..=BLOCK8_COUNT).contains(&n).then_some(Cut { top_blocks: n })
+    }
+
+    /// Block8s above the cut (trained by `--layers top:N`).
+    pub fn top_blocks(self) -> usize {
+        self.top_blocks
+    }
+
+    /// Index (0..6, in the order the network runs them) of the first Block8 above the cut.
+    pub fn first_block(self) -> usize {
+        BLOCK8_COUNT - self.top_blocks
+    }
+
+    /// The layer whose output the cut is, as named in the model file: `mixed_7a`, or
+    /// `repeat_2.I` (I = 0..=4).
+    pub fn name(self) -> String {
+        match self.first_block() {
+            0 => "mixed_7a".into(),
+            i => format!("repeat_2.{}", i - 1),
+        }
+    }
+
+    /// The cut of a name given by `name`.
+    pub fn from_name(name: &str) -> Option<Cut> {
+        (1..=BLOCK8_COUNT).filter_map(Cut::below_top).find(|c| c.name() == name)
+    }
+
+    /// Whether the model file's tensor `name` belongs to the layers above the cut (the last
+    /// `top_blocks` Block8s and the bottleneck).
+    pub fn is_above(self, name: &str) -> bool {
+        (self.first_block()..BLOCK8_COUNT).any(|i| name.starts_with(&format!("{}.", block8_prefix(i))))
+            || name.starts_with("bottleneck.")
+    }
+}
+
+/// The model file's name of Block8 `i` (0..6).
+fn block8_prefix(i: usize) -> String {
+    if i + 1 == BLOCK8_COUNT {
+        "block8".into()
+    } else {
+        format!("repeat_2.{i}")
+    }
+}
+
+/// The layers above a cut: the last Block8s, the average pool and the bottleneck. Loaded alone
+/// (`Top::load`), it is what `--layers top:N` trains; the whole network holds the top of
+/// `Cut::REDUCTION_B` and runs it from any cut.
+#[derive(Debug, Clone)]
+pub struct Top {
+    cut: Cut,
+    blocks: Vec<ResidualBlock>,
+    bottleneck: Linear,
+}
+
+impl Top {
+    /// Loads the Block8s above `cut` and the bottleneck, under the model file's names.
+    pub fn load(vb: VarBuilder, cut: Cut) -> Result<Self> {
+        let blocks = (cut.first_block()..BLOCK8_COUNT)
+            .map(|i| {
+                let last = i + 1 == BLOCK8_COUNT;
+                let (scale, relu) = if last { (FINAL_BLOCK8_SCALE, false) } else { (BLOCK8_SCALE, true) };
+                ResidualBlock::block8(vb.pp(block8_prefix(i)), scale, relu)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let bottleneck = candle_nn::linear(TRUNK_DIM, EMBEDDING_DIM, vb.pp("bottleneck"))?;
+        Ok(Self { cut, blocks, bottleneck })
+    }
+
+    /// The cut this top starts at.
+    pub fn cut(&self) -> Cut {
+        self.cut
+    }
+
+    /// `[N, 3, 3, 1792]` activations at the top's cut → `[N, 512]` unit embeddings.
+    pub fn forward(&self, activations: &Tensor) -> Result<Tensor> {
+        self.head(&self.features_from(self.cut, activations)?)
+    }
+
+    /// Activations at `cut` (this top's cut or a later one) through the Block8s above it and
+    /// the average pool: `[N, 1792]` trunk features.
+    pub fn features_from(&self, cut: Cut, activations: &Tensor) -> Result<Tensor> {
+        let skip = cut.first_block().checked_sub(self.cut.first_block()).ok_or_else(|| {
+            candle_core::Error::Msg(format!("a top from {} cannot start at {}", self.cut.name(), cut.name()))
+        })?;
+        let x = self.blocks[skip..].iter().try_fold(activations.clone(), |x, b| b.forward(&x))?;
         // AvgPool_1a_8x8 covers the whole 3×3 map: a mean over H and W.
         x.mean((1, 2))
     }

@@ -162,7 +162,7 @@ pub fn train_head(
             let emb = embed_features(&x, weight.as_tensor(), bias.as_tensor())?;
             let batch = mined_loss(&emb, &labels, cfg.alpha, cfg.mining, rng)?;
             if let Some(loss) = &batch.loss {
-                optimizer.backward_step(loss, &weight)?;
+                optimizer.backward_step(loss, &[&weight])?;
             }
             Ok(batch)
         },
@@ -210,14 +210,14 @@ pub fn mined_loss(emb: &Tensor, labels: &[usize], alpha: f32, mining: Mining, rn
     })
 }
 
-/// AdamW carries weight decay itself; plain SGD gets it as an L2 term on the weight.
-enum Optimizer_ {
+/// AdamW carries weight decay itself; plain SGD gets it as an L2 term on the weights.
+pub(crate) enum Optimizer_ {
     AdamW(AdamW),
     Sgd(SGD, f64),
 }
 
 impl Optimizer_ {
-    fn new(cfg: &TrainConfig, vars: Vec<Var>) -> Result<Self> {
+    pub(crate) fn new(cfg: &TrainConfig, vars: Vec<Var>) -> Result<Self> {
         Ok(match cfg.optim {
             Optim::AdamW => Self::AdamW(AdamW::new(
                 vars,
@@ -227,19 +227,23 @@ impl Optimizer_ {
         })
     }
 
-    fn set_learning_rate(&mut self, lr: f64) {
+    pub(crate) fn set_learning_rate(&mut self, lr: f64) {
         match self {
             Self::AdamW(o) => o.set_learning_rate(lr),
             Self::Sgd(o, _) => o.set_learning_rate(lr),
         }
     }
 
-    fn backward_step(&mut self, loss: &Tensor, weight: &Var) -> Result<()> {
+    /// One step on `loss`; under SGD the `decayed` weights add their L2 term to it.
+    pub(crate) fn backward_step(&mut self, loss: &Tensor, decayed: &[&Var]) -> Result<()> {
         match self {
             Self::AdamW(o) => o.backward_step(loss),
             Self::Sgd(o, wd) => {
-                let l2 = (weight.as_tensor().sqr()?.sum_all()? * (*wd * 0.5))?;
-                o.backward_step(&(loss + l2)?)
+                let mut total = loss.clone();
+                for weight in decayed {
+                    total = (total + (weight.as_tensor().sqr()?.sum_all()? * (*wd * 0.5))?)?;
+                }
+                o.backward_step(&total)
             }
         }
     }
