@@ -815,7 +815,7 @@ mod tests {
         let path = dir.path().join("db");
         let vectors = unit_vectors(6, 8, 1);
         let (before_people, before_faces) = {
-            let store = Store::open(&path, StoreOptions::default()).unwrap();
+            let store = Store::open(&path, StoreOptions { lock_wait: std::time::Duration::from_secs(10), ..StoreOptions::default() }).unwrap();
             let alice = store.add_person("alice", Default::default()).unwrap();
             store.add_faces(vec![new_face(alice, 1, vectors[0].clone()), new_face(alice, 2, vectors[1].clone())]).unwrap();
             // An import's first steps: the pending key, then two batches, one of them with a
@@ -836,7 +836,7 @@ mod tests {
             assert_eq!((store.person_count(), store.face_count()), (2, 5));
             (vec!["alice".to_string()], 2)
         };
-        let store = Store::open(&path, StoreOptions::default()).unwrap();
+        let store = Store::open(&path, StoreOptions { lock_wait: std::time::Duration::from_secs(10), ..StoreOptions::default() }).unwrap();
         assert!(store.t.meta.get(META_IMPORT_PENDING).unwrap().is_none());
         let names: Vec<String> = store.people().unwrap().into_iter().map(|p| p.name).collect();
         assert_eq!((names, store.face_count()), (before_people, before_faces));

@@ -190,7 +190,10 @@ fn copy_tree(from: &sled::Tree, to: &sled::Tree) -> Result<()> {
 /// Opens the finished copy as a store and checks it: every cross reference, every vector's crc,
 /// the index, the counts read under the lock, and an id counter past the original's.
 fn verify_backup(tmp: &Path, expected: &BackupReport, next_id: u64) -> Result<()> {
-    let store = Store::open(tmp, crate::StoreOptions { create: false, ..Default::default() })?;
+    // sled lets go of its file lock from a background thread after the writing handle drops,
+    // so the copy can still be locked for a moment (seen under load: `Locked`).
+    let opts = crate::StoreOptions { create: false, lock_wait: std::time::Duration::from_secs(10), ..Default::default() };
+    let store = Store::open(tmp, opts)?;
     store.verify_integrity().map_err(|e| StoreError::Corrupt(format!("the backup at {} fails its check: {e}", tmp.display())))?;
     let found = (store.person_count(), store.face_count());
     if found != (expected.people, expected.faces) {

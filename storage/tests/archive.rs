@@ -42,8 +42,10 @@ fn face_by(model: &str, person: fdb_storage::PersonId, n: u64, salt: u8, rng: &m
     }
 }
 
+/// Opens (or reopens) a store. sled releases a closed database's file lock from a background
+/// thread, so a reopen right after a drop may wait for it.
 fn open(path: &Path) -> Store {
-    Store::open(path, StoreOptions::default()).unwrap()
+    Store::open(path, StoreOptions { lock_wait: std::time::Duration::from_secs(10), ..StoreOptions::default() }).unwrap()
 }
 
 /// A store with `people` people of `per` faces each (people named `{prefix}{i}`, with metadata).
