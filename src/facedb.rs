@@ -328,6 +328,13 @@ impl FaceDb {
         Ok(Self { store, path, options, engine: Mutex::new(None), gallery: Mutex::new(None) })
     }
 
+    /// Closes the database: the index saved, every write flushed, the lock given back. A drop
+    /// does the same but cannot report a failure; `close` returns it.
+    pub fn close(self) -> Result<()> {
+        let FaceDb { store, .. } = self;
+        Ok(store.close()?)
+    }
+
     /// The database directory.
     pub fn path(&self) -> &Path {
         &self.path

@@ -147,3 +147,16 @@ fn frames_that_do_not_fit_their_buffer_are_typed_errors() {
         assert!(matches!(reports[1].status, EnrollStatus::Enrolled { .. } | EnrollStatus::Duplicate { .. }), "{reports:?}");
     }
 }
+
+#[test]
+fn a_closed_database_reopens_with_its_faces_and_its_index() {
+    let tmp = tempfile::tempdir().unwrap();
+    let db = open(tmp.path());
+    let bytes = std::fs::read(photo("Tony_Blair", 1)).unwrap();
+    db.enroll("Tony_Blair", &[ImageInput::from(&bytes[..])]).unwrap();
+    db.close().unwrap();
+    let db = open(tmp.path()); // waits for sled to let go of its lock, as any open does
+    assert_eq!(db.store().index_load(), fdb_storage::IndexLoad::Snapshot { added: 0 }, "close saved the index");
+    let answer = db.search(photo("Tony_Blair", 2), 1).unwrap();
+    assert_eq!(answer.identity.as_deref(), Some("Tony_Blair"), "{answer:?}");
+}

@@ -172,6 +172,18 @@ impl Store {
         Ok(())
     }
 
+    /// Closes the database as a drop does (the index graph saved, everything flushed, the lock
+    /// given back), but reports what failed: a drop can only swallow it.
+    pub fn close(self) -> Result<()> {
+        {
+            let _w = self.writer.lock();
+            self.snapshot_if_due_locked(1)?;
+            self.db.flush()?;
+        }
+        crate::dir::make_private(&self.path)?;
+        Ok(()) // the drop that follows finds nothing left to save
+    }
+
     fn snapshot_if_due_locked(&self, min_unsaved: usize) -> Result<()> {
         if let Some(index) = self.index.read().as_ref() {
             if index.unsaved() >= min_unsaved && index.points() > 0 {

@@ -482,3 +482,21 @@ fn a_schema_1_database_is_migrated_with_every_vector_and_its_snapshot() {
     assert_eq!((store.stats().unwrap().tombstones, store.stats().unwrap().index_points), (0, 57));
     store.verify_integrity().unwrap();
 }
+
+#[test]
+fn close_saves_the_index_and_gives_the_database_back() {
+    let dir = tempfile::tempdir().unwrap();
+    // No snapshot is due at flush before 1,000 new points: only a close saves these 200.
+    let opts = StoreOptions { snapshot_after: 1000, ..StoreOptions::default() };
+    let (store, items) = populated_with(dir.path(), opts, 20, 10);
+    store.flush().unwrap();
+    store.close().unwrap();
+    let path = dir.path().join("db");
+    assert!(!path.join("lock.pid").exists(), "the lock holder's pid file goes with the close");
+    // sled lets go of its file lock from a background thread: the reopen may wait for it.
+    let store = Store::open(&path, StoreOptions { lock_wait: std::time::Duration::from_secs(10), ..StoreOptions::default() }).unwrap();
+    assert_eq!(store.index_load(), IndexLoad::Snapshot { added: 0 }, "the close wrote the index snapshot");
+    for (id, v) in items.iter().step_by(17) {
+        assert_eq!(store.search(v, 1, None).unwrap()[0].face.0, *id);
+    }
+}
