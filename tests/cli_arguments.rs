@@ -3,7 +3,6 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -137,15 +136,8 @@ fn a_busy_database_is_waited_for_and_its_holder_named() {
         .flat_map(|p| (2..=4).map(move |i| photo(p, i)))
         .collect();
     photos.push(fixtures().join("strangers/AJ_Cook_0001.jpg").display().to_string());
-    let mut holder = Command::new(env!("CARGO_BIN_EXE_fdb"))
-        .arg("--db")
-        .arg(&db)
-        .arg("enroll")
-        .args(&photos)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let args: Vec<&str> = std::iter::once("enroll").chain(photos.iter().map(String::as_str)).collect();
+    let mut holder = fdb_background(&db, &args);
     let pid_file = db.join("lock.pid");
     let deadline = Instant::now() + Duration::from_secs(60);
     while !std::fs::read_to_string(&pid_file).is_ok_and(|t| t.starts_with(&holder.id().to_string())) {

@@ -4,7 +4,6 @@
 
 mod common;
 
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::*;
@@ -35,17 +34,10 @@ fn kill_9_during_an_enrolment_leaves_no_person_without_a_face() {
         .collect();
     let tmp = tempfile::tempdir().unwrap();
     let db = tmp.path().join("db");
+    let args: Vec<&str> = std::iter::once("enroll").chain(photos.iter().map(String::as_str)).collect();
     let mut kills = 0;
     for round in 0..5 {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_fdb"))
-            .arg("--db")
-            .arg(&db)
-            .arg("enroll")
-            .args(&photos)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
+        let mut child = fdb_background(&db, &args);
         // The kill lands as a chunk's vectors reach the disk, just before its faces commit: the
         // moment an fdb that created people on their own left them without faces (31-32 people
         // a kill with the previous fdb).

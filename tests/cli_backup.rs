@@ -6,7 +6,6 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 
 use common::*;
 
@@ -173,12 +172,7 @@ fn kill_9_during_an_import_leaves_all_of_it_or_none() {
     for (round, when) in rounds.into_iter().enumerate() {
         let db = tmp.path().join(format!("round{round}"));
         copy_dir(&plain, &db);
-        let mut child = Command::new(env!("CARGO_BIN_EXE_fdb"))
-            .args(["--db", db.to_str().unwrap(), "import", archive.to_str().unwrap()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
+        let mut child = fdb_background(&db, &[Path::new("import"), &archive]);
         let what = match when {
             When::Share(fraction) => {
                 std::thread::sleep(took.mul_f64(fraction));

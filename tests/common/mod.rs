@@ -2,7 +2,7 @@
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Child, Command, Output, Stdio};
 
 mod data;
 #[allow(unused_imports)]
@@ -17,6 +17,19 @@ pub fn lfw_images() -> Option<PathBuf> {
 
 pub fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests").join("fixtures")
+}
+
+/// Start `fdb --db db ARGS…` in the background, its output discarded: the process a test
+/// waits on, holds a lock with, or kills midway.
+pub fn fdb_background<S: AsRef<std::ffi::OsStr>>(db: &Path, args: &[S]) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_fdb"))
+        .arg("--db")
+        .arg(db)
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("the fdb binary starts")
 }
 
 /// Run `fdb` with `--db db` and the given arguments.
