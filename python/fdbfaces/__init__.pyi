@@ -200,6 +200,14 @@ class FaceRecord:
     """The quality score given at enrolment; None for a face stored without one."""
     created_ms: int
 
+def embed(image: Image, *, bgr: bool = False) -> list[Face]:
+    """Every face in ``image`` (box, landmarks, quality, crop, float32 vector), the primary
+    first, as a new database embeds faces (the default model and recipe).
+
+    Needs no database of yours: a private one is made in a temporary directory on first use
+    and removed at exit. ``FaceDb.embed`` embeds as that database does.
+    """
+
 class FaceDb:
     """A face database: one directory, shared by the threads of this process.
 

@@ -148,3 +148,12 @@ def test_another_process_gets_locked_error(tmp_path):
         out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.stdout.startswith("LockedError"), out
     assert "in use by another process" in out.stdout
+
+
+def test_module_embed_needs_no_database(gallery):
+    [face] = fdbfaces.embed(photo("Tony_Blair", 4))
+    # The gallery keeps the default model and recipe, so its vectors are the same.
+    [same] = gallery.embed(photo("Tony_Blair", 4))
+    np.testing.assert_allclose(face.vector, same.vector, atol=1e-5)
+    assert face.vectors_id == same.vectors_id
+    assert fdbfaces.embed(FIXTURES / "no_face_shapes.png") == []

@@ -1,6 +1,7 @@
 """Detection, embedding and search run with the GIL released: Python threads run meanwhile,
 and two threads searching at once finish sooner than one after the other."""
 
+import json
 import os
 import subprocess
 import sys
@@ -49,27 +50,40 @@ def test_python_threads_run_during_a_search(gallery):
 @pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="two threads need two cores to finish sooner than one")
 def test_two_threads_search_faster_than_one_after_the_other(tmp_path):
     # One network thread per search (RAYON_NUM_THREADS=1), so that two searches at once have
-    # the second core to themselves; in its own process, as rayon's pool is sized once.
+    # the second core to themselves; in its own process, as rayon's pool is sized once. Each
+    # round first measures whether a second core is free now: sha256 releases the GIL, so two
+    # threads hashing finish in about half the sequential time on an idle 2-core machine.
     script = textwrap.dedent(f"""
-        import threading, time, fdbfaces
+        import hashlib, json, threading, time, fdbfaces
         db = fdbfaces.FaceDb({str(tmp_path / "db")!r})
         db.enroll("Tony Blair", [{str(photo("Tony_Blair", 1))!r}])
         probe = {str(PROBE)!r}
-        def work():
+        blob = bytes(64 << 20)
+
+        def searches():
             for _ in range(6):
                 db.search(probe)
-        ratios = []
-        for _ in range(3):
+
+        def hashes():
+            for _ in range(4):
+                hashlib.sha256(blob).digest()
+
+        def ratio(work):
             t = time.perf_counter(); work(); work(); sequential = time.perf_counter() - t
             threads = [threading.Thread(target=work) for _ in range(2)]
             t = time.perf_counter()
             for th in threads: th.start()
             for th in threads: th.join()
-            ratios.append((time.perf_counter() - t) / sequential)
-        print(min(ratios))
+            return (time.perf_counter() - t) / sequential
+
+        searches()
+        print(json.dumps([(ratio(hashes), ratio(searches)) for _ in range(3)]))
     """)
     env = dict(os.environ, RAYON_NUM_THREADS="1")
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=600)
     assert out.returncode == 0, out.stderr
-    ratio = float(out.stdout.strip())
-    assert ratio < 0.85, f"two threads took {ratio:.2f} of the sequential time"
+    rounds = json.loads(out.stdout)
+    free = [search for machine, search in rounds if machine < 0.7]
+    if not free:
+        pytest.skip(f"no second core free now (other processes hold them); (hashing, searching) parallel/sequential ratios: {rounds}")
+    assert min(free) < 0.85, f"two threads searching took {min(free):.2f} of the sequential time (rounds: {rounds})"
