@@ -7,34 +7,34 @@ use pyo3::create_exception;
 use pyo3::exceptions::PyException;
 use pyo3::prelude::*;
 
-create_exception!(fdbfaces, FdbError, PyException, "Every error fdb raises.");
-create_exception!(fdbfaces, ImageError, FdbError, "A photo cannot be used (the message names it and says why).");
-create_exception!(fdbfaces, ImageReadError, ImageError, "A photo's file is missing or cannot be read.");
-create_exception!(
-    fdbfaces,
-    CorruptImageError,
-    ImageError,
-    "A photo's bytes are empty, no image format, damaged, truncated, or an unsupported variant."
-);
-create_exception!(fdbfaces, ImageTooLargeError, ImageError, "A photo exceeds the decode limits (checked before decoding).");
-create_exception!(
-    fdbfaces,
-    BadFrameError,
-    ImageError,
-    "An array whose shape or dtype fdb cannot read as a photo, or a frame with no pixels."
-);
-create_exception!(fdbfaces, NoFaceError, FdbError, "A readable photo with no usable face.");
-create_exception!(fdbfaces, NotFoundError, FdbError, "No person or face by that name or id.");
-create_exception!(fdbfaces, UnknownPersonError, NotFoundError, "No person by that name.");
-create_exception!(fdbfaces, LockedError, FdbError, "Another process holds the database, still after the lock wait.");
-create_exception!(
-    fdbfaces,
-    DatabaseError,
-    FdbError,
-    "The database failed, is closed, is not a database, is newer than this fdb, or needs `fdb repair`."
-);
-create_exception!(fdbfaces, ModelError, FdbError, "The networks' weights are missing, or a network or device failed.");
-create_exception!(fdbfaces, InvalidArgumentError, FdbError, "An argument out of its range (the message says which).");
+/// Declares each exception under its Python name, and `register`, which adds them all to the module.
+macro_rules! exceptions {
+    ($($name:ident($base:ty): $doc:literal;)*) => {
+        $(create_exception!(fdbfaces, $name, $base, $doc);)*
+
+        /// Adds the exceptions to the module.
+        pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+            $(m.add(stringify!($name), m.py().get_type::<$name>())?;)*
+            Ok(())
+        }
+    };
+}
+
+exceptions! {
+    FdbError(PyException): "Every error fdb raises.";
+    ImageError(FdbError): "A photo cannot be used (the message names it and says why).";
+    ImageReadError(ImageError): "A photo's file is missing or cannot be read.";
+    CorruptImageError(ImageError): "A photo's bytes are empty, no image format, damaged, truncated, or an unsupported variant.";
+    ImageTooLargeError(ImageError): "A photo exceeds the decode limits (checked before decoding).";
+    BadFrameError(ImageError): "An array whose shape or dtype fdb cannot read as a photo, or a frame with no pixels.";
+    NoFaceError(FdbError): "A readable photo with no usable face.";
+    NotFoundError(FdbError): "No person or face by that name or id.";
+    UnknownPersonError(NotFoundError): "No person by that name.";
+    LockedError(FdbError): "Another process holds the database, still after the lock wait.";
+    DatabaseError(FdbError): "The database failed, is closed, is not a database, is newer than this fdb, or needs `fdb repair`.";
+    ModelError(FdbError): "The networks' weights are missing, or a network or device failed.";
+    InvalidArgumentError(FdbError): "An argument out of its range (the message says which).";
+}
 
 /// The exception for a library error, with the library's message.
 pub fn to_py_err(e: fdb::FdbError) -> PyErr {
@@ -71,23 +71,4 @@ impl<T> OrPyErr<T> for fdb::Result<T> {
     fn py_err(self) -> PyResult<T> {
         self.map_err(to_py_err)
     }
-}
-
-/// Adds the exceptions to the module.
-pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
-    let py = m.py();
-    m.add("FdbError", py.get_type::<FdbError>())?;
-    m.add("ImageError", py.get_type::<ImageError>())?;
-    m.add("ImageReadError", py.get_type::<ImageReadError>())?;
-    m.add("CorruptImageError", py.get_type::<CorruptImageError>())?;
-    m.add("ImageTooLargeError", py.get_type::<ImageTooLargeError>())?;
-    m.add("BadFrameError", py.get_type::<BadFrameError>())?;
-    m.add("NoFaceError", py.get_type::<NoFaceError>())?;
-    m.add("NotFoundError", py.get_type::<NotFoundError>())?;
-    m.add("UnknownPersonError", py.get_type::<UnknownPersonError>())?;
-    m.add("LockedError", py.get_type::<LockedError>())?;
-    m.add("DatabaseError", py.get_type::<DatabaseError>())?;
-    m.add("ModelError", py.get_type::<ModelError>())?;
-    m.add("InvalidArgumentError", py.get_type::<InvalidArgumentError>())?;
-    Ok(())
 }

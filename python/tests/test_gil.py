@@ -52,7 +52,8 @@ def test_two_threads_search_faster_than_one_after_the_other(tmp_path):
     # One network thread per search (RAYON_NUM_THREADS=1), so that two searches at once have
     # the second core to themselves; in its own process, as rayon's pool is sized once. Each
     # round first measures whether a second core is free now: sha256 releases the GIL, so two
-    # threads hashing finish in about half the sequential time on an idle 2-core machine.
+    # threads hashing finish in about half the sequential time on an idle 2-core machine. A
+    # round counts when hashing shows a free second core both before and after its searches.
     script = textwrap.dedent(f"""
         import hashlib, json, threading, time, fdbfaces
         db = fdbfaces.FaceDb({str(tmp_path / "db")!r})
@@ -77,7 +78,14 @@ def test_two_threads_search_faster_than_one_after_the_other(tmp_path):
             return (time.perf_counter() - t) / sequential
 
         searches()
-        print(json.dumps([(ratio(hashes), ratio(searches)) for _ in range(3)]))
+        rounds = []
+        for _ in range(5):
+            # The machine's share of a second core, just before and just after the searches.
+            before, searching, after = ratio(hashes), ratio(searches), ratio(hashes)
+            rounds.append((max(before, after), searching))
+            if rounds[-1][0] < 0.7 and searching < 0.85:
+                break
+        print(json.dumps(rounds))
     """)
     env = dict(os.environ, RAYON_NUM_THREADS="1")
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=600)
