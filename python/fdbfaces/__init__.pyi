@@ -13,6 +13,7 @@ Distances are squared L2 between unit vectors (0..4); similarity is ``1 - distan
 """
 
 import os
+import pathlib
 from types import TracebackType
 from typing import Any, Iterable, Literal, Optional, Union
 
@@ -234,9 +235,11 @@ class FaceDb:
         they are installed on first use.
         """
     @property
-    def path(self) -> str: ...
+    def path(self) -> pathlib.Path:
+        """The database directory."""
     @property
-    def closed(self) -> bool: ...
+    def closed(self) -> bool:
+        """True once ``close()`` has run."""
     def close(self) -> None:
         """Saves the index, flushes every write and gives the lock back (once calls running in
         other threads finish). Later calls raise ``DatabaseError``; closing twice does nothing."""
