@@ -2,7 +2,7 @@
 //! GIL, so Python threads search and enrol at once.
 
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use numpy::{PyArray1, PyArray3};
@@ -31,8 +31,17 @@ pub struct FaceDb {
 impl FaceDb {
     /// The open database, or `DatabaseError` once it is closed.
     fn handle(&self) -> PyResult<Arc<fdb::FaceDb>> {
-        let db = self.db.lock().unwrap_or_else(|e| e.into_inner());
-        db.clone().ok_or_else(|| DatabaseError::new_err(format!("{}: the database is closed", self.path.display())))
+        self.slot().clone().ok_or_else(|| DatabaseError::new_err(format!("{}: the database is closed", self.path.display())))
+    }
+
+    /// The handle's slot (a panic elsewhere leaves it usable: it only holds an `Arc`).
+    fn slot(&self) -> MutexGuard<'_, Option<Arc<fdb::FaceDb>>> {
+        self.db.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A stored face, or `NotFoundError`.
+    fn stored_face(&self, py: Python<'_>, id: u64) -> PyResult<fdb::StoredFace> {
+        self.run(py, |db| db.face(id))?.ok_or_else(|| NotFoundError::new_err(format!("no face {id} in the database")))
     }
 
     /// Runs `f` on the database with the GIL released.
@@ -80,13 +89,13 @@ impl FaceDb {
     /// True once ``close()`` has run.
     #[getter]
     fn closed(&self) -> bool {
-        self.db.lock().unwrap_or_else(|e| e.into_inner()).is_none()
+        self.slot().is_none()
     }
 
     /// Saves the index, flushes every write and gives the lock back (after calls running in
     /// other threads finish). Later calls raise ``DatabaseError``; closing twice does nothing.
     fn close(&self, py: Python<'_>) -> PyResult<()> {
-        let Some(mut db) = self.db.lock().unwrap_or_else(|e| e.into_inner()).take() else { return Ok(()) };
+        let Some(mut db) = self.slot().take() else { return Ok(()) };
         py.detach(move || loop {
             match Arc::try_unwrap(db) {
                 Ok(db) => return db.close(),
@@ -116,10 +125,9 @@ impl FaceDb {
     #[pyo3(signature = (name, images, *, bgr=false))]
     fn enroll(&self, py: Python<'_>, name: &str, images: &Bound<'_, PyAny>, bgr: bool) -> PyResult<Vec<EnrollOutcome>> {
         let photos = extract_many(images, bgr)?;
-        let name = name.to_string();
         let reports = self.run(py, move |db| {
             let inputs: Vec<fdb::ImageInput<'_>> = photos.iter().map(Photo::input).collect();
-            db.enroll(&name, &inputs)
+            db.enroll(name, &inputs)
         })?;
         Ok(reports.into_iter().map(EnrollOutcome::from).collect())
     }
@@ -211,19 +219,13 @@ impl FaceDb {
 
     /// A stored face's aligned crop, (H, W, 3) RGB uint8; ``NotFoundError`` for no such face.
     fn face_crop<'py>(&self, py: Python<'py>, id: u64) -> PyResult<Bound<'py, PyArray3<u8>>> {
-        match self.run(py, |db| db.face(id))? {
-            Some(face) => crop_array(py, &face.crop),
-            None => Err(NotFoundError::new_err(format!("no face {id} in the database"))),
-        }
+        crop_array(py, &self.stored_face(py, id)?.crop)
     }
 
     /// A stored face's vector by the database's model, float32; ``NotFoundError`` for no such
     /// face, None for a face whose vector is missing (``fdb repair`` re-embeds it).
     fn face_vector<'py>(&self, py: Python<'py>, id: u64) -> PyResult<Option<Bound<'py, PyArray1<f32>>>> {
-        match self.run(py, |db| db.face(id))? {
-            Some(face) => Ok(face.vector.map(|v| PyArray1::from_vec(py, v))),
-            None => Err(NotFoundError::new_err(format!("no face {id} in the database"))),
-        }
+        Ok(self.stored_face(py, id)?.vector.map(|v| PyArray1::from_vec(py, v)))
     }
 
     /// Renames a person.

@@ -157,3 +157,35 @@ def test_module_embed_needs_no_database(gallery):
     np.testing.assert_allclose(face.vector, same.vector, atol=1e-5)
     assert face.vectors_id == same.vectors_id
     assert fdbfaces.embed(FIXTURES / "no_face_shapes.png") == []
+
+
+def test_close_waits_for_searches_running_in_other_threads(tmp_path):
+    import threading
+    import time
+
+    path = tmp_path / "db"
+    db = fdbfaces.FaceDb(path)
+    db.enroll("tony", [photo("Tony_Blair", 1)])
+    answers, errors = [], []
+
+    def search_until_closed():
+        while True:
+            try:
+                answers.append(db.search(photo("Tony_Blair", 4)).identity)
+            except fdbfaces.DatabaseError as e:
+                errors.append(str(e))
+                return
+
+    threads = [threading.Thread(target=search_until_closed) for _ in range(2)]
+    for t in threads:
+        t.start()
+    while len(answers) < 2:
+        time.sleep(0.01)
+    db.close()
+    for t in threads:
+        t.join(timeout=60)
+    assert set(answers) == {"tony"}
+    assert len(errors) == 2 and all("closed" in e for e in errors)
+    # close() returned once the searches in flight let go: the lock is free at once.
+    with fdbfaces.FaceDb(path, lock_wait=0) as again:
+        assert [p.name for p in again.people()] == ["tony"]
