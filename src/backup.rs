@@ -79,7 +79,7 @@ impl From<ArchiveSummary> for ExportReport {
 /// name the file and the reason, not "the database".
 fn archive_error(e: StoreError) -> FdbError {
     match e {
-        e @ StoreError::BadArchive { .. } => FdbError::Invalid(e.to_string()),
+        StoreError::BadArchive { path, reason } => FdbError::Corrupt { path, reason },
         StoreError::InvalidArgument(why) => FdbError::Invalid(why),
         e => FdbError::Storage(e),
     }
@@ -108,6 +108,7 @@ impl FaceDb {
     /// Imports an archive, all of it or nothing (see the module docs). Faces whose photo is
     /// stored already are skipped and listed.
     pub fn import(&self, file: impl AsRef<Path>) -> Result<ImportSummary> {
+        self.writable("import")?;
         let file = file.as_ref();
         let header = fdb_storage::archive::ArchiveReader::open(file).map_err(archive_error)?.header().clone();
         let model = self.vectors_id()?;

@@ -95,6 +95,7 @@ impl FaceDb {
     /// Embeds every face that lost its embedding again from its crop, removes the faces that
     /// lost both (naming them), and rebuilds the index.
     pub fn repair(&self) -> Result<RepairReport> {
+        self.writable("repair")?;
         let damage = self.store().damage();
         // sled cannot write into a tree that lost a page: the readable crops move to a new one.
         if !self.store().unreadable_crops()?.is_empty() {
