@@ -1,17 +1,22 @@
 //! Faces as vectors: embed a photo's faces once, keep or send the vectors, and store, search or
 //! compare them later, with the same decisions as the calls that take photos.
 //!
-//! ```no_run
-//! use fdb::FaceDb;
+//! ```
+//! use fdb::{FaceDb, OpenOptions};
 //!
-//! let db = FaceDb::open("faces.db")?;
-//! let faces = db.embed("group.jpg")?; // every face: box, landmarks, quality, crop, vector
-//! if let Some(face) = faces.first() {
-//!     db.add_face("alice", face)?; // stored with its crop, as an enrolment stores it
-//!     let answer = db.search_embedding(&face.vector, 5)?; // the same decision as `search`
-//!     assert_eq!(answer.identity.as_deref(), Some("alice"));
-//! }
-//! # Ok::<(), fdb::FdbError>(())
+//! let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+//! let dir = tempfile::tempdir()?;
+//! let db = FaceDb::open_with(dir.path().join("db"), OpenOptions::new().install_models(true))?;
+//! // Every face: box, landmarks, quality, crop, vector; the primary face first.
+//! let faces = db.embed(fixtures.join("group_simon_cowell_0001.jpg"))?;
+//! assert!(faces.len() > 1 && faces[0].primary);
+//! db.add_face("Simon", &faces[0])?; // stored with its crop, as an enrolment stores it
+//! let answer = db.search_embedding(&faces[0].vector, 5)?; // the same decision as `search`
+//! assert_eq!(answer.identity.as_deref(), Some("Simon"));
+//! let probe = db.embed(fixtures.join("people/Tony_Blair/Tony_Blair_0001.jpg"))?.remove(0);
+//! assert_eq!(db.search_face(&probe, 1)?.identity, None); // a stranger to this gallery
+//! assert!(!db.verify_embeddings(&faces[0], &probe)?.same);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
 use fdb_models::align;

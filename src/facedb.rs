@@ -379,7 +379,35 @@ pub struct DatabaseInfo {
     pub disk_bytes: u64,
 }
 
-/// A face database: one directory, one handle shared by many threads (`Send + Sync`); the networks load on first use.
+/// A face database: one directory, one handle shared by many threads (`Send + Sync`); the
+/// networks load on first use.
+///
+/// The core calls, run on the fixture photos of fdb's tests:
+///
+/// ```
+/// use fdb::{EnrollStatus, FaceDb, OpenOptions};
+///
+/// let people = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/people");
+/// let photo = |who: &str, i: u32| people.join(who).join(format!("{who}_{i:04}.jpg"));
+/// let dir = tempfile::tempdir()?;
+/// let db = FaceDb::open_with(dir.path().join("db"), OpenOptions::new().install_models(true))?;
+///
+/// let reports = db.enroll("Tony_Blair", &[photo("Tony_Blair", 1), photo("Tony_Blair", 2)])?;
+/// assert!(reports.iter().all(|r| matches!(r.status, EnrollStatus::Enrolled { .. })));
+/// db.enroll("Colin_Powell", &[photo("Colin_Powell", 1), photo("Colin_Powell", 2)])?;
+///
+/// let answer = db.search(photo("Tony_Blair", 3), 2)?; // 1:N, the nearest people first
+/// assert_eq!(answer.identity.as_deref(), Some("Tony_Blair"));
+/// assert!(db.verify(photo("Colin_Powell", 3), photo("Colin_Powell", 4))?.same); // 1:1
+/// assert!(!db.verify(photo("Colin_Powell", 3), photo("Tony_Blair", 3))?.same);
+///
+/// db.rename("Colin_Powell", "Colin")?;
+/// assert_eq!(db.faces("Colin")?.len(), 2);
+/// assert_eq!(db.remove_person("Colin")?, 2);
+/// assert_eq!(db.info()?.faces, 2);
+/// db.close()?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub struct FaceDb {
     store: Store,
     path: PathBuf,
