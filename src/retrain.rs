@@ -617,6 +617,7 @@ impl FaceDb {
 
 /// Which layers `retrain` trains.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub enum Layers {
     /// The bottleneck on the frozen trunk's cached features: minutes on a CPU.
     #[default]

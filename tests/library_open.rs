@@ -53,6 +53,12 @@ fn getters_never_install_the_weights() {
         other => panic!("expected the weights to be missing: {other:?}"),
     }
     assert_eq!(files_in(&empty_models), 0, "nothing was installed");
+    // The explicit install, cancelled before it starts, does nothing either.
+    let cancelled = CancelToken::new();
+    cancelled.cancel();
+    let err = db.models().install(&Progress::new().cancel_with(&cancelled)).unwrap_err();
+    assert!(matches!(err, FdbError::Cancelled { done: 0, total: 1 }), "{err}");
+    assert_eq!(files_in(&empty_models), 0, "nothing was installed");
     drop(db);
 
     // Without installing allowed, a call that needs the networks fails the same clear way.
@@ -76,8 +82,11 @@ fn read_only_opens_refuse_writes_and_never_create_a_database() {
         db.enroll(person, &[photo(person, 1), photo(person, 2)]).unwrap();
     }
     // sled locks the database for one handle at a time: a reader waits for the writer.
-    let busy = FaceDb::open_with(&path, OpenOptions::new().read_only(true)).err().expect("the writer holds the lock");
-    assert!(matches!(busy, FdbError::Locked { .. }), "{busy}");
+    let busy = FaceDb::open_with(&path, OpenOptions::new().read_only(true).lock_wait(Duration::ZERO))
+        .err()
+        .expect("the writer holds the lock");
+    // The holder's pid, read from its pid file: this process.
+    assert!(matches!(busy, FdbError::Locked { pid: Some(pid), .. } if pid == std::process::id()), "{busy}");
     db.close().unwrap();
 
     let db = FaceDb::open_with(&path, OpenOptions::new().read_only(true).device("cpu").lock_wait(Duration::from_secs(10))).unwrap();
@@ -148,4 +157,33 @@ fn a_cancelled_enrolment_keeps_exactly_the_photos_it_finished() {
     let enrolled = reports.iter().filter(|r| matches!(r.status, EnrollStatus::Enrolled { .. })).count();
     assert_eq!((duplicates, enrolled), (4, 8));
     assert_eq!(db.info().unwrap().faces, 12);
+    let missing = db.remove_face(fdb::FaceId(u64::MAX)).unwrap_err();
+    assert!(matches!(missing, FdbError::NotFound { .. }), "{missing}");
+}
+
+#[test]
+fn a_cancelled_model_switch_leaves_the_vectors_as_they_were() {
+    let tmp = tempfile::tempdir().unwrap();
+    let db = FaceDb::open_with(tmp.path().join("db"), writer()).unwrap();
+    for person in PEOPLE {
+        db.enroll(person, &[photo(person, 1), photo(person, 2)]).unwrap();
+    }
+    let (model, vectors) = (db.models().model_id().unwrap(), db.models().vectors_id().unwrap());
+    let before = db.search(photo("Tony_Blair", 3), 3).unwrap();
+    let cancel = CancelToken::new();
+    let seen = Mutex::new(Vec::new());
+    let on_event = |e: ProgressEvent| {
+        seen.lock().unwrap().push((e.stage, e.done, e.total));
+        cancel.cancel(); // after the first chunk of trunk features, before the commit
+    };
+    let progress = Progress::new().on_event(&on_event).cancel_with(&cancel);
+    // Plain embeddings of the same model: every face re-embedded, if it were not cancelled.
+    let err = db.models().switch_to_recipe(&model, fdb::recipe::Recipe::Plain, &progress).unwrap_err();
+    assert!(matches!(err, FdbError::Cancelled { done: 6, total: 6 }), "{err}");
+    assert_eq!(*seen.lock().unwrap(), [(Stage::Features, 6, 6)]);
+    assert_eq!(db.models().vectors_id().unwrap(), vectors);
+    let after = db.search(photo("Tony_Blair", 3), 3).unwrap();
+    let ranked = |r: &fdb::SearchResult| r.matches.iter().map(|m| (m.person.clone(), m.distance)).collect::<Vec<_>>();
+    assert_eq!(ranked(&after), ranked(&before));
+    assert!(db.check().unwrap().healthy());
 }

@@ -300,10 +300,7 @@ fn embed_with(
 }
 
 fn protocol_name(o: &EvalOptions) -> String {
-    let metric = match o.metric {
-        Metric::SquaredL2 => "squared L2",
-        Metric::Cosine => "cosine",
-    };
+    let metric = o.metric.describe();
     let flip = if o.flip == FlipMode::None { "" } else { ", flip" };
     let mean = if o.subtract_mean { ", mean subtracted" } else { "" };
     format!("{metric}{flip}{mean}")

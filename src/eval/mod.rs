@@ -62,6 +62,7 @@ pub fn evaluate_pairs(
 
 /// Everything that can go wrong in an evaluation; each names the file at fault.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum EvalError {
     /// A file could not be read or written.
     #[error("{path}: {source}")]
