@@ -29,7 +29,7 @@
 //! [`FaceDb::retrainer`]. Errors are typed ([`FdbError`], with [`FdbError::kind`] for
 //! machines); long calls report [`progress`] and stop on a [`CancelToken`].
 //!
-//! Underneath, [`engine`] runs the networks of `fdb-models` (decode, detect, align, embed);
+//! Underneath, `engine` runs the networks of `fdb-models` (decode, detect, align, embed);
 //! `fdb-storage` keeps people, faces and vectors; [`decision`] turns distances into answers
 //! (the 1:1 threshold, and the 1:N threshold that keeps a stranger's chance of being taken for
 //! somebody at a fixed target); [`eval`] measures accuracy with facenet's LFW protocol;
@@ -45,8 +45,12 @@
 pub mod backup;
 pub mod calibration;
 pub mod decision;
+// The internals below are public for the `fdb` command (a crate of its own) and fdb's tests,
+// hidden from the documentation: not a stable API.
+#[doc(hidden)]
 pub mod device;
 pub mod embedding_api;
+#[doc(hidden)]
 pub mod engine;
 pub mod error;
 pub mod eval;
@@ -62,10 +66,11 @@ pub mod repair;
 pub mod retrain;
 pub mod retrain_runs;
 pub mod threshold_settings;
+#[doc(hidden)]
 pub mod trunk_cache;
 
 pub use embedding_api::{FaceEmbedding, PersonRef, StoredFace};
-pub use engine::{Alignment, FaceChoice};
+pub use engine::{Alignment, FaceChoice, Light, WholeImage};
 pub use fdb_models::mtcnn::FaceSource;
 pub use fdb_storage::{FaceId, PersonId};
 pub use error::{FdbError, ReportedError, Result};

@@ -170,7 +170,9 @@ impl Retrainer<'_> {
 
     /// Trunk features of the first `views` views of each face, from the cache beside the
     /// database where present (the rest computed and appended): what a head retrain trains
-    /// on. `progress(done, total)` after each chunk; an error from it stops the call.
+    /// on. `progress(done, total)` after each chunk; an error from it stops the call. For
+    /// fdb's tests: `Engine` is internal.
+    #[doc(hidden)]
     pub fn trunk_features(
         &self,
         engine: &Engine,
