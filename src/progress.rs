@@ -1,6 +1,7 @@
 //! Progress and cancellation of long calls: an enrolment of many photos
-//! (`FaceDb::enroll_many`), a model switch (`Models::switch_to`), a repair's re-embedding, a
-//! retrain and an install.
+//! (`FaceDb::enroll_many`), a model switch (`Models::switch_to`) and an install
+//! (`Models::install`). A retrain reports its own events (`retrain::RetrainEvent`) and is
+//! cancelled by the token in its options (`RetrainOptions::cancel`).
 //!
 //! A call is told how far it got through a callback, and stops at the next item boundary once
 //! its [`CancelToken`] is cancelled, with `FdbError::Cancelled`: what it finished stays
@@ -33,12 +34,8 @@ use crate::error::{FdbError, Result};
 pub enum Stage {
     /// Photos enrolled (detected, embedded and stored).
     Enroll,
-    /// Stored faces' trunk features computed or read from the cache (a model switch, a retrain).
+    /// Stored faces' trunk features computed or read from the cache (a model switch).
     Features,
-    /// Stored faces re-embedded (`FaceDb::repair`).
-    Reembed,
-    /// Training epochs of a retrain.
-    Train,
     /// Model weights installed.
     Install,
 }
