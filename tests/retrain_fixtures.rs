@@ -313,3 +313,29 @@ fn a_version_that_does_not_improve_is_not_switched_to() {
         assert!(!db.retrainer().runs().unwrap()[0].switched);
     }
 }
+
+/// A retrain cancelled after its first epoch (`RetrainOptions::cancel`) stores nothing: no
+/// version in the manifest, no run in the history, the database on its model.
+#[test]
+fn a_cancelled_retrain_stores_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (db, models_dir) = three_people(tmp.path());
+    let (base, vectors) = (db.models().model_id().unwrap(), db.models().vectors_id().unwrap());
+    let options = small_run(Layers::Head, 0.05, true);
+    let mut epochs = 0;
+    let err = db
+        .retrainer()
+        .run(&options, |e| {
+            if let RetrainEvent::Epoch(_) = e {
+                epochs += 1;
+                options.cancel.cancel(); // a clone of this token could be cancelled from any thread
+            }
+        })
+        .unwrap_err();
+    assert!(matches!(err, fdb::FdbError::Cancelled { done: 1, total: 2 }), "{err}");
+    assert_eq!(epochs, 1, "training stopped after the epoch in which it was cancelled");
+    let manifest = Manifest::read(&models_dir.join(Manifest::FILE)).unwrap();
+    assert_eq!(manifest.models.iter().filter(|m| m.parent.is_some()).count(), 0, "no version was listed");
+    assert!(db.retrainer().runs().unwrap().is_empty());
+    assert_eq!((db.models().model_id().unwrap(), db.models().vectors_id().unwrap()), (base, vectors));
+}
