@@ -21,6 +21,7 @@ use crate::names;
 
 /// What `FaceDb::export` wrote.
 #[derive(Debug, Clone, Serialize)]
+#[non_exhaustive]
 pub struct ExportReport {
     /// The archive file.
     pub file: std::path::PathBuf,
@@ -38,6 +39,7 @@ pub struct ExportReport {
 
 /// What `FaceDb::backup` wrote.
 #[derive(Debug, Clone, Serialize)]
+#[non_exhaustive]
 pub struct BackupSummary {
     /// The backup's directory.
     pub path: std::path::PathBuf,
@@ -51,6 +53,7 @@ pub struct BackupSummary {
 
 /// What `FaceDb::import` did.
 #[derive(Debug, Clone, Serialize)]
+#[non_exhaustive]
 pub struct ImportSummary {
     /// The archive file.
     pub file: std::path::PathBuf,

@@ -228,6 +228,7 @@ pub enum EnrollStatus {
 
 /// One person in a search answer: the best of their faces.
 #[derive(Debug, Clone, Serialize, serde::Deserialize)]
+#[non_exhaustive]
 pub struct Match {
     /// The person's name.
     pub person: String,
@@ -243,6 +244,7 @@ pub struct Match {
 
 /// The answer to "who is this?" for one face of a probe photo.
 #[derive(Debug, Clone, Serialize, serde::Deserialize)]
+#[non_exhaustive]
 pub struct SearchResult {
     /// The probe face: x1, y1, x2, y2 in the photo.
     pub bbox: [f32; 4],
@@ -266,6 +268,7 @@ pub struct SearchResult {
 
 /// The answer to "are these the same person?".
 #[derive(Debug, Clone, Serialize)]
+#[non_exhaustive]
 pub struct Verification {
     /// How each photo's face was found (see [`EnrollStatus::Enrolled`]'s `source`).
     pub sources: [String; 2],
@@ -313,6 +316,7 @@ impl Calibration {
 
 /// The thresholds in force and what they are expected to let through.
 #[derive(Debug, Clone, Serialize)]
+#[non_exhaustive]
 pub struct Thresholds {
     /// The 1:1 threshold (squared L2).
     pub verify_threshold: f32,
@@ -338,6 +342,7 @@ pub struct Thresholds {
 
 /// What the database's calibration sample holds.
 #[derive(Debug, Clone, Serialize)]
+#[non_exhaustive]
 pub struct GallerySummary {
     /// Faces in the sample (whole people, up to `calibration::SAMPLE_FACES`).
     pub sampled_faces: usize,

@@ -86,6 +86,7 @@ pub enum RetrainEvent<'a> {
 
 /// Wall-clock seconds of each stage.
 #[derive(Debug, Clone, Copy, Default, Serialize)]
+#[non_exhaustive]
 pub struct StageSeconds {
     /// Computing (or reading) trunk features.
     pub features: f64,
@@ -97,6 +98,7 @@ pub struct StageSeconds {
 
 /// What `fdb retrain` did.
 #[derive(Debug, Clone, Serialize)]
+#[non_exhaustive]
 pub struct RetrainReport {
     /// The model trained from.
     pub parent: String,
@@ -129,6 +131,7 @@ pub struct RetrainReport {
 
 /// Held-out scores of a model.
 #[derive(Debug, Clone, Copy, Serialize)]
+#[non_exhaustive]
 pub struct Scores {
     /// Verification accuracy over all held-out pairs.
     pub verification_accuracy: f64,
