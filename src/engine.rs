@@ -20,6 +20,7 @@ use crate::recipe::Recipe;
 
 /// Which faces of a photo to keep.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum FaceChoice {
     /// The one facenet's alignment would take (largest and most central); fail with several faces if `strict`.
     One {
@@ -32,6 +33,7 @@ pub enum FaceChoice {
 
 /// How a face is cut out for the embedder.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub enum Alignment {
     /// facenet's align_dataset_mtcnn: box + 32 px margin, bilinear to 160×160.
     #[default]
@@ -85,6 +87,7 @@ impl FoundFace {
 
 /// When a photo in which the detector finds no face may stand for its face whole.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub enum WholeImage {
     /// Never: such a photo has no face.
     Never,
@@ -124,6 +127,7 @@ pub struct Engine {
 /// database's, because vectors made under two settings cannot be compared.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
+#[non_exhaustive]
 pub enum Light {
     /// The crop as aligned.
     #[default]

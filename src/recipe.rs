@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 /// How a face crop becomes a stored vector.
+#[non_exhaustive]
 pub enum Recipe {
     /// The crop's embedding alone (every database made before recipes existed).
     Plain,

@@ -5,8 +5,8 @@ use std::path::{Path, PathBuf};
 use clap::{Args, Subcommand};
 use fdb::engine::{Engine, Light};
 use fdb::eval::{self, EmbedRun, EmbeddingCache, EvalOptions, EvalReport, FlipMode, ImagePair, Metric};
-use fdb::eval_report::{self, NamedReport};
-use fdb::eval_source::EngineSource;
+use fdb::eval::report_dir::{self as eval_report, NamedReport};
+use fdb::eval::EngineSource;
 use fdb::facedb::{EnrollOptions, FaceDb, OpenOptions};
 use fdb::decision::LowerTail;
 use fdb::{Alignment, FdbError, Result};
@@ -240,7 +240,7 @@ fn evaluate_pairs(pairs: &[ImagePair], c: &PairsEval, options: &OpenOptions, db_
         }
         None => None,
     };
-    let tail = (c.impostor_tail || c.save_threshold).then(|| impostor_tail(pairs, &embeddings));
+    let tail = (c.impostor_tail || c.save_threshold).then(|| eval::impostor_tail(pairs, &embeddings));
     let saved = match &tail {
         Some(tail) if c.save_threshold => Some(save_threshold(&report, c.far.is_some(), tail, options, db_path)?),
         _ => None,
@@ -300,10 +300,7 @@ fn embed_with(
 }
 
 fn protocol_name(o: &EvalOptions) -> String {
-    let metric = match o.metric {
-        Metric::SquaredL2 => "squared L2",
-        Metric::Cosine => "cosine",
-    };
+    let metric = o.metric.describe();
     let flip = if o.flip == FlipMode::None { "" } else { ", flip" };
     let mean = if o.subtract_mean { ", mean subtracted" } else { "" };
     format!("{metric}{flip}{mean}")
@@ -315,51 +312,14 @@ fn product_thresholds(options: &OpenOptions, db_path: &Path) -> Result<Option<ev
         return Ok(None);
     }
     let db = FaceDb::open_with(db_path, options.clone())?;
-    let faces = db.stats()?.faces;
-    let search = if faces > 0 { Some((db.search_threshold()?, faces)) } else { None };
-    Ok(Some(eval_report::ProductThresholds { verify: db.verify_threshold()?, search }))
+    let faces = db.info()?.faces;
+    let search = if faces > 0 { Some((db.thresholds().search()?, faces)) } else { None };
+    Ok(Some(eval_report::ProductThresholds { verify: db.thresholds().verify()?, search }))
 }
 
-/// The lower tail of the squared-L2 distances between every two distinct photos of different
-/// people (the person is the photo's folder): ~30 million pairs for LFW's 7,701 photos.
-fn impostor_tail(pairs: &[ImagePair], e: &eval::PairEmbeddings) -> LowerTail {
-    use rayon::prelude::*;
-    let mut photos: std::collections::BTreeMap<&Path, &[f32]> = std::collections::BTreeMap::new();
-    for (p, (l, r)) in pairs.iter().zip(e.left.iter().zip(&e.right)) {
-        photos.insert(&p.left, l);
-        photos.insert(&p.right, r);
-    }
-    let rows: Vec<(Option<&std::ffi::OsStr>, &[f32])> =
-        photos.into_iter().map(|(path, v)| (path.parent().and_then(Path::file_name), v)).collect();
-    let distances: Vec<f32> = (0..rows.len())
-        .into_par_iter()
-        .flat_map_iter(|i| {
-            let (person, a) = rows[i];
-            rows[i + 1..]
-                .iter()
-                .filter(move |(other, _)| *other != person)
-                .map(move |(_, b)| a.iter().zip(*b).map(|(x, y)| (x - y) * (x - y)).sum::<f32>())
-        })
-        .collect();
-    LowerTail::from_distances(distances)
-}
-
-/// Store the evaluation's threshold and impostor tail in the database: only for the distances
-/// its searches use (squared L2 between its recipe's vectors, no mean subtraction).
+/// Store the evaluation's threshold and impostor tail in the database (`ThresholdSettings::save_evaluation`).
 fn save_threshold(report: &EvalReport, at_far: bool, tail: &LowerTail, options: &OpenOptions, db_path: &Path) -> Result<f64> {
-    let db = FaceDb::open_with(db_path, options.clone())?;
-    let recipe = db.recipe()?;
-    let flip = if recipe.needs_mirror() { FlipMode::Sum } else { FlipMode::None };
-    if report.options.metric != Metric::SquaredL2 || report.options.flip != flip || report.options.subtract_mean {
-        return Err(FdbError::Invalid(format!(
-            "--save-threshold needs the distance this database's searches use: --metric l2 --flip {} without --subtract-mean ({recipe} embeddings)",
-            if flip == FlipMode::Sum { "sum" } else { "none" }
-        )));
-    }
-    let t = if at_far { report.far_threshold } else { report.threshold };
-    db.set_verify_threshold(t as f32)?;
-    db.set_impostor_tail(tail)?;
-    Ok(t)
+    FaceDb::open_with(db_path, options.clone())?.thresholds().save_evaluation(report, at_far, tail)
 }
 
 fn identify(
@@ -376,20 +336,23 @@ fn identify(
     let db = FaceDb::open_with(scratch.path().join("db"), options.clone())?;
     let items: Vec<(String, PathBuf)> = split.gallery.iter().map(|(l, p)| (split.names[*l].clone(), p.clone())).collect();
     let bar = progress_bar(items.len() + split.probes.len(), json);
-    let enrolled = db.enroll_many(&items, &EnrollOptions { allow_whole_image: true, ..Default::default() }, |n| bar.inc(n as u64))?;
+    let mut enroll_options = EnrollOptions::default();
+    enroll_options.allow_whole_image = true;
+    let advance = |e: fdb::ProgressEvent| bar.set_position(e.done as u64);
+    let enrolled = db.enroll_many(&items, &enroll_options, &fdb::Progress::new().on_event(&advance))?;
     let failed_enrol = enrolled.iter().filter(|r| matches!(r.status, fdb::EnrollStatus::Failed { .. })).count();
     let engine = db.engine()?;
     let mut source = EngineSource::new(&engine, alignment);
     let probe_paths: Vec<PathBuf> = split.probes.iter().map(|(_, p)| p.clone()).collect();
     // Probes are embedded the way the database embedded its gallery.
-    let flip = if db.recipe()?.needs_mirror() { FlipMode::Sum } else { FlipMode::None };
+    let flip = if db.models().recipe()?.needs_mirror() { FlipMode::Sum } else { FlipMode::None };
     let probes = eval::embed_paths(&probe_paths, &mut source, EmbedRun::new(flip)).map_err(eval_err)?;
     bar.inc(probe_paths.len() as u64);
     let labels: Vec<usize> = split.probes.iter().map(|(l, _)| *l).collect();
     let index: std::collections::HashMap<&str, usize> = split.names.iter().enumerate().map(|(i, n)| (n.as_str(), i)).collect();
     let mut failure = None;
     let mut wrong = Vec::new();
-    let report = eval::identification_accuracy(&labels, |i| match db.nearest_people(&probes[i], 5, None) {
+    let report = eval::identification_accuracy(&labels, |i| match db.search_embedding(&probes[i], 5).map(|answer| answer.matches) {
         Ok(matches) => {
             if let Some(best) = matches.first().filter(|m| m.person != split.names[labels[i]]) {
                 wrong.push((i, best.clone()));
@@ -409,7 +372,7 @@ fn identify(
     let page = match page {
         Some((out, worst)) => {
             // Each wrong match as (probe, its person, the gallery photo matched, that person).
-            let photo_of: std::collections::HashMap<u64, &Path> = enrolled
+            let photo_of: std::collections::HashMap<fdb::FaceId, &Path> = enrolled
                 .iter()
                 .filter_map(|r| match r.status {
                     fdb::EnrollStatus::Enrolled { face, .. } => Some((face, r.path.as_path())),
@@ -460,7 +423,8 @@ fn hard(a: HardArgs, options: &OpenOptions, json: bool) -> Result<u8> {
     }
     let total = plan.people.iter().map(|p| p.gallery.len()).sum::<usize>() + 2 * (plan.probes.len() + plan.strangers.len());
     let bar = progress_bar(total, json);
-    let open = OpenOptions { whole_image: a.whole_image.into(), quality_floor: a.quality_floor, light: a.light, ..options.clone() };
+    let mut open = options.clone().whole_image(a.whole_image.into()).quality_floor(a.quality_floor);
+    open.light = a.light;
     let run_options = HardRunOptions { open, out: a.out.clone() };
     let (report, _) = run_hard(&plan, &run_options, |n, _| bar.inc(n as u64))?;
     bar.finish_and_clear();

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 #[serde(rename_all = "kebab-case")]
+#[non_exhaustive]
 pub enum Metric {
     /// Squared L2 (facenet's `distance_metric 0`).
     #[default]
@@ -20,6 +21,7 @@ pub enum Metric {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 #[serde(rename_all = "kebab-case")]
+#[non_exhaustive]
 pub enum FlipMode {
     /// Original crop only.
     #[default]
@@ -28,6 +30,16 @@ pub enum FlipMode {
     Concat,
     /// InsightFace: `emb + emb_flip`, then L2-normalised: the database's default recipe (`recipe::Recipe::Flip`).
     Sum,
+}
+
+impl Metric {
+    /// The metric in words, for reports.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Metric::SquaredL2 => "squared L2",
+            Metric::Cosine => "cosine",
+        }
+    }
 }
 
 impl FlipMode {
