@@ -120,6 +120,8 @@ pub struct Engine {
     embedder: Embedder,
     model_id: String,
     light: Light,
+    /// The model's centre for the centred recipe, when it has one.
+    centre: Option<Vec<f32>>,
 }
 
 /// Photometric normalisation of each aligned crop's luminance before the embedder. An
@@ -192,7 +194,8 @@ impl Engine {
         let detector = Mtcnn::from_file(&models.verified_file(fdb_models::weights::MTCNN_MODEL_ID)?, &device)?;
         let batch = if device.is_cpu() { fdb_models::facenet::DEFAULT_MAX_BATCH } else { GPU_EMBED_BATCH };
         let embedder = Embedder::load(&embedder_file, &device)?.with_max_batch(batch);
-        Ok(Self { device, detector, embedder, model_id: model_id.into(), light: Light::Off })
+        let centre = crate::recipe::model_centre(&models.manifest, model_id);
+        Ok(Self { device, detector, embedder, model_id: model_id.into(), light: Light::Off, centre })
     }
 
     /// The same networks, normalising each crop's light before embedding it.
@@ -204,6 +207,11 @@ impl Engine {
     /// The photometric normalisation applied before embedding.
     pub fn light(&self) -> Light {
         self.light
+    }
+
+    /// The model's centre for the centred recipe (its own or its nearest ancestor's).
+    pub fn centre(&self) -> Option<&[f32]> {
+        self.centre.as_deref()
     }
 
     /// The device the networks run on.
@@ -292,11 +300,22 @@ impl Engine {
         if !recipe.needs_mirror() {
             return self.embed(crops);
         }
+        let centre = self.recipe_centre(recipe)?;
         let mut views: Vec<RgbImage> = crops.to_vec();
         views.extend(crops.iter().map(image::imageops::flip_horizontal));
         let embedded = self.embed(&views)?;
         let (plain, mirrored) = embedded.split_at(crops.len());
-        Ok(plain.iter().zip(mirrored).map(|(p, m)| recipe.fuse(p, Some(m))).collect())
+        Ok(plain.iter().zip(mirrored).map(|(p, m)| recipe.fuse(p, Some(m), centre)).collect())
+    }
+
+    /// The centre `recipe` needs (None for recipes that need none); a model without one cannot
+    /// make centred vectors.
+    pub fn recipe_centre(&self, recipe: Recipe) -> Result<Option<&[f32]>> {
+        match (recipe.needs_centre(), self.centre()) {
+            (false, _) => Ok(None),
+            (true, Some(c)) => Ok(Some(c)),
+            (true, None) => Err(FdbError::Invalid(format!("model {} has no centre for the centred recipe", self.model_id))),
+        }
     }
 }
 

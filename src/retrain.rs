@@ -442,6 +442,7 @@ impl FaceDb {
         }
         let device = crate::device::select_device(self.options().device.as_deref())?;
         let engine = Engine::load(&models, model, device)?;
+        let centre = engine.recipe_centre(recipe)?;
         let faces = self.all_faces()?;
         let views = if recipe.needs_mirror() { 2 } else { 1 };
         let features = self.trunk_features(&engine, &faces, views, Augment::Geometric, |done, total| {
@@ -457,7 +458,7 @@ impl FaceDb {
             };
             let crops = view(0)?;
             let vectors: Vec<Vec<f32>> = if recipe.needs_mirror() {
-                crops.iter().zip(view(1)?).map(|(c, m)| recipe.fuse(c, Some(&m))).collect()
+                crops.iter().zip(view(1)?).map(|(c, m)| recipe.fuse(c, Some(&m), centre)).collect()
             } else {
                 crops
             };

@@ -9,6 +9,7 @@ use fdb::eval::report_dir::{self as eval_report, NamedReport};
 use fdb::eval::EngineSource;
 use fdb::facedb::{EnrollOptions, FaceDb, OpenOptions};
 use fdb::decision::LowerTail;
+use fdb::recipe::Recipe;
 use fdb::{Alignment, FdbError, Result};
 use serde_json::json;
 
@@ -60,6 +61,21 @@ pub enum EvalCommand {
     /// and searched through a scratch database: faces found, rank-1, right/wrong accepts, strangers.
     #[command(after_help = "Examples:\n  fdb eval hard --lfw lfw/images --split tune --seed 16\n  fdb eval hard --lfw lfw/images --split holdout --out hard-run/")]
     Hard(HardArgs),
+    /// The centre of a model for the centred recipe: the mean flip vector of every photo of the
+    /// people under DIR who appear in none of the --exclude pair lists (so that it is estimated
+    /// on faces the evaluation never sees). Prints it as JSON.
+    #[command(after_help = "Example:\n  fdb eval centre --dir lfw/images --exclude lfw/pairs.txt --json > centre.json")]
+    Centre {
+        /// A folder per person.
+        #[arg(long)]
+        dir: PathBuf,
+        /// Pair lists whose people are left out.
+        #[arg(long, value_name = "PAIRS")]
+        exclude: Vec<PathBuf>,
+        /// The embedder [default: the base model].
+        #[arg(long)]
+        model: Option<String>,
+    },
 }
 
 #[derive(Args, Debug)]
@@ -110,6 +126,10 @@ pub struct PairsEval {
     /// Subtract the training folds' mean embedding per fold.
     #[arg(long)]
     subtract_mean: bool,
+    /// Take the model's fixed centre away from each vector and normalise again: with `--flip
+    /// sum`, the distances of the centred recipe's databases.
+    #[arg(long)]
+    centre: bool,
     #[arg(long, value_enum, default_value_t = AlignArg::Crop)]
     align: AlignArg,
     /// Normalise each aligned crop's light before embedding it: off, equalise, clahe or auto (a
@@ -174,6 +194,7 @@ pub fn run(command: EvalCommand, options: &OpenOptions, db_path: &Path, json: bo
             evaluate_pairs(&pairs, &common, options, db_path, json)
         }
         EvalCommand::Hard(a) => hard(a, options, json),
+        EvalCommand::Centre { dir, exclude, model } => centre(&dir, &exclude, model.as_deref(), options, json),
         EvalCommand::Pairs { common, random_pairs, same_ratio, seed } => {
             let pairs = eval::random_pairs(&common.dir, random_pairs, same_ratio, seed).map_err(eval_err)?;
             evaluate_pairs(&pairs, &common, options, db_path, json)
@@ -200,20 +221,23 @@ fn evaluate_pairs(pairs: &[ImagePair], c: &PairsEval, options: &OpenOptions, db_
         subtract_mean: c.subtract_mean,
         far_target: c.far.unwrap_or(1e-3),
         flip: c.flip,
+        centred: c.centre,
         ..EvalOptions::default()
     };
-    let cache_path = c.cache.clone().unwrap_or_else(|| options.models_dir.join("..").join("eval-embeddings.bin"));
+    let cache_path = c.cache.clone().unwrap_or_else(|| default_cache_path(options));
     let mut cache = if cache_path.as_os_str() == "none" {
         None
     } else {
         Some(EmbeddingCache::open(&cache_path).map_err(eval_err)?)
     };
     let (embeddings, fallbacks) = embed_with(&engine, pairs, c.flip, c.align, cache.as_mut(), json)?;
+    let embeddings = centre_if(c.centre, &engine, embeddings)?;
     let report = eval::evaluate(&embeddings, &eval_options).map_err(eval_err)?;
     let mut compared = Vec::new();
     if let Some(model) = &c.compare_model {
         let other = super::engine_of(options, model)?.with_light(c.light);
         let (e, _) = embed_with(&other, pairs, c.flip, c.align, cache.as_mut(), json)?;
+        let e = centre_if(c.centre, &other, e)?;
         compared.push((format!("{model} ({})", protocol_name(&eval_options)), eval::evaluate(&e, &eval_options).map_err(eval_err)?));
     }
     if c.compare_plain {
@@ -299,11 +323,60 @@ fn embed_with(
     Ok((embeddings, source.fallbacks))
 }
 
+fn centre(dir: &Path, exclude: &[PathBuf], model: Option<&str>, options: &OpenOptions, json: bool) -> Result<u8> {
+    let mut excluded = std::collections::HashSet::new();
+    for file in exclude {
+        for pair in eval::read_pairs(file).map_err(eval_err)?.pairs {
+            excluded.extend([pair.left.name, pair.right.name]);
+        }
+    }
+    let people: Vec<_> = eval::list_people(dir).map_err(eval_err)?.into_iter().filter(|p| !excluded.contains(&p.name)).collect();
+    let paths: Vec<PathBuf> = people.iter().flat_map(|p| p.images.iter().cloned()).collect();
+    if paths.is_empty() {
+        return Err(FdbError::Invalid(format!("{}: no photos of people outside the excluded pair lists", dir.display())));
+    }
+    let engine = match model {
+        Some(model) => super::engine_of(options, model)?,
+        None => engine(options)?,
+    };
+    let mut cache = EmbeddingCache::open(&default_cache_path(options)).map_err(eval_err)?;
+    let mut source = EngineSource::new(&engine, Alignment::Crop);
+    let bar = progress_bar(paths.len(), json);
+    let run = EmbedRun::new(FlipMode::Sum).with_cache(&mut cache).with_progress(|done, _| bar.set_position(done as u64));
+    let vectors = eval::embed_paths(&paths, &mut source, run).map_err(eval_err)?;
+    bar.finish_and_clear();
+    let dim = vectors[0].len();
+    let centre: Vec<f32> = eval::mean_embedding(vectors.iter().map(Vec::as_slice), dim).into_iter().map(|x| x as f32).collect();
+    let norm = centre.iter().map(|x| x * x).sum::<f32>().sqrt();
+    emit(json, &json!({ "model": engine.model_id(), "people": people.len(), "photos": paths.len(), "norm": norm, "centre": centre }), || {
+        println!("{}: the mean flip vector of {} photos of {} people (norm {norm:.4})", engine.model_id(), paths.len(), people.len());
+        println!("{}", serde_json::to_string(&centre).expect("numbers"));
+    });
+    Ok(0)
+}
+
+/// With `centre`, every vector less the engine model's centre, normalised again.
+fn centre_if(centre: bool, engine: &Engine, mut e: eval::PairEmbeddings) -> Result<eval::PairEmbeddings> {
+    if centre {
+        let c = engine.recipe_centre(Recipe::Centred)?.expect("the centred recipe has a centre");
+        for v in e.left.iter_mut().chain(e.right.iter_mut()) {
+            *v = fdb::recipe::centred(std::mem::take(v), c);
+        }
+    }
+    Ok(e)
+}
+
+/// Where the evaluator keeps its embeddings unless told otherwise.
+fn default_cache_path(options: &OpenOptions) -> PathBuf {
+    options.models_dir.join("..").join("eval-embeddings.bin")
+}
+
 fn protocol_name(o: &EvalOptions) -> String {
     let metric = o.metric.describe();
     let flip = if o.flip == FlipMode::None { "" } else { ", flip" };
+    let centred = if o.centred { ", centred" } else { "" };
     let mean = if o.subtract_mean { ", mean subtracted" } else { "" };
-    format!("{metric}{flip}{mean}")
+    format!("{metric}{flip}{centred}{mean}")
 }
 
 /// The thresholds of the database at `db_path`, if there is one (a report never creates one).
@@ -345,8 +418,12 @@ fn identify(
     let mut source = EngineSource::new(&engine, alignment);
     let probe_paths: Vec<PathBuf> = split.probes.iter().map(|(_, p)| p.clone()).collect();
     // Probes are embedded the way the database embedded its gallery.
-    let flip = if db.models().recipe()?.needs_mirror() { FlipMode::Sum } else { FlipMode::None };
-    let probes = eval::embed_paths(&probe_paths, &mut source, EmbedRun::new(flip)).map_err(eval_err)?;
+    let recipe = db.models().recipe()?;
+    let flip = if recipe.needs_mirror() { FlipMode::Sum } else { FlipMode::None };
+    let mut probes = eval::embed_paths(&probe_paths, &mut source, EmbedRun::new(flip)).map_err(eval_err)?;
+    if let Some(centre) = engine.recipe_centre(recipe)? {
+        probes = probes.into_iter().map(|v| fdb::recipe::centred(v, centre)).collect();
+    }
     bar.inc(probe_paths.len() as u64);
     let labels: Vec<usize> = split.probes.iter().map(|(l, _)| *l).collect();
     let index: std::collections::HashMap<&str, usize> = split.names.iter().enumerate().map(|(i, n)| (n.as_str(), i)).collect();

@@ -55,7 +55,7 @@ pub fn combine_flip(original: &[f32], mirrored: &[f32], mode: FlipMode) -> Vec<f
         FlipMode::None => original.to_vec(),
         FlipMode::Concat => original.iter().chain(mirrored).copied().collect(),
         // The database's flip recipe itself, so that `--flip sum` measures what verify and search compare.
-        FlipMode::Sum => crate::recipe::Recipe::Flip.fuse(original, Some(mirrored)),
+        FlipMode::Sum => crate::recipe::Recipe::Flip.fuse(original, Some(mirrored), None),
     }
 }
 

@@ -30,7 +30,7 @@ use std::path::PathBuf;
 pub use cache::EmbeddingCache;
 pub use engine_source::EngineSource;
 pub use dataset::{list_people, random_pairs, PersonImages};
-pub use distance::{combine_flip, FlipMode, Metric};
+pub use distance::{combine_flip, mean_embedding, FlipMode, Metric};
 pub use identify::{
     identification_accuracy, identify_exhaustive, split_gallery, GallerySplit, IdentifyReport,
 };

@@ -39,15 +39,18 @@ impl FaceDb {
     /// Saves an evaluation's 1:1 threshold (at its FAR target with `at_far`, else its best
     /// accuracy's) and impostor tail as the database's own, and returns the threshold. Only an
     /// evaluation of the distance this database's searches use can be saved: squared L2
-    /// between its recipe's vectors (flip `sum` for a mirrored recipe), no mean subtraction;
-    /// any other is `FdbError::Invalid`, and nothing is written.
+    /// between its recipe's vectors (flip `sum` for a mirrored recipe, `--centre` for the
+    /// centred one), no mean subtraction; any other is `FdbError::Invalid`, and nothing is
+    /// written.
     pub(crate) fn save_evaluation(&self, report: &EvalReport, at_far: bool, tail: &LowerTail) -> Result<f64> {
         let recipe = self.recipe()?;
         let flip = if recipe.needs_mirror() { FlipMode::Sum } else { FlipMode::None };
-        if report.options.metric != Metric::SquaredL2 || report.options.flip != flip || report.options.subtract_mean {
+        let o = &report.options;
+        if o.metric != Metric::SquaredL2 || o.flip != flip || o.centred != recipe.needs_centre() || o.subtract_mean {
             return Err(FdbError::Invalid(format!(
-                "--save-threshold needs the distance this database's searches use: --metric l2 --flip {} without --subtract-mean ({recipe} embeddings)",
-                if flip == FlipMode::Sum { "sum" } else { "none" }
+                "--save-threshold needs the distance this database's searches use: --metric l2 --flip {}{} without --subtract-mean ({recipe} embeddings)",
+                if flip == FlipMode::Sum { "sum" } else { "none" },
+                if recipe.needs_centre() { " --centre" } else { "" }
             )));
         }
         let t = if at_far { report.far_threshold } else { report.threshold };
