@@ -161,6 +161,12 @@ def test_another_process_gets_locked_error(tmp_path):
     assert "in use by another process" in out.stdout
 
 
+def test_install_models_is_on_by_default_as_in_the_cli():
+    import inspect
+
+    assert inspect.signature(fdbfaces.FaceDb).parameters["install_models"].default is True
+
+
 def test_without_install_models_missing_weights_raise_model_error(tmp_path):
     empty = tmp_path / "no-models"
     empty.mkdir()
