@@ -5,8 +5,8 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use numpy::{PyArray1, PyArray3};
 use fdb::FaceId;
+use numpy::{PyArray1, PyArray3};
 use pyo3::prelude::*;
 
 use crate::errors::{to_py_err, DatabaseError, InvalidArgumentError, OrPyErr};
