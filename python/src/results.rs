@@ -47,7 +47,7 @@ impl Match {
 
 impl From<fdb::Match> for Match {
     fn from(m: fdb::Match) -> Self {
-        Self { person: m.person, face: m.face, distance: m.distance, similarity: m.similarity, quality: m.quality }
+        Self { person: m.person, face: m.face.0, distance: m.distance, similarity: m.similarity, quality: m.quality }
     }
 }
 
@@ -234,6 +234,8 @@ pub struct EnrollOutcome {
     pub source: Option<String>,
     /// Why not (no_face or failed), naming the photo.
     pub reason: Option<String>,
+    /// The kind of that error (`FdbError.kind`): "no_face", "image", ... (no_face or failed).
+    pub kind: Option<String>,
 }
 
 #[pymethods]
@@ -252,16 +254,33 @@ impl EnrollOutcome {
     }
 }
 
+impl EnrollOutcome {
+    /// The outcome of storing one photo (or face) as `person`.
+    pub fn new(path: String, person: String, status: fdb::EnrollStatus) -> Self {
+        use fdb::EnrollStatus as S;
+        let mut outcome =
+            Self { path, person, status: status_name(&status), face: None, quality: None, source: None, reason: None, kind: None };
+        match status {
+            S::Enrolled { face, source, quality, .. } => {
+                outcome.face = Some(face.0);
+                outcome.quality = Some(quality);
+                outcome.source = Some(source);
+            }
+            S::Duplicate { face } => outcome.face = Some(face.0),
+            S::NoFace { error } | S::Failed { error } => {
+                outcome.reason = Some(error.to_string());
+                outcome.kind = Some(error.kind().into());
+            }
+            // A status the library adds later: its name, as the CLI's `--json` gives it.
+            _ => {}
+        }
+        outcome
+    }
+}
+
 impl From<fdb::EnrollReport> for EnrollOutcome {
     fn from(r: fdb::EnrollReport) -> Self {
-        use fdb::EnrollStatus as S;
-        let (status, face, quality, source, reason) = match r.status {
-            S::Enrolled { face, source, quality, .. } => ("enrolled", Some(face), Some(quality), Some(source), None),
-            S::Duplicate { face } => ("duplicate", Some(face), None, None, None),
-            S::NoFace { reason } => ("no_face", None, None, None, Some(reason)),
-            S::Failed { reason } => ("failed", None, None, None, Some(reason)),
-        };
-        Self { path: r.path.display().to_string(), person: r.person, status: status.into(), face, quality, source, reason }
+        Self::new(r.path.display().to_string(), r.person, r.status)
     }
 }
 
@@ -338,6 +357,12 @@ fn serde_name(value: &impl serde::Serialize) -> String {
         Ok(serde_json::Value::String(s)) => s,
         other => format!("{other:?}"),
     }
+}
+
+/// An enrolment status's name as the library serialises it (the CLI's `--json` `status`).
+fn status_name(status: &fdb::EnrollStatus) -> String {
+    let value = serde_json::to_value(status).ok();
+    value.as_ref().and_then(|v| v.get("status")?.as_str()).unwrap_or("unknown").to_string()
 }
 
 /// An optional string as Python prints it.

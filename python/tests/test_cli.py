@@ -60,6 +60,15 @@ def test_embed_matches_the_cli(fdb_bin, db_path):
     probe = photo("Serena_Williams", 4)
     with fdbfaces.FaceDb(db_path) as db:
         [face] = db.embed(probe)
-        recipe = db.stats()["recipe"]  # `fdb embed` makes plain vectors unless told the database's recipe
+        recipe = db.info()["recipe"]  # `fdb embed` makes plain vectors unless told the database's recipe
     [cli] = cli_json(fdb_bin, db_path, "embed", "--recipe", recipe, probe)
     np.testing.assert_allclose(face.vector, np.asarray(cli["embedding"], np.float32), atol=1e-5)
+
+
+def test_info_matches_the_cli(fdb_bin, db_path):
+    cli = cli_json(fdb_bin, db_path, "info")["stats"]
+    with fdbfaces.FaceDb(db_path) as db:
+        ours = db.info()
+    ours.pop("disk_bytes"), cli.pop("disk_bytes")  # an open database flushes as it closes
+    assert ours == cli
+    assert (ours["people"], ours["faces"]) == (3, 9)

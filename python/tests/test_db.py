@@ -1,5 +1,6 @@
 """The database from Python: enrol, search, verify, embed, people and faces, close and locks."""
 
+import os
 import subprocess
 import sys
 import textwrap
@@ -63,6 +64,7 @@ def test_enrol_outcomes(db, tmp_path):
     assert [o.status for o in mixed] == ["failed", "no_face", "enrolled"]
     assert "gone.jpg" in mixed[0].reason and not mixed[0].ok
     assert "no face" in mixed[1].reason
+    assert [o.kind for o in mixed] == ["image", "no_face", None]
     assert mixed[2].path.startswith("<encoded image")
     with pytest.raises(fdbfaces.InvalidArgumentError):
         db.enroll("", good)
@@ -84,8 +86,12 @@ def test_people_and_faces(db):
     # The stored vector is the one embedding gives for the photo.
     stored = db.face_vector(alice[0].face)
     np.testing.assert_allclose(stored, db.embed(photo("Serena_Williams", 1))[0].vector, atol=1e-5)
-    with pytest.raises(fdbfaces.NotFoundError):
+    with pytest.raises(fdbfaces.NotFoundError) as missing_face:
         db.face_crop(10_000)
+    assert missing_face.value.kind == "not_found"
+    with pytest.raises(fdbfaces.NotFoundError, match="10000") as missing_face:
+        db.remove_face(10_000)
+    assert missing_face.value.kind == "not_found"
 
     db.rename("alice", "Serena")
     assert [p.name for p in db.people()] == ["Serena", "bob"]
@@ -95,10 +101,12 @@ def test_people_and_faces(db):
     assert [f.id for f in db.faces("Serena")] == [alice[0].face]
     assert db.remove_person("bob") == 1
     assert [p.name for p in db.people()] == ["Serena"]
-    with pytest.raises(fdbfaces.UnknownPersonError):
+    with pytest.raises(fdbfaces.UnknownPersonError) as unknown:
         db.remove_person("bob")
-    stats = db.stats()
-    assert stats["people"] == 1 and stats["faces"] == 1
+    assert unknown.value.kind == "unknown_person"
+    info = db.info()
+    assert info["people"] == 1 and info["faces"] == 1
+    assert db.stats() == info  # the former name
 
 
 def test_embeddings_are_stored_and_searched_like_photos(db):
@@ -125,14 +133,16 @@ def test_close_and_context_manager(tmp_path):
         assert not db.closed
         db.enroll("tony", [photo("Tony_Blair", 1)])
     assert db.closed
-    with pytest.raises(fdbfaces.DatabaseError, match="closed"):
+    with pytest.raises(fdbfaces.DatabaseError, match="closed") as closed:
         db.search(photo("Tony_Blair", 2))
+    assert closed.value.kind is None  # raised by the package, not the library
     db.close()  # twice is fine
     # Closed means the lock is given back: it opens again at once, with the face kept.
     with fdbfaces.FaceDb(path, lock_wait=0) as again:
         assert [p.name for p in again.people()] == ["tony"]
-    with pytest.raises(fdbfaces.DatabaseError, match="no fdb database"):
+    with pytest.raises(fdbfaces.DatabaseError, match="no fdb database") as absent:
         fdbfaces.FaceDb(tmp_path / "absent", create=False)
+    assert absent.value.kind == "no_database"
 
 
 def test_another_process_gets_locked_error(tmp_path):
@@ -143,11 +153,29 @@ def test_another_process_gets_locked_error(tmp_path):
             try:
                 fdbfaces.FaceDb({str(path)!r}, lock_wait=0.2)
             except fdbfaces.LockedError as e:
-                print("LockedError", e)
+                print("LockedError", e.kind, e.pid, e)
         """)
         out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
-    assert out.stdout.startswith("LockedError"), out
+    # The holder is this process, named by the database's pid file.
+    assert out.stdout.startswith(f"LockedError locked {os.getpid()} "), out
     assert "in use by another process" in out.stdout
+
+
+def test_install_models_is_on_by_default_as_in_the_cli():
+    import inspect
+
+    assert inspect.signature(fdbfaces.FaceDb).parameters["install_models"].default is True
+
+
+def test_without_install_models_missing_weights_raise_model_error(tmp_path):
+    empty = tmp_path / "no-models"
+    empty.mkdir()
+    with fdbfaces.FaceDb(tmp_path / "db", models_dir=empty, install_models=False) as db:
+        assert db.info()["faces"] == 0  # what needs no network answers
+        with pytest.raises(fdbfaces.ModelError) as no_weights:
+            db.search(photo("Tony_Blair", 1))
+        assert no_weights.value.kind == "models"
+    assert list(empty.iterdir()) == []  # nothing was installed
 
 
 def test_module_embed_needs_no_database(gallery):

@@ -107,8 +107,9 @@ def test_an_array_is_copied_before_the_gil_is_released(gallery, by_path):
 
 def test_damaged_and_missing_photos_raise_image_errors(gallery, tmp_path):
     jpeg = photo("Tony_Blair", 4).read_bytes()
-    with pytest.raises(fdbfaces.CorruptImageError, match="not an image"):
+    with pytest.raises(fdbfaces.CorruptImageError, match="not an image") as not_an_image:
         gallery.search(b"just some text")
+    assert not_an_image.value.kind == "image"
     with pytest.raises(fdbfaces.CorruptImageError, match="empty"):
         gallery.search(b"")
     damaged = tmp_path / "damaged.jpg"
