@@ -15,7 +15,7 @@
 
 use std::fmt;
 
-use fdb_models::weights::Manifest;
+use fdb_models::weights::{base_figures, Manifest, FACENET_MODEL_ID};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -98,12 +98,32 @@ impl Recipe {
 }
 
 /// The centre of `model` for the centred recipe: its own or its nearest ancestor's in the
-/// manifest (an install keeps the base model's figures up to date with this build's).
+/// manifest, else, for the base model and the versions retrained from it, the base model's as
+/// this build knows it (a manifest written by an fdb before the centred recipe, which a
+/// read-only open does not bring up to date).
 pub fn model_centre(manifest: &Manifest, model: &str) -> Option<Vec<f32>> {
-    manifest
-        .recipe_figures(model, Recipe::Centred.tag())
-        .filter(|f| !f.centre.is_empty())
-        .map(|f| f.centre.clone())
+    let tag = Recipe::Centred.tag();
+    if let Some(f) = manifest.recipe_figures(model, tag).filter(|f| !f.centre.is_empty()) {
+        return Some(f.centre.clone());
+    }
+    descends_from_base(manifest, model)
+        .then(|| base_figures::facenet_recipes().into_iter().find(|f| f.recipe == tag))
+        .flatten()
+        .map(|f| f.centre)
+}
+
+/// Whether `model` is the base embedder or a version retrained from it (a bounded walk up the
+/// `parent` links, so that a hand-edited manifest with a cycle cannot hang).
+fn descends_from_base(manifest: &Manifest, model: &str) -> bool {
+    let mut current = Some(model.to_string());
+    for _ in 0..=manifest.models.len() {
+        match current {
+            Some(id) if id == FACENET_MODEL_ID => return true,
+            Some(id) => current = manifest.get(&id).and_then(|e| e.parent.clone()),
+            None => return false,
+        }
+    }
+    false
 }
 
 /// `v` less `centre`, normalised again: a flip vector as the centred recipe stores it.
@@ -159,6 +179,23 @@ mod tests {
         assert!(fused.iter().all(|v| (v - std::f32::consts::FRAC_1_SQRT_2).abs() < 1e-6), "{fused:?}");
         assert_eq!(Recipe::Plain.fuse(&[0.6, 0.8], Some(&[0.8, 0.6]), None), vec![0.6, 0.8]);
         assert_eq!(Recipe::Flip.fuse(&[1.0, 0.0], Some(&[-1.0, 0.0]), None), vec![0.0, 0.0]);
+    }
+
+    #[test]
+    fn a_manifest_without_the_centre_falls_back_to_the_base_models_for_its_versions_only() {
+        let entry = |id: &str, parent: Option<&str>| fdb_models::weights::ModelEntry {
+            id: id.into(),
+            parent: parent.map(Into::into),
+            ..Default::default()
+        };
+        let manifest = Manifest {
+            models: vec![entry(FACENET_MODEL_ID, None), entry("ft1", Some(FACENET_MODEL_ID)), entry("other", None)],
+        };
+        let base = model_centre(&manifest, FACENET_MODEL_ID).expect("the base model's centre");
+        assert_eq!(base.len(), 512);
+        assert_eq!(model_centre(&manifest, "ft1"), Some(base));
+        assert_eq!(model_centre(&manifest, "other"), None);
+        assert_eq!(model_centre(&manifest, "missing"), None);
     }
 
     #[test]
