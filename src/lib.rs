@@ -27,8 +27,9 @@
 //! on-disk format are described in `docs/design.md`.
 //!
 //! Features: `cli` (default) builds the `fdb` command with its argument parser and progress
-//! bars, and turns on `plots`, the evaluator's pictures (`plot` and `eval_report`). An app
-//! that embeds fdb depends on it with `default-features = false` and gets neither.
+//! bars, and turns on `plots`, the evaluator's pictures (`plot` and `eval_report`), and `serve`,
+//! the HTTP server of `fdb serve` (tokio and axum). An app that embeds fdb depends on it with
+//! `default-features = false` and gets none of these.
 
 #![warn(missing_docs)]
 
@@ -52,6 +53,8 @@ pub mod recipe;
 pub mod repair;
 pub mod retrain;
 pub mod retrain_runs;
+#[cfg(feature = "serve")]
+pub mod serve;
 pub mod trunk_cache;
 
 pub use embedding_api::{FaceEmbedding, PersonRef, StoredFace};

@@ -242,7 +242,7 @@ fn evaluate_pairs(pairs: &[ImagePair], c: &PairsEval, options: &OpenOptions, db_
     };
     let tail = (c.impostor_tail || c.save_threshold).then(|| impostor_tail(pairs, &embeddings));
     let saved = match &tail {
-        Some(tail) if c.save_threshold => Some(save_threshold(&report, c.far.is_some(), tail, options, db_path)?),
+        Some(tail) if c.save_threshold => Some(save_threshold(&runs[0].name, &report, c.far.is_some(), tail, options, db_path)?),
         _ => None,
     };
     let tar: Vec<_> = fdb::plot::roc::MARKED_FARS.iter().map(|f| report.split_distances().tar_at_far(*f)).collect();
@@ -344,9 +344,10 @@ fn impostor_tail(pairs: &[ImagePair], e: &eval::PairEmbeddings) -> LowerTail {
     LowerTail::from_distances(distances)
 }
 
-/// Store the evaluation's threshold and impostor tail in the database: only for the distances
-/// its searches use (squared L2 between its recipe's vectors, no mean subtraction).
-fn save_threshold(report: &EvalReport, at_far: bool, tail: &LowerTail, options: &OpenOptions, db_path: &Path) -> Result<f64> {
+/// Store the evaluation's threshold, impostor tail and ROC (for `fdb serve`'s page) in the
+/// database: only for the distances its searches use (squared L2 between its recipe's vectors,
+/// no mean subtraction).
+fn save_threshold(name: &str, report: &EvalReport, at_far: bool, tail: &LowerTail, options: &OpenOptions, db_path: &Path) -> Result<f64> {
     let db = FaceDb::open_with(db_path, options.clone())?;
     let recipe = db.recipe()?;
     let flip = if recipe.needs_mirror() { FlipMode::Sum } else { FlipMode::None };
@@ -359,6 +360,8 @@ fn save_threshold(report: &EvalReport, at_far: bool, tail: &LowerTail, options: 
     let t = if at_far { report.far_threshold } else { report.threshold };
     db.set_verify_threshold(t as f32)?;
     db.set_impostor_tail(tail)?;
+    eval::saved_roc::SavedRoc::of(name, report).save(db.store())?;
+    db.store().flush()?;
     Ok(t)
 }
 

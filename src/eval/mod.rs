@@ -15,6 +15,7 @@ pub mod mistakes;
 pub mod page;
 pub mod report;
 pub mod roc;
+pub mod saved_roc;
 pub mod source;
 pub mod tar;
 

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 
 mod data;
+pub mod serve;
 #[allow(unused_imports)]
 pub use data::{data_required, missing, shared, shared_root, shared_with, REQUIRE_DATA};
 

@@ -1,0 +1,77 @@
+//! `fdb serve`'s web page in a real headless Chromium: a fixture photo is handed to the page
+//! (its `?search=` hook takes a data: URL and goes the way a dropped file goes), and the page
+//! shows the matched name; the screenshot is kept for the record.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::serve::{enroll_raw, photo, Server};
+
+fn chromium() -> Option<PathBuf> {
+    ["/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/bin/google-chrome"].iter().map(PathBuf::from).find(|p| p.exists())
+}
+
+/// Chromium on `url`, given real time for the page's requests (virtual time waits for them).
+fn headless(url: &str, extra: &[&str], profile: &Path) -> std::process::Output {
+    Command::new(chromium().unwrap())
+        .args(["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run"])
+        .args(["--disable-background-networking", "--disable-component-update", "--disable-sync"])
+        .arg("--virtual-time-budget=60000")
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .args(extra)
+        .arg(url)
+        .output()
+        .expect("chromium runs")
+}
+
+fn base64(bytes: &[u8]) -> String {
+    const ABC: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let n = chunk.iter().enumerate().fold(0u32, |n, (i, b)| n | (u32::from(*b) << (16 - 8 * i)));
+        for i in 0..4 {
+            out.push(if i <= chunk.len() { ABC[(n >> (18 - 6 * i) & 63) as usize] as char } else { '=' });
+        }
+    }
+    out
+}
+
+#[test]
+fn the_page_searches_a_dropped_photo_and_shows_the_match() {
+    if chromium().is_none() {
+        return common::missing::<()>("Chromium (apt-get install chromium)").unwrap_or(());
+    }
+    assert_eq!(base64(b"Man"), "TWFu");
+    assert_eq!(base64(b"Ma"), "TWE=");
+    let tmp = tempfile::tempdir().unwrap();
+    let db = tmp.path().join("db");
+    let server = Server::start(&db, &[]);
+    let c = server.client();
+    for (name, i) in [("Tony_Blair", 1), ("Tony_Blair", 2), ("Colin_Powell", 1), ("Colin_Powell", 2)] {
+        let r = enroll_raw(&c, name, &photo(&format!("people/{name}/{name}_000{i}.jpg")));
+        assert_eq!(r.status, 200, "{}", r.text());
+    }
+    let probe = photo("people/Tony_Blair/Tony_Blair_0004.jpg");
+    let url = format!("http://{}/?search=data:image/jpeg;base64,{}", server.addr, base64(&probe));
+    let profile = tmp.path().join("chromium-profile");
+
+    let dom = headless(&url, &["--dump-dom"], &profile);
+    let dom = String::from_utf8_lossy(&dom.stdout);
+    assert!(dom.contains("data-done=\"true\""), "the search did not finish on the page:\n{dom}");
+    assert!(dom.contains("data-identity=\"Tony_Blair\""), "the page does not name the match:\n{dom}");
+    assert!(!dom.contains("data-identity=\"Colin_Powell\""), "the page names the wrong person:\n{dom}");
+    // The people list and their crops are on the page too.
+    assert!(dom.contains(">Colin_Powell<") && dom.contains("src=\"/v1/faces/"), "no people listed:\n{dom}");
+
+    let shot = Path::new(env!("CARGO_TARGET_TMPDIR")).join("serve_page.png");
+    let _ = std::fs::remove_file(&shot);
+    let run = headless(&url, &[&format!("--screenshot={}", shot.display()), "--window-size=1200,1000"], &profile);
+    assert!(shot.exists(), "no screenshot: {}", String::from_utf8_lossy(&run.stderr));
+    eprintln!("screenshot: {}", shot.display());
+    // The match is drawn in the page's "identified" green (#00a05a): the name's badge and the box.
+    let img = image::open(&shot).unwrap().to_rgb8();
+    let green = img.pixels().filter(|p| p.0.iter().zip([0u8, 160, 90]).all(|(a, b)| (i32::from(*a) - i32::from(b)).abs() <= 8)).count();
+    assert!(green > 500, "the identified badge is not on the screenshot ({green} green pixels)");
+}
