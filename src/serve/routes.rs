@@ -46,6 +46,8 @@ pub(crate) fn router(state: Shared) -> Router {
         .route("/v1/faces/{id}", get(face_crop).delete(remove_face))
         .route("/v1/eval/roc", get(eval_roc))
         .fallback(no_route)
+        // The multipart parser's own limit (2 MB unless told): the same as the body's.
+        .layer(axum::extract::DefaultBodyLimit::max(state.options.max_body))
         .layer(middleware::from_fn_with_state(state.clone(), super::auth::require_token))
         .layer(middleware::from_fn_with_state(state.clone(), timeout))
         .layer(middleware::from_fn_with_state(state.clone(), count))
@@ -131,7 +133,7 @@ async fn healthz() -> Json<Value> {
 }
 
 async fn metrics(State(state): State<Shared>) -> ApiResult<Response> {
-    let stats = blocking(&state, |db| Ok(db.store().stats()?)).await?;
+    let stats = blocking(&state, |db| Ok(db.store().stats().map_err(crate::FdbError::from)?)).await?;
     let gauges = Gauges {
         faces: stats.faces,
         people: stats.people,
