@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use common::serve::{enroll_raw, photo, Server};
+use fdb::eval::saved_roc::SavedRoc;
 
 fn chromium() -> Option<PathBuf> {
     ["/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/bin/google-chrome"].iter().map(PathBuf::from).find(|p| p.exists())
@@ -47,6 +48,12 @@ fn the_page_searches_a_dropped_photo_and_shows_the_match() {
     assert_eq!(base64(b"Ma"), "TWE=");
     let tmp = tempfile::tempdir().unwrap();
     let db = tmp.path().join("db");
+    // A saved evaluation, as `fdb eval … --save-threshold` leaves one, for the page's ROC.
+    let fdb = fdb::FaceDb::open(&db).unwrap();
+    let points = vec![[0.0, 0.0], [1e-4, 0.5], [1e-3, 0.8], [1e-2, 0.95], [0.1, 0.99], [1.0, 1.0]];
+    let roc = SavedRoc { name: "a test curve".into(), pairs: 600, accuracy: 0.99, auc: 0.995, threshold: 1.1, saved_ms: 0, points };
+    roc.save(fdb.store()).unwrap();
+    fdb.close().unwrap();
     let server = Server::start(&db, &[]);
     let c = server.client();
     for (name, i) in [("Tony_Blair", 1), ("Tony_Blair", 2), ("Colin_Powell", 1), ("Colin_Powell", 2)] {
@@ -64,6 +71,7 @@ fn the_page_searches_a_dropped_photo_and_shows_the_match() {
     assert!(dom.contains("data-done=\"true\""), "the search did not finish on the page:\n{dom}");
     assert!(dom.contains("data-identity=\"Tony_Blair\""), "the page does not name the match:\n{dom}");
     assert!(!dom.contains("data-identity=\"Colin_Powell\""), "the page names the wrong person:\n{dom}");
+    assert!(dom.contains("id=\"roc-plot\"") && dom.contains("a test curve: 600 pairs"), "no ROC drawn:\n{dom}");
     // The people list and their crops are on the page too.
     assert!(dom.contains(">Colin_Powell<") && dom.contains("src=\"/v1/faces/"), "no people listed:\n{dom}");
 
@@ -76,4 +84,21 @@ fn the_page_searches_a_dropped_photo_and_shows_the_match() {
     let img = image::open(&shot).unwrap().to_rgb8();
     let green = img.pixels().filter(|p| p.0.iter().zip([0u8, 160, 90]).all(|(a, b)| (i32::from(*a) - i32::from(b)).abs() <= 8)).count();
     assert!(green > 500, "the identified badge is not on the screenshot ({green} green pixels)");
+    let blue = img.pixels().filter(|p| p.0.iter().zip([0x2du8, 0x6c, 0xdf]).all(|(a, b)| (i32::from(*a) - i32::from(b)).abs() <= 8)).count();
+    assert!(blue > 200, "the ROC curve is not on the screenshot ({blue} curve pixels)");
+}
+
+#[test]
+fn an_evaluation_saved_with_its_threshold_saves_its_roc() {
+    let tmp = tempfile::tempdir().unwrap();
+    let db = tmp.path().join("db");
+    let people = common::fixtures().join("people");
+    let args = ["eval", "pairs", "--dir", people.to_str().unwrap(), "--random-pairs", "24", "--same-ratio", "0.5", "--seed", "3", "--cache", "none", "--flip", "sum", "--save-threshold"];
+    let (code, json) = common::fdb_json(&db, &args);
+    assert_eq!(code, Some(0), "{json}");
+    let fdb = fdb::FaceDb::open(&db).unwrap();
+    let roc = SavedRoc::load(fdb.store()).unwrap().expect("a saved ROC");
+    assert_eq!(roc.pairs, 24);
+    assert_eq!(roc.accuracy, json["report"]["accuracy_mean"].as_f64().unwrap());
+    assert_eq!(roc.points.len(), json["report"]["roc"].as_array().unwrap().len());
 }
