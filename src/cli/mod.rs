@@ -175,6 +175,7 @@ fn serve(db: FaceDb, a: args::ServeArgs) -> Result<u8> {
         queue: a.queue,
         max_body: a.max_body.saturating_mul(1 << 20),
         timeout: std::time::Duration::from_secs_f64(a.timeout),
+        batch: a.batch,
     };
     let path = db.path().to_path_buf();
     fdb::serve::serve(db, options, |addr| {

@@ -9,12 +9,13 @@
 //! closes the database. An enrolment is answered only once its faces are flushed to disk.
 //!
 //! The modules: [`routes`] (the endpoints), [`errors`] (JSON errors and their HTTP codes),
-//! [`pool`] (the bounded detection pool), [`metrics`] (`/metrics`), [`uploads`] (images from
+//! [`pool`] (the bounded detection pool), [`batch`] (searches sharing detector and embedder batches), [`metrics`] (`/metrics`), [`uploads`] (images from
 //! raw bodies and multipart forms), [`auth`] (the token), [`page`] (the web page),
 //! [`openapi`] (`/v1/openapi.json`), [`client`] (a small blocking client, for tests and
 //! `fdb bench serve`).
 
 pub mod auth;
+pub mod batch;
 pub mod client;
 pub mod errors;
 pub mod metrics;
@@ -49,6 +50,8 @@ pub struct ServeOptions {
     pub max_body: usize,
     /// How long a request may take before it is answered 504.
     pub timeout: Duration,
+    /// Searches that may share one detector and embedder batch (1: each runs alone).
+    pub batch: usize,
 }
 
 impl Default for ServeOptions {
@@ -61,6 +64,7 @@ impl Default for ServeOptions {
             queue: 32,
             max_body: 32 << 20,
             timeout: Duration::from_secs(60),
+            batch: 8,
         }
     }
 }
@@ -68,7 +72,8 @@ impl Default for ServeOptions {
 /// What every handler shares.
 pub(crate) struct AppState {
     pub db: Arc<FaceDb>,
-    pub pool: pool::Pool,
+    pub pool: Arc<pool::Pool>,
+    pub batcher: batch::Batcher,
     pub metrics: metrics::Metrics,
     pub auth: auth::Auth,
     pub options: ServeOptions,
@@ -94,9 +99,11 @@ pub fn serve(db: FaceDb, options: ServeOptions, listening: impl FnOnce(SocketAdd
             .await
             .map_err(|e| FdbError::Invalid(format!("--listen {}: {e}", options.listen)))?;
         let bound = listener.local_addr().map_err(|e| FdbError::Invalid(format!("--listen {}: {e}", options.listen)))?;
+        let pool = Arc::new(pool::Pool::new(options.workers, options.queue));
         let state = Arc::new(AppState {
             db: db.clone(),
-            pool: pool::Pool::new(options.workers, options.queue),
+            batcher: batch::Batcher::start(db.clone(), pool.clone(), options.batch),
+            pool,
             metrics: metrics::Metrics::default(),
             auth,
             options: options.clone(),

@@ -6,7 +6,7 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::errors::{ApiError, ApiResult};
 
@@ -79,14 +79,26 @@ impl Pool {
     }
 }
 
-impl Ticket {
-    /// Runs `job` on a blocking thread once a worker is free. A timed-out request stops
-    /// waiting, but a job that started runs to its end and holds its worker until then, so
-    /// no more than `workers` jobs ever run.
-    pub async fn run<T: Send + 'static>(self, job: impl FnOnce() -> T + Send + 'static) -> ApiResult<T> {
+/// A free worker, held until its job ends.
+pub struct Worker {
+    permit: OwnedSemaphorePermit,
+    running: Arc<AtomicUsize>,
+}
+
+impl Pool {
+    /// Waits for a free worker (the search batches take one for all their requests).
+    pub async fn worker(&self) -> ApiResult<Worker> {
         let permit = self.permits.clone().acquire_owned().await.map_err(|_| shutting_down())?;
-        let running = Running::start(self.running.clone());
-        drop(self); // no longer waiting
+        Ok(Worker { permit, running: self.running.clone() })
+    }
+}
+
+impl Worker {
+    /// Runs `job` on a blocking thread. A job that started runs to its end and holds its
+    /// worker until then, even when its request timed out, so no more than `workers` ever run.
+    pub async fn run<T: Send + 'static>(self, job: impl FnOnce() -> T + Send + 'static) -> ApiResult<T> {
+        let Worker { permit, running } = self;
+        let running = Running::start(running);
         tokio::task::spawn_blocking(move || {
             let _permit = permit;
             let _running = running;
@@ -94,6 +106,16 @@ impl Ticket {
         })
         .await
         .map_err(|e| ApiError::new(axum::http::StatusCode::INTERNAL_SERVER_ERROR, "internal", format!("the job failed: {e}")))
+    }
+}
+
+impl Ticket {
+    /// Runs `job` on a blocking thread once a worker is free (see [`Worker::run`]).
+    pub async fn run<T: Send + 'static>(self, job: impl FnOnce() -> T + Send + 'static) -> ApiResult<T> {
+        let permit = self.permits.clone().acquire_owned().await.map_err(|_| shutting_down())?;
+        let worker = Worker { permit, running: self.running.clone() };
+        drop(self); // no longer waiting
+        worker.run(job).await
     }
 }
 

@@ -18,7 +18,6 @@ use super::errors::{ApiError, ApiResult};
 use super::metrics::Gauges;
 use super::uploads::Form;
 use super::AppState;
-use crate::engine::FaceChoice;
 use crate::facedb::{EnrollStatus, FaceDb};
 use crate::FaceEmbedding;
 
@@ -159,6 +158,7 @@ async fn info(State(state): State<Shared>) -> ApiResult<Json<Value>> {
             "queue": o.queue,
             "max_body": o.max_body,
             "timeout_s": o.timeout.as_secs_f64(),
+            "batch": o.batch,
             "token": state.auth.has_token(),
         },
     })))
@@ -222,13 +222,12 @@ async fn enroll(State(state): State<Shared>, Query(params): Params, request: Req
 
 async fn search(State(state): State<Shared>, Query(params): Params, request: Request) -> ApiResult<Json<Value>> {
     let k = count_param(&params, "k", 5)?;
-    let choice = if flag_param(&params, "all_faces")? { FaceChoice::All } else { FaceChoice::One { strict: false } };
+    let all_faces = flag_param(&params, "all_faces")?;
     let ticket = state.pool.admit()?;
     let upload = Form::read(request, state.options.max_body).await?.one_image()?;
-    let db = state.db.clone();
-    let job_upload = upload.clone();
-    let results = ticket.run(move || db.search_faces(job_upload.input(), k, None, choice)).await?.map_err(|e| upload.error(e))?;
-    Ok(Json(json!({ "photo": upload.name(), "results": results })))
+    let name = upload.name();
+    let results = state.batcher.search(ticket, upload, k, all_faces).await?;
+    Ok(Json(json!({ "photo": name, "results": results })))
 }
 
 async fn verify(State(state): State<Shared>, request: Request) -> ApiResult<Json<Value>> {
