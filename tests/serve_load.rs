@@ -126,6 +126,11 @@ fn eight_searchers_and_one_enroller_see_no_errors_and_lose_no_face() {
     let metrics = c.get("/metrics").unwrap().text();
     assert!(metrics.lines().any(|l| l == format!("fdb_faces {total}")), "{metrics}");
     assert!(metrics.lines().any(|l| l == "fdb_queue_depth 0"), "{metrics}");
+    // Eight clients on two workers: searches waited together and shared batches.
+    let counter = |name: &str| metrics.lines().find_map(|l| l.strip_prefix(name)?.trim().parse::<u64>().ok()).unwrap();
+    let (batches, batched) = (counter("fdb_search_batches_total "), counter("fdb_search_batched_total "));
+    eprintln!("{batched} searches in {batches} batches");
+    assert!(batched > batches, "no search shared a batch: {batched} searches in {batches} batches");
     assert!(server.stop().success());
     let (code, list) = common::fdb_json(&db, &["list", "Tony_Blair"]);
     assert_eq!((code, list.as_array().map(Vec::len)), (Some(0), Some(2 + acknowledged.len())), "{list}");

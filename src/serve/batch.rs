@@ -5,6 +5,7 @@
 //! The embedder's cost per face falls with the batch (see the README's speed table), so under
 //! load more searches finish per second than one at a time.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -34,6 +35,16 @@ struct Job {
 #[derive(Clone)]
 pub struct Batcher {
     jobs: mpsc::UnboundedSender<Job>,
+    counts: Arc<Counts>,
+}
+
+/// Batches run and the searches in them, for `/metrics`.
+#[derive(Default)]
+pub struct Counts {
+    /// Batches run.
+    pub batches: AtomicU64,
+    /// Searches answered in them.
+    pub searches: AtomicU64,
 }
 
 impl Batcher {
@@ -43,6 +54,8 @@ impl Batcher {
     pub fn start(db: Arc<FaceDb>, pool: Arc<Pool>, max: usize) -> Self {
         let (tx, mut rx) = mpsc::unbounded_channel::<Job>();
         let max = max.max(1);
+        let counts = Arc::new(Counts::default());
+        let counted = counts.clone();
         tokio::spawn(async move {
             loop {
                 // While the workers are busy, searches pile up in the channel and go together.
@@ -59,11 +72,18 @@ impl Batcher {
                         Err(_) => break,
                     }
                 }
+                counted.batches.fetch_add(1, Ordering::Relaxed);
+                counted.searches.fetch_add(jobs.len() as u64, Ordering::Relaxed);
                 let db = db.clone();
                 tokio::spawn(worker.run(move || answer_batch(&db, jobs)));
             }
         });
-        Self { jobs: tx }
+        Self { jobs: tx, counts }
+    }
+
+    /// Batches run and the searches in them so far.
+    pub fn counts(&self) -> (u64, u64) {
+        (self.counts.batches.load(Ordering::Relaxed), self.counts.searches.load(Ordering::Relaxed))
     }
 
     /// The answers for each face of `upload` (the central one, or all with `all_faces`).

@@ -37,6 +37,8 @@ pub struct Gauges {
     pub running: usize,
     /// Detection workers.
     pub workers: usize,
+    /// Search batches run so far, and the searches in them.
+    pub batches: (u64, u64),
 }
 
 impl Metrics {
@@ -92,6 +94,13 @@ impl Metrics {
         for (name, help, value) in gauges {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}");
         }
+        let counters = [
+            ("fdb_search_batches_total", "Detector and embedder batches run for searches.", g.batches.0),
+            ("fdb_search_batched_total", "Searches answered in those batches (divided by the batches: the mean batch).", g.batches.1),
+        ];
+        for (name, help, value) in counters {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}");
+        }
         out
     }
 }
@@ -106,7 +115,7 @@ mod tests {
         m.record("POST", "/v1/search", 200, Duration::from_millis(30));
         m.record("POST", "/v1/search", 200, Duration::from_millis(700));
         m.record("POST", "/v1/search", 422, Duration::from_millis(3));
-        let g = Gauges { faces: 12, people: 3, queue_depth: 1, queue_capacity: 32, running: 2, workers: 2 };
+        let g = Gauges { faces: 12, people: 3, queue_depth: 1, queue_capacity: 32, running: 2, workers: 2, batches: (4, 10) };
         let text = m.render(&g);
         let line = |prefix: &str| text.lines().find(|l| l.starts_with(prefix)).unwrap_or_else(|| panic!("{prefix} missing:\n{text}")).to_string();
         assert!(line("fdb_http_requests_total{method=\"POST\",route=\"/v1/search\",status=\"200\"}").ends_with(" 2"));
@@ -117,5 +126,6 @@ mod tests {
         assert!(line("fdb_http_request_duration_seconds_count{method=\"POST\",route=\"/v1/search\"}").ends_with(" 3"));
         assert_eq!(line("fdb_faces "), "fdb_faces 12");
         assert_eq!(line("fdb_queue_depth "), "fdb_queue_depth 1");
+        assert_eq!(line("fdb_search_batched_total "), "fdb_search_batched_total 10");
     }
 }

@@ -140,6 +140,7 @@ async fn metrics(State(state): State<Shared>) -> ApiResult<Response> {
         queue_capacity: state.pool.queue(),
         running: state.pool.running(),
         workers: state.pool.workers(),
+        batches: state.batcher.counts(),
     };
     let text = state.metrics.render(&gauges);
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], text).into_response())
