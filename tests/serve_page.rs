@@ -4,27 +4,16 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 
 use common::serve::{enroll_raw, photo, Server};
 use fdb::eval::saved_roc::SavedRoc;
 
-fn chromium() -> Option<PathBuf> {
-    ["/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/bin/google-chrome"].iter().map(PathBuf::from).find(|p| p.exists())
-}
-
 /// Chromium on `url`, given real time for the page's requests (virtual time waits for them).
-fn headless(url: &str, extra: &[&str], profile: &Path) -> std::process::Output {
-    Command::new(chromium().unwrap())
-        .args(["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run"])
-        .args(["--disable-background-networking", "--disable-component-update", "--disable-sync"])
-        .arg("--virtual-time-budget=60000")
-        .arg(format!("--user-data-dir={}", profile.display()))
-        .args(extra)
-        .arg(url)
-        .output()
-        .expect("chromium runs")
+fn page(url: &str, extra: &[&str], profile: &Path) -> std::process::Output {
+    let mut args = vec!["--virtual-time-budget=60000"];
+    args.extend_from_slice(extra);
+    common::headless(url, &args, profile)
 }
 
 fn base64(bytes: &[u8]) -> String {
@@ -41,7 +30,7 @@ fn base64(bytes: &[u8]) -> String {
 
 #[test]
 fn the_page_searches_a_dropped_photo_and_shows_the_match() {
-    if chromium().is_none() {
+    if common::chromium().is_none() {
         return common::missing::<()>("Chromium (apt-get install chromium)").unwrap_or(());
     }
     assert_eq!(base64(b"Man"), "TWFu");
@@ -66,7 +55,7 @@ fn the_page_searches_a_dropped_photo_and_shows_the_match() {
     let url = format!("http://{}/?search=data:image/jpeg;base64,{data}", server.addr);
     let profile = tmp.path().join("chromium-profile");
 
-    let dom = headless(&url, &["--dump-dom"], &profile);
+    let dom = page(&url, &["--dump-dom"], &profile);
     let dom = String::from_utf8_lossy(&dom.stdout);
     assert!(dom.contains("data-done=\"true\""), "the search did not finish on the page:\n{dom}");
     assert!(dom.contains("data-identity=\"Tony_Blair\""), "the page does not name the match:\n{dom}");
@@ -77,7 +66,7 @@ fn the_page_searches_a_dropped_photo_and_shows_the_match() {
 
     let shot = Path::new(env!("CARGO_TARGET_TMPDIR")).join("serve_page.png");
     let _ = std::fs::remove_file(&shot);
-    let run = headless(&url, &[&format!("--screenshot={}", shot.display()), "--window-size=1200,1000"], &profile);
+    let run = page(&url, &[&format!("--screenshot={}", shot.display()), "--window-size=1200,1000"], &profile);
     assert!(shot.exists(), "no screenshot: {}", String::from_utf8_lossy(&run.stderr));
     eprintln!("screenshot: {}", shot.display());
     // The match is drawn in the page's "identified" green (#00a05a): the name's badge and the box.
