@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # `fdb serve` under load, in one go. With searches one at a time (--batch 1) and sharing
-# batches (--batch 8): searches per second and latency for 1 client and for 8; with batches, also
-# while one more client enrols; then the CLI's one-shot `fdb search` (a process per probe, the
+# batches (--batch 8): searches per second and latency for 1 client and for 8; one at a time (the
+# default), also while one more client enrols; then the CLI's one-shot `fdb search` (a process per probe, the
 # networks loaded each time). The gallery is the test fixtures' three people, two photos each;
 # the probes are their fourth photos. Usage: scripts/bench-serve.sh [SECONDS] (default 20);
 # FDB=path/to/fdb.
@@ -25,7 +25,7 @@ for batch in 1 8; do
   echo "== fdb serve --batch $batch at $addr ($(nproc) cores)"
   bench --clients 1
   bench --clients 8
-  if [ "$batch" != 1 ]; then
+  if [ "$batch" = 1 ]; then
     bench --clients 1 --enrol "Colin_Powell=$people/Colin_Powell/Colin_Powell_0003.jpg"
     bench --clients 8 --enrol "Tony_Blair=$people/Tony_Blair/Tony_Blair_0003.jpg"
   fi

@@ -1,5 +1,5 @@
 //! `fdb serve` under load and under `kill -9`: eight clients searching while one enrols, with
-//! no errors and exact counts afterwards; and a server killed during enrolments keeps every
+//! no errors and exact counts afterwards (the searches sharing batches, `--batch 8`); and a server killed during enrolments keeps every
 //! face it acknowledged (an enrolment is answered only once its faces are on disk).
 //! Throughput and latency are measured by `fdb bench serve`, not here.
 
@@ -55,7 +55,7 @@ fn enroller(c: Client, name: &'static str, stop: Arc<AtomicBool>, acknowledged: 
 fn eight_searchers_and_one_enroller_see_no_errors_and_lose_no_face() {
     let tmp = tempfile::tempdir().unwrap();
     let db = tmp.path().join("db");
-    let server = Server::start(&db, &[]);
+    let server = Server::start(&db, &["--batch", "8"]);
     let base = enrol_gallery(&server.client());
     // Each probe's answer alone; under load the searches share batches and must answer the same.
     let probes: Vec<(&str, Vec<u8>, u64, f64)> = PROBES

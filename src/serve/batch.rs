@@ -2,8 +2,9 @@
 //! worker is free, the searches waiting (up to `--batch`, after a short window when only one
 //! waits) go through detection as one batch and through the embedder as one batch of all their
 //! faces, and each is then answered on its own, with the same decision as `FaceDb::search`.
-//! The embedder's cost per face falls with the batch (see the README's speed table), so under
-//! load more searches finish per second than one at a time.
+//! The embedder's cost per face falls with the batch (see the README's speed table); on two
+//! CPU cores, whose networks use both cores already, sharing measured no gain (the README's
+//! `fdb serve` figures), so `--batch` is 1 unless asked.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
