@@ -144,6 +144,20 @@ fn the_api_enrols_searches_verifies_and_manages_people() {
     assert_eq!((r.status, r.json()["faces"].as_u64()), (200, Some(2)), "{}", r.text());
     assert_eq!(listed_faces(&anon), [("Tony_Blair".to_string(), tony_faces[..2].to_vec())]);
 
+    // A client that goes away in the middle of its upload leaves no place taken behind it.
+    {
+        use std::io::Write;
+        let mut half = std::net::TcpStream::connect(server.addr).unwrap();
+        half.write_all(b"POST /v1/search HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n0123456789").unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        let metrics = anon.get("/metrics").unwrap().text();
+        assert!(metrics.lines().any(|l| l == "fdb_queue_depth 1"), "the upload holds a place while it lasts:\n{metrics}");
+    }
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let metrics = anon.get("/metrics").unwrap().text();
+    assert!(metrics.lines().any(|l| l == "fdb_queue_depth 0"), "{metrics}");
+    assert!(metrics.lines().any(|l| l == "fdb_requests_in_flight 1"), "only the metrics request is in flight:\n{metrics}");
+
     let info = anon.get("/v1/info").unwrap().json();
     assert_eq!((info["stats"]["people"].as_u64(), info["stats"]["faces"].as_u64()), (Some(1), Some(2)), "{info}");
     let metrics = anon.get("/metrics").unwrap().text();

@@ -39,6 +39,8 @@ pub struct Gauges {
     pub workers: usize,
     /// Search batches run so far, and the searches in them.
     pub batches: (u64, u64),
+    /// Requests in flight, all routes (this one included).
+    pub in_flight: usize,
 }
 
 impl Metrics {
@@ -90,6 +92,7 @@ impl Metrics {
             ("fdb_queue_capacity", "Requests that may wait before the server answers 503.", g.queue_capacity),
             ("fdb_jobs_running", "Detection and embedding jobs running.", g.running),
             ("fdb_workers", "Detection and embedding jobs that run at once.", g.workers),
+            ("fdb_requests_in_flight", "Requests being answered, all routes (this one included).", g.in_flight),
         ];
         for (name, help, value) in gauges {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}");
@@ -115,7 +118,7 @@ mod tests {
         m.record("POST", "/v1/search", 200, Duration::from_millis(30));
         m.record("POST", "/v1/search", 200, Duration::from_millis(700));
         m.record("POST", "/v1/search", 422, Duration::from_millis(3));
-        let g = Gauges { faces: 12, people: 3, queue_depth: 1, queue_capacity: 32, running: 2, workers: 2, batches: (4, 10) };
+        let g = Gauges { faces: 12, people: 3, queue_depth: 1, queue_capacity: 32, running: 2, workers: 2, batches: (4, 10), in_flight: 1 };
         let text = m.render(&g);
         let line = |prefix: &str| text.lines().find(|l| l.starts_with(prefix)).unwrap_or_else(|| panic!("{prefix} missing:\n{text}")).to_string();
         assert!(line("fdb_http_requests_total{method=\"POST\",route=\"/v1/search\",status=\"200\"}").ends_with(" 2"));

@@ -80,6 +80,8 @@ pub(crate) struct AppState {
     pub options: ServeOptions,
     /// The address actually bound.
     pub bound: SocketAddr,
+    /// Requests in flight, all routes together.
+    pub in_flight: std::sync::atomic::AtomicUsize,
 }
 
 /// Serves `db` until SIGTERM or Ctrl-C, then closes it (every write flushed). `listening` is
@@ -109,6 +111,7 @@ pub fn serve(db: FaceDb, options: ServeOptions, listening: impl FnOnce(SocketAdd
             auth,
             options: options.clone(),
             bound,
+            in_flight: Default::default(),
         });
         listening(bound);
         axum::serve(listener, routes::router(state.clone()))

@@ -3,6 +3,7 @@
 //! quick database reads and writes on tokio's blocking threads.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -57,18 +58,40 @@ pub(crate) fn router(state: Shared) -> Router {
 
 /// Counts and times every answer by route, and refuses past `MAX_IN_FLIGHT`.
 async fn count(State(state): State<Shared>, request: Request, next: Next) -> Response {
-    static IN_FLIGHT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
     let started = Instant::now();
     let method = request.method().to_string();
     let route = request.extensions().get::<MatchedPath>().map_or("unmatched", |p| p.as_str()).to_string();
-    let response = if IN_FLIGHT.fetch_add(1, std::sync::atomic::Ordering::SeqCst) >= MAX_IN_FLIGHT {
-        ApiError::busy(MAX_IN_FLIGHT).into_response()
+    // A guard, so that a request whose client went away (its future dropped) is no longer counted.
+    let in_flight = InFlight::enter(&state.in_flight);
+    let response = if in_flight.over {
+        let mut busy = ApiError::busy(0);
+        busy.message = format!("the server is busy: {MAX_IN_FLIGHT} requests are in flight; try again shortly");
+        busy.into_response()
     } else {
         next.run(request).await
     };
-    IN_FLIGHT.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    drop(in_flight);
     state.metrics.record(&method, &route, response.status().as_u16(), started.elapsed());
     response
+}
+
+/// One request in flight, counted until it is dropped.
+struct InFlight<'a> {
+    count: &'a AtomicUsize,
+    over: bool,
+}
+
+impl<'a> InFlight<'a> {
+    fn enter(count: &'a AtomicUsize) -> Self {
+        let before = count.fetch_add(1, Ordering::SeqCst);
+        Self { count, over: before >= MAX_IN_FLIGHT }
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.count.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 /// 504 `timeout` past `--timeout`. A job already running finishes in the pool (so no more than
@@ -141,6 +164,7 @@ async fn metrics(State(state): State<Shared>) -> ApiResult<Response> {
         running: state.pool.running(),
         workers: state.pool.workers(),
         batches: state.batcher.counts(),
+        in_flight: state.in_flight.load(Ordering::SeqCst),
     };
     let text = state.metrics.render(&gauges);
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], text).into_response())
