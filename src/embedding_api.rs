@@ -1,17 +1,22 @@
 //! Faces as vectors: embed a photo's faces once, keep or send the vectors, and store, search or
 //! compare them later, with the same decisions as the calls that take photos.
 //!
-//! ```no_run
-//! use fdb::FaceDb;
+//! ```
+//! use fdb::{FaceDb, OpenOptions};
 //!
-//! let db = FaceDb::open("faces.db")?;
-//! let faces = db.embed("group.jpg")?; // every face: box, landmarks, quality, crop, vector
-//! if let Some(face) = faces.first() {
-//!     db.add_face("alice", face)?; // stored with its crop, as an enrolment stores it
-//!     let answer = db.search_embedding(&face.vector, 5)?; // the same decision as `search`
-//!     assert_eq!(answer.identity.as_deref(), Some("alice"));
-//! }
-//! # Ok::<(), fdb::FdbError>(())
+//! let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+//! let dir = tempfile::tempdir()?;
+//! let db = FaceDb::open_with(dir.path().join("db"), OpenOptions::new().install_models(true))?;
+//! // Every face: box, landmarks, quality, crop, vector; the primary face first.
+//! let faces = db.embed(fixtures.join("group_simon_cowell_0001.jpg"))?;
+//! assert!(faces.len() > 1 && faces[0].primary);
+//! db.add_face("Simon", &faces[0])?; // stored with its crop, as an enrolment stores it
+//! let answer = db.search_embedding(&faces[0].vector, 5)?; // the same decision as `search`
+//! assert_eq!(answer.identity.as_deref(), Some("Simon"));
+//! let probe = db.embed(fixtures.join("people/Tony_Blair/Tony_Blair_0001.jpg"))?.remove(0);
+//! assert_eq!(db.search_face(&probe, 1)?.identity, None); // a stranger to this gallery
+//! assert!(!db.verify_embeddings(&faces[0], &probe)?.same);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
 use fdb_models::align;
@@ -199,6 +204,7 @@ impl FaceDb {
     /// `source_sha256` is stored already. A person given by name is created with their first
     /// face; one given by id must exist (`UnknownPerson`).
     pub fn add_face<'p>(&self, person: impl Into<PersonRef<'p>>, face: &FaceEmbedding) -> Result<EnrollStatus> {
+        self.writable("add_face")?;
         self.check_vectors(&face.vectors_id)?;
         let owner = match person.into() {
             PersonRef::Name(name) => Owner::Name(names::normalise(name)?),
@@ -215,15 +221,19 @@ impl FaceDb {
         Ok(enroll_status(face.source, face.quality, outcome))
     }
 
-    /// Who is this vector? The same ranking and decision as `search` (the 1:N threshold and its
-    /// calibration, "unknown" as `identity: None`), for a vector of this database's model and
-    /// recipe (`FaceEmbedding::vector`). A bare vector has no face to describe: the answer's
-    /// `bbox` is zeros, its `source` is `"embedding"`, its `quality` NaN, and no quality floor
-    /// applies (`search_face` applies it).
+    /// Who is this vector? The same ranking and 1:N threshold as `search` (its calibration,
+    /// "unknown" as `identity: None`), for a vector of this database's model and recipe
+    /// (`FaceEmbedding::vector`).
+    ///
+    /// **No quality floor applies**: a bare vector carries no quality, so a blurred or tiny
+    /// face can be named here where `search` would answer "unknown (low quality)". Keep the
+    /// [`FaceEmbedding`] and call [`FaceDb::search_face`] to have the floor applied. The
+    /// answer's `bbox` is zeros, its `source` is `"embedding"`, its `quality` NaN and its
+    /// `low_quality` false.
     pub fn search_embedding(&self, vector: &[f32], k: usize) -> Result<SearchResult> {
         check_k(k)?;
         let probe = Probe { bbox: [0.0; 4], source: "embedding", quality: f32::NAN };
-        self.answer(&probe, vector, k, None, &self.thresholds()?)
+        self.answer(&probe, vector, k, None, &self.current_thresholds()?)
     }
 
     /// `search` for a face embedded earlier: the same answer, quality floor included.
@@ -231,7 +241,7 @@ impl FaceDb {
         check_k(k)?;
         self.check_vectors(&face.vectors_id)?;
         let probe = Probe { bbox: face.bbox, source: face.source.as_str(), quality: face.quality };
-        self.answer(&probe, &face.vector, k, None, &self.thresholds()?)
+        self.answer(&probe, &face.vector, k, None, &self.current_thresholds()?)
     }
 
     /// 1:1 on two faces embedded earlier: the same verdict as `verify` on their photos.
@@ -247,13 +257,13 @@ impl FaceDb {
 
     /// A stored face by id (`Match::face`, `EnrollStatus::Enrolled`'s `face`): its record,
     /// person, crop and vector; `None` when there is no such face.
-    pub fn face(&self, id: u64) -> Result<Option<StoredFace>> {
+    pub fn face(&self, id: FaceId) -> Result<Option<StoredFace>> {
         let store = self.store();
-        let Some(record) = store.face(FaceId(id))? else { return Ok(None) };
+        let Some(record) = store.face(id)? else { return Ok(None) };
         let person = store.person(record.person)?.map(|p| p.name).unwrap_or_default();
-        let bytes = store.face_crop(FaceId(id))?;
-        let crop = fdb_models::imageio::decode_image(&bytes, &format!("face {id}'s crop"))?;
-        let vector = store.embedding(FaceId(id), &self.vectors_id()?)?;
+        let bytes = store.face_crop(id)?;
+        let crop = fdb_models::imageio::decode_image(&bytes, &format!("face {}'s crop", id.0))?;
+        let vector = store.embedding(id, &self.vectors_id()?)?;
         Ok(Some(StoredFace { record, person, crop, vector }))
     }
 
@@ -261,9 +271,7 @@ impl FaceDb {
     fn check_vectors(&self, vectors_id: &str) -> Result<()> {
         let ours = self.vectors_id()?;
         if vectors_id != ours {
-            return Err(FdbError::Invalid(format!(
-                "the face was embedded as {vectors_id:?}, but this database's vectors are {ours:?}"
-            )));
+            return Err(FdbError::ModelMismatch { expected: ours, found: vectors_id.to_string() });
         }
         Ok(())
     }

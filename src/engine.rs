@@ -20,6 +20,7 @@ use crate::recipe::Recipe;
 
 /// Which faces of a photo to keep.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum FaceChoice {
     /// The one facenet's alignment would take (largest and most central); fail with several faces if `strict`.
     One {
@@ -32,6 +33,7 @@ pub enum FaceChoice {
 
 /// How a face is cut out for the embedder.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub enum Alignment {
     /// facenet's align_dataset_mtcnn: box + 32 px margin, bilinear to 160×160.
     #[default]
@@ -85,6 +87,7 @@ impl FoundFace {
 
 /// When a photo in which the detector finds no face may stand for its face whole.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub enum WholeImage {
     /// Never: such a photo has no face.
     Never,
@@ -117,6 +120,8 @@ pub struct Engine {
     embedder: Embedder,
     model_id: String,
     light: Light,
+    /// The model's centre for the centred recipe, when it has one.
+    centre: Option<Vec<f32>>,
 }
 
 /// Photometric normalisation of each aligned crop's luminance before the embedder. An
@@ -124,6 +129,7 @@ pub struct Engine {
 /// database's, because vectors made under two settings cannot be compared.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
+#[non_exhaustive]
 pub enum Light {
     /// The crop as aligned.
     #[default]
@@ -188,7 +194,8 @@ impl Engine {
         let detector = Mtcnn::from_file(&models.verified_file(fdb_models::weights::MTCNN_MODEL_ID)?, &device)?;
         let batch = if device.is_cpu() { fdb_models::facenet::DEFAULT_MAX_BATCH } else { GPU_EMBED_BATCH };
         let embedder = Embedder::load(&embedder_file, &device)?.with_max_batch(batch);
-        Ok(Self { device, detector, embedder, model_id: model_id.into(), light: Light::Off })
+        let centre = crate::recipe::model_centre(&models.manifest, model_id);
+        Ok(Self { device, detector, embedder, model_id: model_id.into(), light: Light::Off, centre })
     }
 
     /// The same networks, normalising each crop's light before embedding it.
@@ -200,6 +207,11 @@ impl Engine {
     /// The photometric normalisation applied before embedding.
     pub fn light(&self) -> Light {
         self.light
+    }
+
+    /// The model's centre for the centred recipe (its own or its nearest ancestor's).
+    pub fn centre(&self) -> Option<&[f32]> {
+        self.centre.as_deref()
     }
 
     /// The device the networks run on.
@@ -288,11 +300,22 @@ impl Engine {
         if !recipe.needs_mirror() {
             return self.embed(crops);
         }
+        let centre = self.recipe_centre(recipe)?;
         let mut views: Vec<RgbImage> = crops.to_vec();
         views.extend(crops.iter().map(image::imageops::flip_horizontal));
         let embedded = self.embed(&views)?;
         let (plain, mirrored) = embedded.split_at(crops.len());
-        Ok(plain.iter().zip(mirrored).map(|(p, m)| recipe.fuse(p, Some(m))).collect())
+        Ok(plain.iter().zip(mirrored).map(|(p, m)| recipe.fuse(p, Some(m), centre)).collect())
+    }
+
+    /// The centre `recipe` needs (None for recipes that need none); a model without one cannot
+    /// make centred vectors.
+    pub fn recipe_centre(&self, recipe: Recipe) -> Result<Option<&[f32]>> {
+        match (recipe.needs_centre(), self.centre()) {
+            (false, _) => Ok(None),
+            (true, Some(c)) => Ok(Some(c)),
+            (true, None) => Err(FdbError::Invalid(format!("model {} has no centre for the centred recipe", self.model_id))),
+        }
     }
 }
 

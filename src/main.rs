@@ -27,7 +27,7 @@ fn main() -> ExitCode {
         Ok(code) => ExitCode::from(code),
         Err(err) => {
             if json {
-                println!("{}", serde_json::json!({ "error": err.to_string() }));
+                println!("{}", serde_json::json!({ "error": err.to_string(), "kind": err.kind() }));
             } else {
                 eprintln!("fdb: {err}");
             }

@@ -18,6 +18,7 @@ use crate::facedb::FaceDb;
 
 /// A face, as a person reads it in a report.
 #[derive(Debug, Clone, Serialize, PartialEq)]
+#[non_exhaustive]
 pub struct FaceRef {
     /// The face's id.
     pub face: u64,
@@ -29,6 +30,7 @@ pub struct FaceRef {
 
 /// What `check` found.
 #[derive(Debug, Clone, Serialize, Default)]
+#[non_exhaustive]
 pub struct CheckReport {
     /// Faces in the database.
     pub faces: usize,
@@ -56,6 +58,7 @@ impl CheckReport {
 
 /// What `repair` did.
 #[derive(Debug, Clone, Serialize, Default)]
+#[non_exhaustive]
 pub struct RepairReport {
     /// Faces embedded again from their crops.
     pub restored: Vec<FaceRef>,
@@ -95,6 +98,7 @@ impl FaceDb {
     /// Embeds every face that lost its embedding again from its crop, removes the faces that
     /// lost both (naming them), and rebuilds the index.
     pub fn repair(&self) -> Result<RepairReport> {
+        self.writable("repair")?;
         let damage = self.store().damage();
         // sled cannot write into a tree that lost a page: the readable crops move to a new one.
         if !self.store().unreadable_crops()?.is_empty() {

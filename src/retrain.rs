@@ -30,6 +30,7 @@ use serde::Serialize;
 use crate::engine::Engine;
 use crate::error::{FdbError, Result};
 use crate::facedb::FaceDb;
+use crate::progress::{CancelToken, Progress, Stage};
 use crate::recipe::{Recipe, DEFAULT_RECIPE};
 use crate::retrain_runs::RetrainRun;
 use crate::trunk_cache::TrunkCache;
@@ -39,8 +40,9 @@ const FEATURE_CHUNK: usize = 32;
 /// Rows per head pass when re-embedding from cached features.
 const HEAD_CHUNK: usize = 1024;
 
-/// The settings of `fdb retrain`.
+/// The settings of `fdb retrain` (fields public to read and to set on a default).
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct RetrainOptions {
     /// The training run's settings (epochs, batches, mining, optimiser, seed).
     pub train: TrainConfig,
@@ -56,16 +58,20 @@ pub struct RetrainOptions {
     /// Train the head on cached trunk features, the top above a cut on cached activations, or
     /// the whole network.
     pub layers: Layers,
+    /// Stops the run between feature chunks or epochs (`FdbError::Cancelled`); nothing is
+    /// stored then, and the database keeps its model (features already computed stay cached).
+    pub cancel: CancelToken,
 }
 
 impl Default for RetrainOptions {
     fn default() -> Self {
-        Self { train: TrainConfig::default(), validation_fraction: 0.2, force: false, jitter: 0, augment: Augment::Geometric, layers: Layers::Head }
+        Self { train: TrainConfig::default(), validation_fraction: 0.2, force: false, jitter: 0, augment: Augment::Geometric, layers: Layers::Head, cancel: CancelToken::default() }
     }
 }
 
 /// What `retrain` reports while it works.
 #[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
 pub enum RetrainEvent<'a> {
     /// Trunk features: `done` of `total` faces ready (cached or computed).
     Features {
@@ -80,6 +86,7 @@ pub enum RetrainEvent<'a> {
 
 /// Wall-clock seconds of each stage.
 #[derive(Debug, Clone, Copy, Default, Serialize)]
+#[non_exhaustive]
 pub struct StageSeconds {
     /// Computing (or reading) trunk features.
     pub features: f64,
@@ -91,6 +98,7 @@ pub struct StageSeconds {
 
 /// What `fdb retrain` did.
 #[derive(Debug, Clone, Serialize)]
+#[non_exhaustive]
 pub struct RetrainReport {
     /// The model trained from.
     pub parent: String,
@@ -123,6 +131,7 @@ pub struct RetrainReport {
 
 /// Held-out scores of a model.
 #[derive(Debug, Clone, Copy, Serialize)]
+#[non_exhaustive]
 pub struct Scores {
     /// Verification accuracy over all held-out pairs.
     pub verification_accuracy: f64,
@@ -130,11 +139,66 @@ pub struct Scores {
     pub rank1: f64,
 }
 
+/// Retraining of one database's embedder on its own galleries. Borrowed from
+/// [`FaceDb::retrainer`].
+///
+/// ```no_run
+/// use fdb::retrain::RetrainOptions;
+///
+/// let db = fdb::FaceDb::open("faces.db")?;
+/// let options = RetrainOptions::default(); // the head on cached trunk features; cancel with options.cancel
+/// let report = db.retrainer().run(&options, |event| eprintln!("{event:?}"))?;
+/// println!("{} → {}: switched {}", report.parent, report.model, report.switched);
+/// # Ok::<(), fdb::FdbError>(())
+/// ```
+#[derive(Clone, Copy)]
+pub struct Retrainer<'db> {
+    db: &'db FaceDb,
+}
+
+impl Retrainer<'_> {
+    /// Trains a new version on the galleries (`options.layers`: the head, the top above a cut,
+    /// or the whole network), stores it beside its parent in the models dir, and switches the
+    /// database to it if it is better on the held-out people (or `options.force`). `on_event`
+    /// hears the features' progress and each epoch; `options.cancel` stops the run between
+    /// feature chunks or epochs with `FdbError::Cancelled`, nothing stored.
+    pub fn run(&self, options: &RetrainOptions, on_event: impl FnMut(RetrainEvent<'_>)) -> Result<RetrainReport> {
+        self.db.retrain(options, on_event)
+    }
+
+    /// The retraining runs on this database, oldest first.
+    pub fn runs(&self) -> Result<Vec<RetrainRun>> {
+        self.db.retrain_runs()
+    }
+
+    /// Trunk features of the first `views` views of each face, from the cache beside the
+    /// database where present (the rest computed and appended): what a head retrain trains
+    /// on. `progress(done, total)` after each chunk; an error from it stops the call. For
+    /// fdb's tests: `Engine` is internal.
+    #[doc(hidden)]
+    pub fn trunk_features(
+        &self,
+        engine: &Engine,
+        faces: &[FaceId],
+        views: usize,
+        augment: Augment,
+        progress: impl FnMut(usize, usize) -> Result<()>,
+    ) -> Result<TrunkFeatures> {
+        self.db.trunk_features(engine, faces, views, augment, progress)
+    }
+}
+
 impl FaceDb {
+    /// Retraining: runs, their history and the trunk-feature cache.
+    pub fn retrainer(&self) -> Retrainer<'_> {
+        Retrainer { db: self }
+    }
+
     /// Train a new head on the galleries, store it as a model version, and switch if it is better.
-    pub fn retrain(&self, options: &RetrainOptions, mut on_event: impl FnMut(RetrainEvent<'_>)) -> Result<RetrainReport> {
+    pub(crate) fn retrain(&self, options: &RetrainOptions, mut on_event: impl FnMut(RetrainEvent<'_>)) -> Result<RetrainReport> {
+        self.writable("retrain")?;
         let engine = self.engine()?;
-        let models = self.models()?;
+        let models = self.installed_models()?;
         let parent = self.model_id()?;
         let parent_entry = models.manifest.get(&parent).cloned().ok_or_else(|| missing_model(&parent))?;
 
@@ -158,6 +222,9 @@ impl FaceDb {
             Layers::Top(cut) => self.train_top_on_activations(&job, cut, &mut on_event)?,
             Layers::All => self.train_whole_network(&job, &mut on_event)?,
         };
+        if options.cancel.is_cancelled() {
+            return Err(FdbError::Cancelled { done: trained.epochs.len(), total: options.train.epochs });
+        }
 
         let model = format!("{parent}+ft{}", unix_seconds());
         self.store_model_version(&models.dir, &parent_entry, &models.manifest.trunk_of(&parent), &model, &trained.weights)?;
@@ -176,7 +243,7 @@ impl FaceDb {
         let started = Instant::now();
         if switched {
             // The database keeps its recipe: a retrain changes the model, not how crops are embedded.
-            self.switch_to_recipe(&model, self.recipe()?)?;
+            self.switch_to_recipe(&model, self.recipe()?, &Progress::new())?;
         }
         self.record_retrain_run(RetrainRun {
             model: model.clone(),
@@ -208,7 +275,8 @@ impl FaceDb {
         let started = Instant::now();
         let faces: Vec<FaceId> = split.train.iter().chain(split.val).flat_map(|p| split.gallery[p].iter().copied()).collect();
         let features = self.trunk_features(engine, &faces, view_count(options.jitter), options.augment, |done, total| {
-            on_event(RetrainEvent::Features { done, total })
+            on_event(RetrainEvent::Features { done, total });
+            stop_if_cancelled(&options.cancel, done, total)
         })?;
         let train_set = feature_set(split.gallery, split.train, &features.views, &faces);
         // Validation scores the plain crop (view 0) only, as the database will embed it.
@@ -220,7 +288,10 @@ impl FaceDb {
         let device = Device::Cpu;
         let before = scores(&val_set, &base, &device)?;
         let (trained, epochs) =
-            train::train_head(&train_set, &val_set, &base, &options.train, &device, |log| on_event(RetrainEvent::Epoch(log)))?;
+            train::train_head(&train_set, &val_set, &base, &options.train, &device, |log| {
+                on_event(RetrainEvent::Epoch(log));
+                epoch_flow(&options.cancel)
+            })?;
         let after = scores(&val_set, &trained, &device)?;
         Ok(Trained {
             weights: NewWeights::Head(trained),
@@ -257,7 +328,8 @@ impl FaceDb {
         let mut trainer = NetworkTrainer::load(&models.verified_file(&parent.id)?, cfg.learning_rate, cfg.weight_decay, engine.device())?;
         let before = to_scores(trainer.evaluate(&val_set)?);
         let epochs = train_network(&mut trainer, &train_set, &val_set, view_count(options.jitter), cfg, |log| {
-            on_event(RetrainEvent::Epoch(log))
+            on_event(RetrainEvent::Epoch(log));
+            epoch_flow(&options.cancel)
         })?;
         let after = to_scores(trainer.evaluate(&val_set)?);
         Ok(Trained {
@@ -283,7 +355,8 @@ impl FaceDb {
         let (h, w, c) = CUT_SHAPE;
         let mut cache = TrunkCache::open_activations(self.path(), &cache_key(trunk, options.augment), &cut.name(), h * w * c)?;
         let (computed, cached) = self.fill_cache(&mut cache, &faces, views, options.augment, |images| engine.activations(images, cut), |done, total| {
-            on_event(RetrainEvent::Features { done, total })
+            on_event(RetrainEvent::Features { done, total });
+            stop_if_cancelled(&options.cancel, done, total)
         })?;
         let features_seconds = started.elapsed().as_secs_f64();
 
@@ -312,7 +385,10 @@ impl FaceDb {
         let cfg = &options.train;
         let mut trainer = TopTrainer::load(&models.verified_file(&parent.id)?, cut, cfg, engine.device())?;
         let before = to_scores(trainer.evaluate(&val_set)?);
-        let epochs = train_top(&mut trainer, &train_set, &val_set, cfg, |log| on_event(RetrainEvent::Epoch(log)))?;
+        let epochs = train_top(&mut trainer, &train_set, &val_set, cfg, |log| {
+            on_event(RetrainEvent::Epoch(log));
+            epoch_flow(&options.cancel)
+        })?;
         let after = to_scores(trainer.evaluate(&val_set)?);
 
         // The crop's and the mirror's trunk features under the trained top, for the switch.
@@ -343,9 +419,9 @@ impl FaceDb {
 
     /// Re-embed every stored face with `model` under the default recipe and make it the
     /// active model: `fdb models use`, also the way a database enrolled under another recipe
-    /// (plain, before flip became the default) is migrated.
-    pub fn switch_to(&self, model: &str) -> Result<()> {
-        self.switch_to_recipe(model, DEFAULT_RECIPE)
+    /// (plain, before flip became the default) is migrated. See `switch_to_recipe`.
+    pub(crate) fn switch_to(&self, model: &str, progress: &Progress<'_>) -> Result<()> {
+        self.switch_to_recipe(model, DEFAULT_RECIPE, progress)
     }
 
     /// Re-embed every stored face with `model` under `recipe` and make that the database's
@@ -353,8 +429,12 @@ impl FaceDb {
     /// (computing what is missing; the crop is view 0, its mirror view 1), run through the
     /// model's own head. The old vectors stay active until the store commits the switch, so a
     /// crash leaves them in place.
-    pub fn switch_to_recipe(&self, model: &str, recipe: Recipe) -> Result<()> {
-        let models = self.models()?;
+    ///
+    /// `progress` hears `Stage::Features` per chunk of faces; a cancelled token stops the
+    /// switch before the commit with `FdbError::Cancelled`, the database on its old vectors.
+    pub(crate) fn switch_to_recipe(&self, model: &str, recipe: Recipe, progress: &Progress<'_>) -> Result<()> {
+        self.writable("switch_to")?;
+        let models = self.installed_models()?;
         let entry = models.manifest.get(model).ok_or_else(|| missing_model(model))?;
         let target = recipe.vectors_id(model);
         if self.vectors_id()? == target {
@@ -362,9 +442,14 @@ impl FaceDb {
         }
         let device = crate::device::select_device(self.options().device.as_deref())?;
         let engine = Engine::load(&models, model, device)?;
+        let centre = engine.recipe_centre(recipe)?;
         let faces = self.all_faces()?;
         let views = if recipe.needs_mirror() { 2 } else { 1 };
-        let features = self.trunk_features(&engine, &faces, views, Augment::Geometric, |_, _| {})?;
+        let features = self.trunk_features(&engine, &faces, views, Augment::Geometric, |done, total| {
+            progress.report(Stage::Features, done, total);
+            progress.check(done, total)
+        })?;
+        progress.check(faces.len(), faces.len())?;
         let head = read_head(&models.verified_file(&entry.id)?)?;
         let mut embeddings: Vec<(FaceId, Vec<f32>)> = Vec::with_capacity(faces.len());
         for (ids, rows) in faces.chunks(HEAD_CHUNK).zip(features.views.chunks(HEAD_CHUNK)) {
@@ -373,7 +458,7 @@ impl FaceDb {
             };
             let crops = view(0)?;
             let vectors: Vec<Vec<f32>> = if recipe.needs_mirror() {
-                crops.iter().zip(view(1)?).map(|(c, m)| recipe.fuse(c, Some(&m))).collect()
+                crops.iter().zip(view(1)?).map(|(c, m)| recipe.fuse(c, Some(&m), centre)).collect()
             } else {
                 crops
             };
@@ -389,15 +474,15 @@ impl FaceDb {
     /// of the engine model's trunk where present; the rest are computed and appended to it.
     /// Records of faces no longer in the database are dropped first. Each augmentation preset
     /// has a cache of its own: its jittered views are other pictures.
-    pub fn trunk_features(
+    pub(crate) fn trunk_features(
         &self,
         engine: &Engine,
         faces: &[FaceId],
         views: usize,
         augment: Augment,
-        mut progress: impl FnMut(usize, usize),
+        mut progress: impl FnMut(usize, usize) -> Result<()>,
     ) -> Result<TrunkFeatures> {
-        let trunk = self.models()?.manifest.trunk_of(engine.model_id());
+        let trunk = self.installed_models()?.manifest.trunk_of(engine.model_id());
         let mut cache = TrunkCache::open(self.path(), &cache_key(trunk, augment), TRUNK_DIM)?;
         let (computed, cached) = self.fill_cache(&mut cache, faces, views, augment, |images| engine.trunk_features(images), &mut progress)?;
         let views = faces
@@ -418,7 +503,7 @@ impl FaceDb {
         views: usize,
         augment: Augment,
         compute: impl Fn(&[image::RgbImage]) -> Result<Vec<Vec<f32>>>,
-        mut progress: impl FnMut(usize, usize),
+        mut progress: impl FnMut(usize, usize) -> Result<()>,
     ) -> Result<(usize, usize)> {
         let live: HashSet<u64> = self.all_faces()?.iter().map(|f| f.0).collect();
         cache.retain_faces(&live)?;
@@ -443,10 +528,10 @@ impl FaceDb {
             computed += images.len();
             // Appending per chunk keeps an interrupted run's work.
             cache.flush()?;
-            progress(faces.len() - todo.len() + (done * FEATURE_CHUNK + chunk.len()), faces.len());
+            progress(faces.len() - todo.len() + (done * FEATURE_CHUNK + chunk.len()), faces.len())?;
         }
         if todo.is_empty() {
-            progress(faces.len(), faces.len());
+            progress(faces.len(), faces.len())?;
         }
         Ok((computed, faces.len() * views - computed))
     }
@@ -530,12 +615,15 @@ impl FaceDb {
         let mut manifest = weights::installed(dir)?.manifest;
         manifest.upsert(entry);
         manifest.write(dir)?;
+        // The manifest read at open lacks the new version.
+        self.forget_installed_models();
         Ok(())
     }
 }
 
 /// Which layers `retrain` trains.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub enum Layers {
     /// The bottleneck on the frozen trunk's cached features: minutes on a CPU.
     #[default]
@@ -645,8 +733,25 @@ fn apply_head(head: &HeadWeights, rows: Vec<f32>, n: usize) -> Result<Vec<Vec<f3
     Ok(embed_features(&x, &w, &b)?.to_vec2()?)
 }
 
+/// `Cancelled` once `cancel` is: between feature chunks.
+fn stop_if_cancelled(cancel: &CancelToken, done: usize, total: usize) -> Result<()> {
+    if cancel.is_cancelled() {
+        return Err(FdbError::Cancelled { done, total });
+    }
+    Ok(())
+}
+
+/// Training stops after the epoch in which `cancel` was cancelled.
+fn epoch_flow(cancel: &CancelToken) -> std::ops::ControlFlow<()> {
+    if cancel.is_cancelled() {
+        std::ops::ControlFlow::Break(())
+    } else {
+        std::ops::ControlFlow::Continue(())
+    }
+}
+
 fn missing_model(id: &str) -> FdbError {
-    FdbError::Invalid(format!("model {id} is not installed; see `fdb models list`"))
+    FdbError::ModelNotInstalled { model: id.to_string() }
 }
 
 fn scores(set: &FeatureSet, head: &HeadWeights, device: &Device) -> Result<Scores> {

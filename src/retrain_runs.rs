@@ -29,11 +29,11 @@ pub struct RetrainRun {
 
 impl FaceDb {
     /// The retraining runs on this database, oldest first (at most `MAX_RUNS`).
-    pub fn retrain_runs(&self) -> Result<Vec<RetrainRun>> {
+    pub(crate) fn retrain_runs(&self) -> Result<Vec<RetrainRun>> {
         match self.store().meta_get(META_RUNS)? {
             None => Ok(Vec::new()),
             Some(bytes) => serde_json::from_slice(&bytes)
-                .map_err(|e| FdbError::Invalid(format!("the database's retraining history is unreadable: {e}"))),
+                .map_err(|e| FdbError::Corrupt { path: self.path().to_path_buf(), reason: format!("the retraining history is unreadable: {e}") }),
         }
     }
 

@@ -97,7 +97,8 @@ impl TrunkCache {
         let mut reader = BufReader::with_capacity(1 << 20, file.try_clone().map_err(|e| io_err(&self.path, e))?);
         let mut header = [0u8; HEADER];
         if len < HEADER || reader.read_exact(&mut header).is_err() || &header[..MAGIC.len()] != MAGIC {
-            return Err(FdbError::Invalid(format!("{}: not a trunk-feature cache (delete it to rebuild)", self.path.display())));
+            let reason = "not a trunk-feature cache (delete it to rebuild)".to_string();
+            return Err(FdbError::Corrupt { path: self.path.clone(), reason });
         }
         let dim = u32::from_le_bytes(header[MAGIC.len()..].try_into().expect("4 bytes")) as usize;
         if dim != self.dim {
@@ -275,7 +276,7 @@ fn safe_name(name: &str) -> String {
 }
 
 fn io_err(path: &Path, e: std::io::Error) -> FdbError {
-    FdbError::Invalid(format!("{}: {e}", path.display()))
+    FdbError::Io { path: path.to_path_buf(), source: e }
 }
 
 #[cfg(test)]

@@ -114,6 +114,14 @@ fn exit_codes_follow_one_table_and_json_errors_are_json() {
     // enroll: a photo without a face is a negative answer.
     let no_face = fixtures().join("no_face_shapes.png").display().to_string();
     assert_eq!(fdb(&db, &["enroll", "--name", "Nobody", &no_face]).status.code(), Some(1));
+    // Errors in JSON name their kind (FdbError::kind): a whole command's, and each photo's.
+    let (code, error) = fdb_json(&db, &["rename", "Nobody", "Somebody"]);
+    assert_eq!((code, error["kind"].as_str()), (Some(2), Some("unknown_person")), "{error}");
+    let (code, error) = fdb_json(&tmp.path().join("no-db-here"), &["list"]);
+    assert_eq!((code, error["kind"].as_str()), (Some(2), Some("no_database")), "{error}");
+    let (code, summary) = fdb_json(&db, &["enroll", "--name", "Nobody", &no_face, garbage.to_str().unwrap()]);
+    let kinds: Vec<&str> = summary["failures"].as_array().unwrap().iter().map(|f| f["kind"].as_str().unwrap()).collect();
+    assert_eq!((code, kinds), (Some(2), vec!["no_face", "image"]), "{summary}");
     // Argument errors with --json are JSON on stdout, exit 2.
     for args in [vec!["--json", "search", "-k", "zero", "x.jpg"], vec!["--json", "frobnicate"], vec!["--json", "verify", "only_one.jpg"]] {
         let out = fdb(&db, &args);

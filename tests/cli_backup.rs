@@ -126,7 +126,7 @@ fn face_count(db: &Path) -> u64 {
 }
 
 /// An import into a database whose vectors are plain embeddings computes every face of an
-/// archive of flip embeddings again from its crop: 130 LFW faces, three batches, several
+/// archive of the default recipe's embeddings again from its crop: 130 LFW faces, three batches, several
 /// seconds, killed at five moments spread over its run.
 #[test]
 fn kill_9_during_an_import_leaves_all_of_it_or_none() {

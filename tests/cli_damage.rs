@@ -99,7 +99,7 @@ fn lost_cut_or_flipped_vectors_are_reported_and_repaired_from_the_crops() {
     let tmp = tempfile::tempdir().unwrap();
     let original = enrolled(tmp.path());
     let (vectors, enrolled_rows) = stored_vectors(&original);
-    assert!(vectors.ends_with("#flip"), "a new database embeds with the default recipe: {vectors}");
+    assert!(vectors.ends_with("#centred"), "a new database embeds with the default recipe: {vectors}");
     let damages: [Damage; 3] = [
         ("deleted", |db| std::fs::remove_file(vector_file(db)).unwrap(), 12),
         // The header and the first 4 rows of 2,064 bytes stay.

@@ -57,6 +57,19 @@ fn the_flip_vector_is_the_normalised_sum_of_the_golden_crop_and_its_mirror() {
     let by_hand: Vec<f64> = sum.iter().map(|v| v / norm).collect();
     let worst = flip.iter().zip(&by_hand).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
     assert!(worst < 1e-4, "flip vector differs from the hand-built sum by {worst}");
+
+    // Centred: the same sum less the model's centre, divided by its length.
+    let (code, centred) = fdb_json(&db, &["embed", "--aligned", "--recipe", "centred", c.as_str()]);
+    assert_eq!(code, Some(0), "{centred}");
+    let centred = vector(&centred[0]["embedding"]);
+    let figures = fdb_models::weights::base_figures::facenet_recipes();
+    let centre = &figures.iter().find(|f| f.recipe == "centred").expect("the base model has a centre").centre;
+    assert_eq!(centre.len(), 512);
+    let less: Vec<f64> = by_hand.iter().zip(centre).map(|(v, c)| v - f64::from(*c)).collect();
+    let norm = less.iter().map(|v| v * v).sum::<f64>().sqrt();
+    let worst = centred.iter().zip(less.iter().map(|v| v / norm)).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
+    assert!(worst < 1e-4, "centred vector differs from the hand-built one by {worst}");
+    assert!(squared_l2(&centred, &flip) > 1e-3, "the centre moved the vector");
 }
 
 #[test]
@@ -72,7 +85,7 @@ fn a_plain_database_answers_with_plain_probes_until_it_is_migrated() {
     args.extend(photos.iter().map(String::as_str));
     assert_eq!(fdb_json(&db, &args).0, Some(0));
     let (_, info) = fdb_json(&db, &["info"]);
-    assert_eq!(info["stats"]["recipe"], "flip", "a new database takes the default recipe");
+    assert_eq!(info["stats"]["recipe"], "centred", "a new database takes the default recipe");
 
     // Back to plain: the vectors are filed under the bare model id, exactly as a database
     // written before recipes existed.
@@ -105,18 +118,23 @@ fn a_plain_database_answers_with_plain_probes_until_it_is_migrated() {
     // re-embedded, and probes follow.
     let (code, out) = fdb_json(&db, &["models", "use", MODEL]);
     assert_eq!(code, Some(0), "{out}");
-    assert_eq!(out["recipe"], "flip");
+    assert_eq!(out["recipe"], "centred");
     let (_, info) = fdb_json(&db, &["info"]);
-    assert_eq!(info["stats"]["vectors"], format!("{MODEL}#flip"), "{info}");
+    assert_eq!(info["stats"]["vectors"], format!("{MODEL}#centred"), "{info}");
+    let centred_distance = check("centred");
+    assert!((plain_distance - centred_distance).abs() > 1e-4, "the stored vectors changed with the recipe");
+    // And to flip, the recipe before centred, by name.
+    let (code, out) = fdb_json(&db, &["models", "use", MODEL, "--recipe", "flip"]);
+    assert_eq!((code, out["recipe"].as_str()), (Some(0), Some("flip")), "{out}");
     let flip_distance = check("flip");
-    assert!((plain_distance - flip_distance).abs() > 1e-4, "the stored vectors changed with the recipe");
+    assert!((flip_distance - centred_distance).abs() > 1e-4, "the centre changed the distances");
     // The threshold set under plain means nothing in flip distances: the model's applies again.
     let (_, info) = fdb_json(&db, &["info"]);
     assert_eq!(info["stats"]["verify_source"], "lfw", "{info}");
     assert_ne!(info["stats"]["verify_threshold"].as_f64(), Some(1.1f32 as f64));
 
     // Migrating again is refused by name.
-    let out = fdb(&db, &["models", "use", MODEL]);
+    let out = fdb(&db, &["models", "use", MODEL, "--recipe", "flip"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("already holds"), "{}", String::from_utf8_lossy(&out.stderr));
 }

@@ -14,7 +14,7 @@ fn photo(person: &str, i: usize) -> PathBuf {
 }
 
 fn open(dir: &std::path::Path) -> FaceDb {
-    FaceDb::open_with(dir.join("db"), OpenOptions { device: Some("cpu".into()), ..OpenOptions::default() }).unwrap()
+    FaceDb::open_with(dir.join("db"), OpenOptions::new().device("cpu").install_models(true)).unwrap()
 }
 
 fn close(a: &[f32], b: &[f32]) -> f32 {
@@ -74,9 +74,9 @@ fn embed_add_face_and_search_embedding_name_the_person() {
     let vector = stored.vector.expect("a vector by the current model");
     assert!(close(&vector, &added.vector) < 1e-6);
     let engine = db.engine().unwrap();
-    let again = engine.embed_recipe(&[stored.crop.clone()], db.recipe().unwrap()).unwrap().remove(0);
+    let again = engine.embed_recipe(&[stored.crop.clone()], db.models().recipe().unwrap()).unwrap().remove(0);
     assert!(close(&again, &vector) < 1e-4);
-    assert!(db.face(u64::MAX).unwrap().is_none());
+    assert!(db.face(fdb::FaceId(u64::MAX)).unwrap().is_none());
 
     // The same face again, by embedding or as its photo, is a duplicate; a person by id works.
     assert_eq!(db.add_face("Tony_Blair", added).unwrap(), EnrollStatus::Duplicate { face: *id });
@@ -89,8 +89,13 @@ fn embed_add_face_and_search_embedding_name_the_person() {
     // Vectors of another model or recipe are refused, not compared.
     let mut foreign = stranger.clone();
     foreign.vectors_id = "another-model+flip".into();
-    assert!(matches!(db.add_face("x", &foreign), Err(FdbError::Invalid(_))));
-    assert!(matches!(db.search_face(&foreign, 1), Err(FdbError::Invalid(_))));
+    let ours = db.models().vectors_id().unwrap();
+    for refused in [db.add_face("x", &foreign).unwrap_err(), db.search_face(&foreign, 1).unwrap_err()] {
+        match refused {
+            FdbError::ModelMismatch { expected, found } => assert_eq!((expected, found.as_str()), (ours.clone(), "another-model+flip")),
+            other => panic!("{other}"),
+        }
+    }
     assert_eq!(db.people().unwrap().len(), 3);
 }
 
@@ -132,7 +137,7 @@ fn a_group_photo_embeds_every_face_primary_first() {
     // The primary face is the one search and enrolment take.
     db.enroll("Simon", &[&group]).unwrap();
     assert_eq!(db.search(&group, 1).unwrap().bbox, faces[0].bbox);
-    assert_eq!(db.add_face("Simon", &faces[0]).unwrap(), EnrollStatus::Duplicate { face: db.faces("Simon").unwrap()[0].id.0 });
+    assert_eq!(db.add_face("Simon", &faces[0]).unwrap(), EnrollStatus::Duplicate { face: db.faces("Simon").unwrap()[0].id });
     // The others are faces of their own: each can be stored.
     assert!(matches!(db.add_face("Someone", &faces[1]).unwrap(), EnrollStatus::Enrolled { .. }));
     assert_ne!(faces[0].source_sha256, faces[1].source_sha256);

@@ -16,7 +16,7 @@ fn photo(person: &str, i: usize) -> PathBuf {
 }
 
 fn open(dir: &std::path::Path) -> FaceDb {
-    FaceDb::open_with(dir.join("db"), OpenOptions { device: Some("cpu".into()), ..OpenOptions::default() }).unwrap()
+    FaceDb::open_with(dir.join("db"), OpenOptions::new().device("cpu").install_models(true)).unwrap()
 }
 
 fn enrol_fixtures(db: &FaceDb) {
@@ -105,13 +105,13 @@ fn enrolment_dedupes_bytes_like_files_and_pixels_whatever_their_layout() {
     let frame = RawFrame::bgr(&bgr, rgb.width(), rgb.height()).with_stride(stride);
     let items: Vec<(String, ImageInput<'_>)> =
         vec![("Serena".into(), (&rgb).into()), ("Serena".into(), frame.into())];
-    let reports = db.enroll_many(&items, &Default::default(), |_| {}).unwrap();
+    let reports = db.enroll_many(&items, &Default::default(), &fdb::Progress::new()).unwrap();
     let EnrollStatus::Enrolled { face: from_pixels, .. } = reports[0].status else { panic!("{reports:?}") };
     assert_eq!(reports[1].status, EnrollStatus::Duplicate { face: from_pixels });
     let later = db.enroll("Serena", &[frame]).unwrap().remove(0);
     assert_eq!(later.status, EnrollStatus::Duplicate { face: from_pixels });
     assert_eq!(db.faces("Serena").unwrap().len(), 2);
-    assert_eq!(db.store().face(fdb_storage::FaceId(from_pixels)).unwrap().unwrap().source_name, format!("<{}x{} RGB image>", rgb.width(), rgb.height()));
+    assert_eq!(db.store().face(from_pixels).unwrap().unwrap().source_name, format!("<{}x{} RGB image>", rgb.width(), rgb.height()));
 }
 
 #[test]
@@ -143,7 +143,10 @@ fn frames_that_do_not_fit_their_buffer_are_typed_errors() {
         }
         // In an enrolment a bad frame fails alone; the batch goes on.
         let reports = db.enroll("Tony", &[ImageInput::from(frame), photo("Tony_Blair", 1).into()]).unwrap();
-        assert!(matches!(&reports[0].status, EnrollStatus::Failed { reason } if reason.contains("raw frame")), "{reports:?}");
+        assert!(
+            matches!(&reports[0].status, EnrollStatus::Failed { error } if matches!(**error, FdbError::Frame(ref e) if *e == expected)),
+            "{reports:?}"
+        );
         assert!(matches!(reports[1].status, EnrollStatus::Enrolled { .. } | EnrollStatus::Duplicate { .. }), "{reports:?}");
     }
 }

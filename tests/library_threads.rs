@@ -19,7 +19,7 @@ const READERS: usize = 8;
 #[test]
 fn writers_and_readers_share_one_database() {
     let tmp = tempfile::tempdir().unwrap();
-    let options = OpenOptions { device: Some("cpu".into()), ..OpenOptions::default() };
+    let options = OpenOptions::new().device("cpu").install_models(true);
     let db = FaceDb::open_with(tmp.path().join("db"), options).unwrap();
     db.engine().unwrap(); // loaded once, before the clock starts
 
@@ -55,7 +55,7 @@ fn writers_and_readers_share_one_database() {
                     let mut mine = photos.clone();
                     mine.rotate_left(w * 5 % photos.len());
                     if w % 2 == 0 {
-                        db.enroll_many(&mine, &EnrollOptions::default(), |_| {}).expect("a batch enrolment")
+                        db.enroll_many(&mine, &EnrollOptions::default(), &fdb::Progress::new()).expect("a batch enrolment")
                     } else {
                         mine.iter()
                             .flat_map(|(name, path)| db.enroll(name, std::slice::from_ref(path)).expect("an enrolment"))
@@ -76,7 +76,7 @@ fn writers_and_readers_share_one_database() {
     assert_eq!(reports.len(), WRITERS * photos.len());
     assert!(searches >= 2 * READERS);
     // Each photo became one face, once: one Enrolled report, the rest duplicates of that face.
-    let mut face_of: HashMap<&PathBuf, u64> = HashMap::new();
+    let mut face_of: HashMap<&PathBuf, fdb::FaceId> = HashMap::new();
     let mut enrolled = 0;
     for report in &reports {
         let face = match report.status {
@@ -102,10 +102,10 @@ fn writers_and_readers_share_one_database() {
         assert_eq!(faces.len(), 4, "{person}");
         for face in faces {
             let path = PathBuf::from(&face.source_name);
-            assert_eq!(face_of.get(&path), Some(&face.id.0), "{person}");
+            assert_eq!(face_of.get(&path), Some(&face.id), "{person}");
         }
     }
-    let stats = db.stats().unwrap();
+    let stats = db.info().unwrap();
     assert_eq!((stats.people, stats.faces), (3, 12));
     assert_eq!(db.store().searchable_faces(), 12);
     assert!(db.check().unwrap().healthy());

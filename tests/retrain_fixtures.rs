@@ -8,7 +8,7 @@ mod common;
 use common::{fixtures, scratch_models};
 use fdb::retrain::{Layers, RetrainEvent, RetrainOptions};
 use fdb::trunk_cache::TrunkCache;
-use fdb::{FaceDb, OpenOptions};
+use fdb::{FaceDb, OpenOptions, Progress};
 use fdb_models::train::augment::{render_view, Augment};
 use fdb_models::train::TrainConfig;
 use fdb_models::weights::Manifest;
@@ -17,7 +17,7 @@ use fdb_models::weights::Manifest;
 fn retrain_switches_to_a_new_version_and_can_roll_back() {
     let tmp = tempfile::tempdir().unwrap();
     let models_dir = scratch_models(tmp.path());
-    let options = OpenOptions { models_dir: models_dir.clone(), device: Some("cpu".into()), install_models: false, ..OpenOptions::default() };
+    let options = OpenOptions::new().models_dir(models_dir.clone()).device("cpu");
     let db = FaceDb::open_with(tmp.path().join("db"), options).unwrap();
     let people = ["Colin_Powell", "Serena_Williams", "Tony_Blair"];
     for person in people {
@@ -26,19 +26,16 @@ fn retrain_switches_to_a_new_version_and_can_roll_back() {
         db.enroll(person, &photos).unwrap();
     }
     let probe = fixtures().join("people/Tony_Blair/Tony_Blair_0004.jpg");
-    let base = db.model_id().unwrap();
+    let base = db.models().model_id().unwrap();
     let before = db.search(&probe, 3).unwrap();
 
-    let options = RetrainOptions {
-        train: TrainConfig { epochs: 2, batches_per_epoch: 3, people_per_batch: 2, faces_per_person: 3, ..Default::default() },
-        validation_fraction: 0.34,
-        force: true,
-        jitter: 0,
-        ..Default::default()
-    };
+    let mut options = RetrainOptions::default();
+    options.train = TrainConfig { epochs: 2, batches_per_epoch: 3, people_per_batch: 2, faces_per_person: 3, ..Default::default() };
+    (options.validation_fraction, options.force, options.jitter) = (0.34, true, 0);
     let mut epochs_seen = 0;
     let report = db
-        .retrain(&options, |e| {
+        .retrainer()
+        .run(&options, |e| {
             if let RetrainEvent::Epoch(_) = e {
                 epochs_seen += 1
             }
@@ -51,7 +48,7 @@ fn retrain_switches_to_a_new_version_and_can_roll_back() {
     assert_eq!((report.train_faces, report.validation_faces), (6, 3));
     assert!(report.switched);
     assert_eq!(report.parent, base);
-    assert_eq!(db.model_id().unwrap(), report.model);
+    assert_eq!(db.models().model_id().unwrap(), report.model);
 
     let manifest = Manifest::read(&models_dir.join(Manifest::FILE)).unwrap();
     let entry = manifest.get(&report.model).expect("the new version is listed");
@@ -59,8 +56,8 @@ fn retrain_switches_to_a_new_version_and_can_roll_back() {
     assert!(models_dir.join(&entry.file).is_file());
     // Every stored face has an embedding of the new model (under the database's recipe, which a
     // retrain keeps), and answers are still right.
-    let vectors = db.vectors_id().unwrap();
-    assert_eq!(vectors, db.recipe().unwrap().vectors_id(&report.model));
+    let vectors = db.models().vectors_id().unwrap();
+    assert_eq!(vectors, db.models().recipe().unwrap().vectors_id(&report.model));
     for person in db.people().unwrap() {
         for face in db.faces(&person.name).unwrap() {
             assert!(db.store().embedding(face.id, &vectors).unwrap().is_some());
@@ -76,7 +73,7 @@ fn retrain_switches_to_a_new_version_and_can_roll_back() {
     for person in db.people().unwrap() {
         for face in db.faces(&person.name).unwrap() {
             let crop = fdb_models::imageio::decode_image(&db.store().face_crop(face.id).unwrap(), "crop").unwrap();
-            let full = engine.embed_recipe(&[crop], db.recipe().unwrap()).unwrap().remove(0);
+            let full = engine.embed_recipe(&[crop], db.models().recipe().unwrap()).unwrap().remove(0);
             let stored = db.store().embedding(face.id, &vectors).unwrap().unwrap();
             let worst = full.iter().zip(&stored).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
             assert!(worst < 1e-5, "face {}: cached switch differs from the full network by {worst}", face.id.0);
@@ -84,18 +81,18 @@ fn retrain_switches_to_a_new_version_and_can_roll_back() {
     }
 
     // A second retrain (from the new version, whose trunk is the base's) computes nothing.
-    let again = db.retrain(&options, |_| {}).unwrap();
+    let again = db.retrainer().run(&options, |_| {}).unwrap();
     assert_eq!((again.features_computed, again.features_cached), (0, 18));
     // Both runs' learning curves are kept in the database, oldest first, for `retrain --plot`.
-    let runs = db.retrain_runs().unwrap();
+    let runs = db.retrainer().runs().unwrap();
     assert_eq!(runs.iter().map(|r| r.model.as_str()).collect::<Vec<_>>(), [report.model.as_str(), again.model.as_str()]);
     assert_eq!(runs[1].parent, report.model);
     assert_eq!((runs[0].epochs.clone(), runs[1].epochs.clone()), (report.epochs.clone(), again.epochs.clone()));
     assert_eq!(runs[0].before, report.before.verification_accuracy);
 
     // Roll back: the base model's answers come back (re-embedded from the lossless crops).
-    db.switch_to(&base).unwrap();
-    assert_eq!(db.model_id().unwrap(), base);
+    db.models().switch_to(&base, &Progress::new()).unwrap();
+    assert_eq!(db.models().model_id().unwrap(), base);
     let after = db.search(&probe, 3).unwrap();
     assert_eq!(after.matches.len(), before.matches.len());
     for (a, b) in after.matches.iter().zip(&before.matches) {
@@ -108,7 +105,7 @@ fn retrain_switches_to_a_new_version_and_can_roll_back() {
 fn cached_trunk_features_equal_fresh_ones_and_removed_faces_leave_the_cache() {
     let tmp = tempfile::tempdir().unwrap();
     let models_dir = scratch_models(tmp.path());
-    let options = OpenOptions { models_dir, device: Some("cpu".into()), install_models: false, ..OpenOptions::default() };
+    let options = OpenOptions::new().models_dir(models_dir).device("cpu");
     let db = FaceDb::open_with(tmp.path().join("db"), options).unwrap();
     let person = "Colin_Powell";
     let photos: Vec<_> = (1..=3).map(|i| fixtures().join("people").join(person).join(format!("{person}_{i:04}.jpg"))).collect();
@@ -117,9 +114,9 @@ fn cached_trunk_features_equal_fresh_ones_and_removed_faces_leave_the_cache() {
     let engine = db.engine().unwrap();
 
     // Four views: the crop, its mirror, one jitter and its mirror.
-    let first = db.trunk_features(&engine, &faces, 4, Augment::Geometric, |_, _| {}).unwrap();
+    let first = db.retrainer().trunk_features(&engine, &faces, 4, Augment::Geometric, |_, _| Ok(())).unwrap();
     assert_eq!((first.computed, first.cached), (12, 0));
-    let second = db.trunk_features(&engine, &faces, 4, Augment::Geometric, |_, _| {}).unwrap();
+    let second = db.retrainer().trunk_features(&engine, &faces, 4, Augment::Geometric, |_, _| Ok(())).unwrap();
     assert_eq!((second.computed, second.cached), (0, 12));
     for (face, (a, b)) in faces.iter().zip(first.views.iter().zip(&second.views)) {
         assert_eq!(a, b);
@@ -133,8 +130,8 @@ fn cached_trunk_features_equal_fresh_ones_and_removed_faces_leave_the_cache() {
     }
 
     // A removed face's features leave the cache file the next time it is used.
-    db.remove_face(faces[0].0).unwrap();
-    let rest = db.trunk_features(&engine, &faces[1..], 4, Augment::Geometric, |_, _| {}).unwrap();
+    db.remove_face(faces[0]).unwrap();
+    let rest = db.retrainer().trunk_features(&engine, &faces[1..], 4, Augment::Geometric, |_, _| Ok(())).unwrap();
     assert_eq!((rest.computed, rest.cached), (0, 8));
     let cache = TrunkCache::open(db.path(), engine.model_id(), fdb_models::facenet::TRUNK_DIM).unwrap();
     assert_eq!(cache.len(), 8);
@@ -142,7 +139,7 @@ fn cached_trunk_features_equal_fresh_ones_and_removed_faces_leave_the_cache() {
 
     // Another augmentation has a cache of its own: the crop and its mirror are the same
     // pictures, the jittered views are altered ones.
-    let light = db.trunk_features(&engine, &faces[1..], 4, Augment::Light, |_, _| {}).unwrap();
+    let light = db.retrainer().trunk_features(&engine, &faces[1..], 4, Augment::Light, |_, _| Ok(())).unwrap();
     assert_eq!((light.computed, light.cached), (8, 0));
     let largest_difference = |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max);
     for (geometric, light) in rest.views.iter().zip(&light.views) {
@@ -164,25 +161,22 @@ fn a_parent_damaged_during_training_is_not_copied_into_a_new_version() {
     let facenet = models_dir.join(installed.facenet.file_name().unwrap());
     std::fs::remove_file(&facenet).unwrap();
     std::fs::copy(&installed.facenet, &facenet).unwrap();
-    let options = OpenOptions { models_dir: models_dir.clone(), device: Some("cpu".into()), install_models: false, ..OpenOptions::default() };
+    let options = OpenOptions::new().models_dir(models_dir.clone()).device("cpu");
     let db = FaceDb::open_with(tmp.path().join("db"), options).unwrap();
     for person in ["Colin_Powell", "Serena_Williams", "Tony_Blair"] {
         let photos: Vec<_> =
             (1..=3).map(|i| fixtures().join("people").join(person).join(format!("{person}_{i:04}.jpg"))).collect();
         db.enroll(person, &photos).unwrap();
     }
-    let options = RetrainOptions {
-        train: TrainConfig { epochs: 2, batches_per_epoch: 2, people_per_batch: 2, faces_per_person: 3, ..Default::default() },
-        validation_fraction: 0.34,
-        force: true,
-        jitter: 0,
-        ..Default::default()
-    };
+    let mut options = RetrainOptions::default();
+    options.train = TrainConfig { epochs: 2, batches_per_epoch: 2, people_per_batch: 2, faces_per_person: 3, ..Default::default() };
+    (options.validation_fraction, options.force, options.jitter) = (0.34, true, 0);
     // After the first epoch (the file was checked when training began), 64 bytes in its middle
     // change, size kept.
     let mut damaged = false;
     let err = db
-        .retrain(&options, |e| {
+        .retrainer()
+        .run(&options, |e| {
             if matches!(e, RetrainEvent::Epoch(_)) && !damaged {
                 let mut bytes = std::fs::read(&facenet).unwrap();
                 let middle = bytes.len() / 2;
@@ -206,7 +200,7 @@ fn a_parent_damaged_during_training_is_not_copied_into_a_new_version() {
 /// under `dir`.
 fn three_people(dir: &std::path::Path) -> (FaceDb, std::path::PathBuf) {
     let models_dir = scratch_models(dir);
-    let options = OpenOptions { models_dir: models_dir.clone(), device: Some("cpu".into()), install_models: false, ..OpenOptions::default() };
+    let options = OpenOptions::new().models_dir(models_dir.clone()).device("cpu");
     let db = FaceDb::open_with(dir.join("db"), options).unwrap();
     for person in ["Colin_Powell", "Serena_Williams", "Tony_Blair"] {
         let photos: Vec<_> =
@@ -217,22 +211,19 @@ fn three_people(dir: &std::path::Path) -> (FaceDb, std::path::PathBuf) {
 }
 
 fn small_run(layers: Layers, learning_rate: f64, force: bool) -> RetrainOptions {
-    RetrainOptions {
-        train: TrainConfig {
-            epochs: 2,
-            batches_per_epoch: 2,
-            people_per_batch: 2,
-            faces_per_person: 3,
-            learning_rate,
-            seed: 11,
-            ..Default::default()
-        },
-        validation_fraction: 0.34,
-        force,
-        jitter: 1,
-        augment: Augment::Geometric,
-        layers,
-    }
+    let mut options = RetrainOptions::default();
+    options.train = TrainConfig {
+        epochs: 2,
+        batches_per_epoch: 2,
+        people_per_batch: 2,
+        faces_per_person: 3,
+        learning_rate,
+        seed: 11,
+        ..Default::default()
+    };
+    (options.validation_fraction, options.force, options.jitter) = (0.34, force, 1);
+    (options.augment, options.layers) = (Augment::Geometric, layers);
+    options
 }
 
 /// `--layers top:2` trains the last two Block8s and the bottleneck from cached activations: the
@@ -250,8 +241,8 @@ fn top_training_from_cached_activations_is_seeded_and_switches_like_any_version(
     for name in ["a", "b"] {
         let tmp = tempfile::tempdir().unwrap();
         let (db, models_dir) = three_people(tmp.path());
-        let base = db.model_id().unwrap();
-        let report = db.retrain(&options, |_| {}).unwrap();
+        let base = db.models().model_id().unwrap();
+        let report = db.retrainer().run(&options, |_| {}).unwrap();
         // Nine faces × (crop, mirror, one jitter and its mirror), computed up to the cut once.
         assert_eq!((report.features_computed, report.features_cached), (36, 0), "{name}");
         let again = TrunkCache::open_activations(db.path(), &base, "repeat_2.3", 3 * 3 * 1792).unwrap();
@@ -277,11 +268,11 @@ fn top_training_from_cached_activations_is_seeded_and_switches_like_any_version(
         // The switch's stored vectors are the new version's full network on the crops.
         let engine = db.engine().unwrap();
         assert_eq!(engine.model_id(), report.model);
-        let vectors = db.vectors_id().unwrap();
+        let vectors = db.models().vectors_id().unwrap();
         for person in db.people().unwrap() {
             for face in db.faces(&person.name).unwrap() {
                 let crop = fdb_models::imageio::decode_image(&db.store().face_crop(face.id).unwrap(), "crop").unwrap();
-                let full = engine.embed_recipe(&[crop], db.recipe().unwrap()).unwrap().remove(0);
+                let full = engine.embed_recipe(&[crop], db.models().recipe().unwrap()).unwrap().remove(0);
                 let stored = db.store().embedding(face.id, &vectors).unwrap().unwrap();
                 let worst = full.iter().zip(&stored).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
                 assert!(worst < 1e-5, "face {}: the switch differs from the full network by {worst}", face.id.0);
@@ -307,18 +298,44 @@ fn a_version_that_does_not_improve_is_not_switched_to() {
     for layers in [Layers::Head, "top:1".parse().unwrap()] {
         let tmp = tempfile::tempdir().unwrap();
         let (db, models_dir) = three_people(tmp.path());
-        let base = db.model_id().unwrap();
-        let vectors = db.vectors_id().unwrap();
-        let report = db.retrain(&small_run(layers, 0.0, false), |_| {}).unwrap();
+        let base = db.models().model_id().unwrap();
+        let vectors = db.models().vectors_id().unwrap();
+        let report = db.retrainer().run(&small_run(layers, 0.0, false), |_| {}).unwrap();
         assert_eq!(
             (report.after.verification_accuracy, report.after.rank1),
             (report.before.verification_accuracy, report.before.rank1),
             "{layers:?}"
         );
         assert!(!report.switched, "{layers:?}: switched to a version that is not better");
-        assert_eq!((db.model_id().unwrap(), db.vectors_id().unwrap()), (base.clone(), vectors));
+        assert_eq!((db.models().model_id().unwrap(), db.models().vectors_id().unwrap()), (base.clone(), vectors));
         let manifest = Manifest::read(&models_dir.join(Manifest::FILE)).unwrap();
         assert!(manifest.get(&report.model).is_some(), "{layers:?}: the version is kept for `fdb models use`");
-        assert!(!db.retrain_runs().unwrap()[0].switched);
+        assert!(!db.retrainer().runs().unwrap()[0].switched);
     }
+}
+
+/// A retrain cancelled after its first epoch (`RetrainOptions::cancel`) stores nothing: no
+/// version in the manifest, no run in the history, the database on its model.
+#[test]
+fn a_cancelled_retrain_stores_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (db, models_dir) = three_people(tmp.path());
+    let (base, vectors) = (db.models().model_id().unwrap(), db.models().vectors_id().unwrap());
+    let options = small_run(Layers::Head, 0.05, true);
+    let mut epochs = 0;
+    let err = db
+        .retrainer()
+        .run(&options, |e| {
+            if let RetrainEvent::Epoch(_) = e {
+                epochs += 1;
+                options.cancel.cancel(); // a clone of this token could be cancelled from any thread
+            }
+        })
+        .unwrap_err();
+    assert!(matches!(err, fdb::FdbError::Cancelled { done: 1, total: 2 }), "{err}");
+    assert_eq!(epochs, 1, "training stopped after the epoch in which it was cancelled");
+    let manifest = Manifest::read(&models_dir.join(Manifest::FILE)).unwrap();
+    assert_eq!(manifest.models.iter().filter(|m| m.parent.is_some()).count(), 0, "no version was listed");
+    assert!(db.retrainer().runs().unwrap().is_empty());
+    assert_eq!((db.models().model_id().unwrap(), db.models().vectors_id().unwrap()), (base, vectors));
 }

@@ -82,7 +82,7 @@ fn an_evaluation_saved_with_its_threshold_saves_its_roc() {
     let tmp = tempfile::tempdir().unwrap();
     let db = tmp.path().join("db");
     let people = common::fixtures().join("people");
-    let args = ["eval", "pairs", "--dir", people.to_str().unwrap(), "--random-pairs", "24", "--same-ratio", "0.5", "--seed", "3", "--cache", "none", "--flip", "sum", "--save-threshold"];
+    let args = ["eval", "pairs", "--dir", people.to_str().unwrap(), "--random-pairs", "24", "--same-ratio", "0.5", "--seed", "3", "--cache", "none", "--flip", "sum", "--centre", "--save-threshold"];
     let (code, json) = common::fdb_json(&db, &args);
     assert_eq!(code, Some(0), "{json}");
     let fdb = fdb::FaceDb::open(&db).unwrap();

@@ -260,8 +260,9 @@ pub struct EmbedArgs {
     /// The images are already aligned 160x160 face crops: skip detection.
     #[arg(long)]
     pub aligned: bool,
-    /// plain: the network's embedding of the crop; flip: the vector a database stores by
-    /// default (the crop's and its mirror's embeddings, summed and normalised).
+    /// plain: the network's embedding of the crop; flip: the crop's and its mirror's
+    /// embeddings, summed and normalised; centred: flip less the model's centre, normalised
+    /// again (the vector a database stores by default).
     #[arg(long, default_value = "plain")]
     pub recipe: String,
 }
@@ -304,10 +305,11 @@ pub enum ModelsCommand {
     /// Switch the database to another installed model version or embedding recipe (re-embeds
     /// every stored face from its crop). A database enrolled with plain embeddings is migrated
     /// to the default recipe by naming its own model.
-    #[command(after_help = "Examples:\n  fdb models use facenet-20180408-102900                 # the default recipe (flip)\n  fdb models use facenet-20180408-102900 --recipe plain  # back to plain embeddings")]
+    #[command(after_help = "Examples:\n  fdb models use facenet-20180408-102900                 # the default recipe (centred)\n  fdb models use facenet-20180408-102900 --recipe flip   # crop + mirror, without the centre\n  fdb models use facenet-20180408-102900 --recipe plain  # back to plain embeddings")]
     Use {
         model: String,
-        /// plain (the crop's embedding) or flip (crop + mirror, summed) [default: flip].
+        /// plain (the crop's embedding), flip (crop + mirror, summed) or centred (flip less the
+        /// model's centre) [default: centred].
         #[arg(long)]
         recipe: Option<String>,
     },

@@ -5,10 +5,11 @@ use std::path::{Path, PathBuf};
 use clap::{Args, Subcommand};
 use fdb::engine::{Engine, Light};
 use fdb::eval::{self, EmbedRun, EmbeddingCache, EvalOptions, EvalReport, FlipMode, ImagePair, Metric};
-use fdb::eval_report::{self, NamedReport};
-use fdb::eval_source::EngineSource;
+use fdb::eval::report_dir::{self as eval_report, NamedReport};
+use fdb::eval::EngineSource;
 use fdb::facedb::{EnrollOptions, FaceDb, OpenOptions};
 use fdb::decision::LowerTail;
+use fdb::recipe::Recipe;
 use fdb::{Alignment, FdbError, Result};
 use serde_json::json;
 
@@ -60,6 +61,21 @@ pub enum EvalCommand {
     /// and searched through a scratch database: faces found, rank-1, right/wrong accepts, strangers.
     #[command(after_help = "Examples:\n  fdb eval hard --lfw lfw/images --split tune --seed 16\n  fdb eval hard --lfw lfw/images --split holdout --out hard-run/")]
     Hard(HardArgs),
+    /// The centre of a model for the centred recipe: the mean flip vector of every photo of the
+    /// people under DIR who appear in none of the --exclude pair lists (so that it is estimated
+    /// on faces the evaluation never sees). Prints it as JSON.
+    #[command(after_help = "Example:\n  fdb eval centre --dir lfw/images --exclude lfw/pairs.txt --json > centre.json")]
+    Centre {
+        /// A folder per person.
+        #[arg(long)]
+        dir: PathBuf,
+        /// Pair lists whose people are left out.
+        #[arg(long, value_name = "PAIRS")]
+        exclude: Vec<PathBuf>,
+        /// The embedder [default: the base model].
+        #[arg(long)]
+        model: Option<String>,
+    },
 }
 
 #[derive(Args, Debug)]
@@ -110,6 +126,10 @@ pub struct PairsEval {
     /// Subtract the training folds' mean embedding per fold.
     #[arg(long)]
     subtract_mean: bool,
+    /// Take the model's fixed centre away from each vector and normalise again: with `--flip
+    /// sum`, the distances of the centred recipe's databases.
+    #[arg(long)]
+    centre: bool,
     #[arg(long, value_enum, default_value_t = AlignArg::Crop)]
     align: AlignArg,
     /// Normalise each aligned crop's light before embedding it: off, equalise, clahe or auto (a
@@ -174,6 +194,7 @@ pub fn run(command: EvalCommand, options: &OpenOptions, db_path: &Path, json: bo
             evaluate_pairs(&pairs, &common, options, db_path, json)
         }
         EvalCommand::Hard(a) => hard(a, options, json),
+        EvalCommand::Centre { dir, exclude, model } => centre(&dir, &exclude, model.as_deref(), options, json),
         EvalCommand::Pairs { common, random_pairs, same_ratio, seed } => {
             let pairs = eval::random_pairs(&common.dir, random_pairs, same_ratio, seed).map_err(eval_err)?;
             evaluate_pairs(&pairs, &common, options, db_path, json)
@@ -200,20 +221,23 @@ fn evaluate_pairs(pairs: &[ImagePair], c: &PairsEval, options: &OpenOptions, db_
         subtract_mean: c.subtract_mean,
         far_target: c.far.unwrap_or(1e-3),
         flip: c.flip,
+        centred: c.centre,
         ..EvalOptions::default()
     };
-    let cache_path = c.cache.clone().unwrap_or_else(|| options.models_dir.join("..").join("eval-embeddings.bin"));
+    let cache_path = c.cache.clone().unwrap_or_else(|| default_cache_path(options));
     let mut cache = if cache_path.as_os_str() == "none" {
         None
     } else {
         Some(EmbeddingCache::open(&cache_path).map_err(eval_err)?)
     };
     let (embeddings, fallbacks) = embed_with(&engine, pairs, c.flip, c.align, cache.as_mut(), json)?;
+    let embeddings = centre_if(c.centre, &engine, embeddings)?;
     let report = eval::evaluate(&embeddings, &eval_options).map_err(eval_err)?;
     let mut compared = Vec::new();
     if let Some(model) = &c.compare_model {
         let other = super::engine_of(options, model)?.with_light(c.light);
         let (e, _) = embed_with(&other, pairs, c.flip, c.align, cache.as_mut(), json)?;
+        let e = centre_if(c.centre, &other, e)?;
         compared.push((format!("{model} ({})", protocol_name(&eval_options)), eval::evaluate(&e, &eval_options).map_err(eval_err)?));
     }
     if c.compare_plain {
@@ -240,7 +264,7 @@ fn evaluate_pairs(pairs: &[ImagePair], c: &PairsEval, options: &OpenOptions, db_
         }
         None => None,
     };
-    let tail = (c.impostor_tail || c.save_threshold).then(|| impostor_tail(pairs, &embeddings));
+    let tail = (c.impostor_tail || c.save_threshold).then(|| eval::impostor_tail(pairs, &embeddings));
     let saved = match &tail {
         Some(tail) if c.save_threshold => Some(save_threshold(&runs[0].name, &report, c.far.is_some(), tail, options, db_path)?),
         _ => None,
@@ -299,14 +323,60 @@ fn embed_with(
     Ok((embeddings, source.fallbacks))
 }
 
-fn protocol_name(o: &EvalOptions) -> String {
-    let metric = match o.metric {
-        Metric::SquaredL2 => "squared L2",
-        Metric::Cosine => "cosine",
+fn centre(dir: &Path, exclude: &[PathBuf], model: Option<&str>, options: &OpenOptions, json: bool) -> Result<u8> {
+    let mut excluded = std::collections::HashSet::new();
+    for file in exclude {
+        for pair in eval::read_pairs(file).map_err(eval_err)?.pairs {
+            excluded.extend([pair.left.name, pair.right.name]);
+        }
+    }
+    let people: Vec<_> = eval::list_people(dir).map_err(eval_err)?.into_iter().filter(|p| !excluded.contains(&p.name)).collect();
+    let paths: Vec<PathBuf> = people.iter().flat_map(|p| p.images.iter().cloned()).collect();
+    if paths.is_empty() {
+        return Err(FdbError::Invalid(format!("{}: no photos of people outside the excluded pair lists", dir.display())));
+    }
+    let engine = match model {
+        Some(model) => super::engine_of(options, model)?,
+        None => engine(options)?,
     };
+    let mut cache = EmbeddingCache::open(&default_cache_path(options)).map_err(eval_err)?;
+    let mut source = EngineSource::new(&engine, Alignment::Crop);
+    let bar = progress_bar(paths.len(), json);
+    let run = EmbedRun::new(FlipMode::Sum).with_cache(&mut cache).with_progress(|done, _| bar.set_position(done as u64));
+    let vectors = eval::embed_paths(&paths, &mut source, run).map_err(eval_err)?;
+    bar.finish_and_clear();
+    let dim = vectors[0].len();
+    let centre: Vec<f32> = eval::mean_embedding(vectors.iter().map(Vec::as_slice), dim).into_iter().map(|x| x as f32).collect();
+    let norm = centre.iter().map(|x| x * x).sum::<f32>().sqrt();
+    emit(json, &json!({ "model": engine.model_id(), "people": people.len(), "photos": paths.len(), "norm": norm, "centre": centre }), || {
+        println!("{}: the mean flip vector of {} photos of {} people (norm {norm:.4})", engine.model_id(), paths.len(), people.len());
+        println!("{}", serde_json::to_string(&centre).expect("numbers"));
+    });
+    Ok(0)
+}
+
+/// With `centre`, every vector less the engine model's centre, normalised again.
+fn centre_if(centre: bool, engine: &Engine, mut e: eval::PairEmbeddings) -> Result<eval::PairEmbeddings> {
+    if centre {
+        let c = engine.recipe_centre(Recipe::Centred)?.expect("the centred recipe has a centre");
+        for v in e.left.iter_mut().chain(e.right.iter_mut()) {
+            *v = fdb::recipe::centred(std::mem::take(v), c);
+        }
+    }
+    Ok(e)
+}
+
+/// Where the evaluator keeps its embeddings unless told otherwise.
+fn default_cache_path(options: &OpenOptions) -> PathBuf {
+    options.models_dir.join("..").join("eval-embeddings.bin")
+}
+
+fn protocol_name(o: &EvalOptions) -> String {
+    let metric = o.metric.describe();
     let flip = if o.flip == FlipMode::None { "" } else { ", flip" };
+    let centred = if o.centred { ", centred" } else { "" };
     let mean = if o.subtract_mean { ", mean subtracted" } else { "" };
-    format!("{metric}{flip}{mean}")
+    format!("{metric}{flip}{centred}{mean}")
 }
 
 /// The thresholds of the database at `db_path`, if there is one (a report never creates one).
@@ -315,51 +385,16 @@ fn product_thresholds(options: &OpenOptions, db_path: &Path) -> Result<Option<ev
         return Ok(None);
     }
     let db = FaceDb::open_with(db_path, options.clone())?;
-    let faces = db.stats()?.faces;
-    let search = if faces > 0 { Some((db.search_threshold()?, faces)) } else { None };
-    Ok(Some(eval_report::ProductThresholds { verify: db.verify_threshold()?, search }))
+    let faces = db.info()?.faces;
+    let search = if faces > 0 { Some((db.thresholds().search()?, faces)) } else { None };
+    Ok(Some(eval_report::ProductThresholds { verify: db.thresholds().verify()?, search }))
 }
 
-/// The lower tail of the squared-L2 distances between every two distinct photos of different
-/// people (the person is the photo's folder): ~30 million pairs for LFW's 7,701 photos.
-fn impostor_tail(pairs: &[ImagePair], e: &eval::PairEmbeddings) -> LowerTail {
-    use rayon::prelude::*;
-    let mut photos: std::collections::BTreeMap<&Path, &[f32]> = std::collections::BTreeMap::new();
-    for (p, (l, r)) in pairs.iter().zip(e.left.iter().zip(&e.right)) {
-        photos.insert(&p.left, l);
-        photos.insert(&p.right, r);
-    }
-    let rows: Vec<(Option<&std::ffi::OsStr>, &[f32])> =
-        photos.into_iter().map(|(path, v)| (path.parent().and_then(Path::file_name), v)).collect();
-    let distances: Vec<f32> = (0..rows.len())
-        .into_par_iter()
-        .flat_map_iter(|i| {
-            let (person, a) = rows[i];
-            rows[i + 1..]
-                .iter()
-                .filter(move |(other, _)| *other != person)
-                .map(move |(_, b)| a.iter().zip(*b).map(|(x, y)| (x - y) * (x - y)).sum::<f32>())
-        })
-        .collect();
-    LowerTail::from_distances(distances)
-}
-
-/// Store the evaluation's threshold, impostor tail and ROC (for `fdb serve`'s page) in the
-/// database: only for the distances its searches use (squared L2 between its recipe's vectors,
-/// no mean subtraction).
+/// Store the evaluation's threshold and impostor tail in the database
+/// (`ThresholdSettings::save_evaluation`), and its ROC for `fdb serve`'s page.
 fn save_threshold(name: &str, report: &EvalReport, at_far: bool, tail: &LowerTail, options: &OpenOptions, db_path: &Path) -> Result<f64> {
     let db = FaceDb::open_with(db_path, options.clone())?;
-    let recipe = db.recipe()?;
-    let flip = if recipe.needs_mirror() { FlipMode::Sum } else { FlipMode::None };
-    if report.options.metric != Metric::SquaredL2 || report.options.flip != flip || report.options.subtract_mean {
-        return Err(FdbError::Invalid(format!(
-            "--save-threshold needs the distance this database's searches use: --metric l2 --flip {} without --subtract-mean ({recipe} embeddings)",
-            if flip == FlipMode::Sum { "sum" } else { "none" }
-        )));
-    }
-    let t = if at_far { report.far_threshold } else { report.threshold };
-    db.set_verify_threshold(t as f32)?;
-    db.set_impostor_tail(tail)?;
+    let t = db.thresholds().save_evaluation(report, at_far, tail)?;
     eval::saved_roc::SavedRoc::of(name, report).save(db.store())?;
     db.store().flush()?;
     Ok(t)
@@ -379,20 +414,27 @@ fn identify(
     let db = FaceDb::open_with(scratch.path().join("db"), options.clone())?;
     let items: Vec<(String, PathBuf)> = split.gallery.iter().map(|(l, p)| (split.names[*l].clone(), p.clone())).collect();
     let bar = progress_bar(items.len() + split.probes.len(), json);
-    let enrolled = db.enroll_many(&items, &EnrollOptions { allow_whole_image: true, ..Default::default() }, |n| bar.inc(n as u64))?;
+    let mut enroll_options = EnrollOptions::default();
+    enroll_options.allow_whole_image = true;
+    let advance = |e: fdb::ProgressEvent| bar.set_position(e.done as u64);
+    let enrolled = db.enroll_many(&items, &enroll_options, &fdb::Progress::new().on_event(&advance))?;
     let failed_enrol = enrolled.iter().filter(|r| matches!(r.status, fdb::EnrollStatus::Failed { .. })).count();
     let engine = db.engine()?;
     let mut source = EngineSource::new(&engine, alignment);
     let probe_paths: Vec<PathBuf> = split.probes.iter().map(|(_, p)| p.clone()).collect();
     // Probes are embedded the way the database embedded its gallery.
-    let flip = if db.recipe()?.needs_mirror() { FlipMode::Sum } else { FlipMode::None };
-    let probes = eval::embed_paths(&probe_paths, &mut source, EmbedRun::new(flip)).map_err(eval_err)?;
+    let recipe = db.models().recipe()?;
+    let flip = if recipe.needs_mirror() { FlipMode::Sum } else { FlipMode::None };
+    let mut probes = eval::embed_paths(&probe_paths, &mut source, EmbedRun::new(flip)).map_err(eval_err)?;
+    if let Some(centre) = engine.recipe_centre(recipe)? {
+        probes = probes.into_iter().map(|v| fdb::recipe::centred(v, centre)).collect();
+    }
     bar.inc(probe_paths.len() as u64);
     let labels: Vec<usize> = split.probes.iter().map(|(l, _)| *l).collect();
     let index: std::collections::HashMap<&str, usize> = split.names.iter().enumerate().map(|(i, n)| (n.as_str(), i)).collect();
     let mut failure = None;
     let mut wrong = Vec::new();
-    let report = eval::identification_accuracy(&labels, |i| match db.nearest_people(&probes[i], 5, None) {
+    let report = eval::identification_accuracy(&labels, |i| match db.search_embedding(&probes[i], 5).map(|answer| answer.matches) {
         Ok(matches) => {
             if let Some(best) = matches.first().filter(|m| m.person != split.names[labels[i]]) {
                 wrong.push((i, best.clone()));
@@ -412,7 +454,7 @@ fn identify(
     let page = match page {
         Some((out, worst)) => {
             // Each wrong match as (probe, its person, the gallery photo matched, that person).
-            let photo_of: std::collections::HashMap<u64, &Path> = enrolled
+            let photo_of: std::collections::HashMap<fdb::FaceId, &Path> = enrolled
                 .iter()
                 .filter_map(|r| match r.status {
                     fdb::EnrollStatus::Enrolled { face, .. } => Some((face, r.path.as_path())),
@@ -463,7 +505,8 @@ fn hard(a: HardArgs, options: &OpenOptions, json: bool) -> Result<u8> {
     }
     let total = plan.people.iter().map(|p| p.gallery.len()).sum::<usize>() + 2 * (plan.probes.len() + plan.strangers.len());
     let bar = progress_bar(total, json);
-    let open = OpenOptions { whole_image: a.whole_image.into(), quality_floor: a.quality_floor, light: a.light, ..options.clone() };
+    let mut open = options.clone().whole_image(a.whole_image.into()).quality_floor(a.quality_floor);
+    open.light = a.light;
     let run_options = HardRunOptions { open, out: a.out.clone() };
     let (report, _) = run_hard(&plan, &run_options, |n, _| bar.inc(n as u64))?;
     bar.finish_and_clear();

@@ -26,16 +26,15 @@ pub(crate) fn emit(json: bool, value: &impl Serialize, plain: impl FnOnce()) {
 }
 
 pub fn run(cli: Cli) -> Result<u8> {
-    let options = OpenOptions {
-        models_dir: cli.models_dir.clone().unwrap_or_else(weights::default_models_dir),
-        device: cli.device.clone(),
-        install_models: true,
+    let mut options = OpenOptions::default()
+        .models_dir(cli.models_dir.clone().unwrap_or_else(weights::default_models_dir))
+        // The command installs the weights when a network is first needed.
+        .install_models(true)
         // Only the commands that store faces make a database; the others say there is none.
-        create: matches!(cli.command, Command::Enroll(_) | Command::Eval(_) | Command::Import { .. } | Command::Serve(_)),
-        lock_wait: std::time::Duration::from_secs_f64(cli.wait),
-        allow_damaged: matches!(cli.command, Command::Check | Command::Repair),
-        ..OpenOptions::default()
-    };
+        .create(matches!(cli.command, Command::Enroll(_) | Command::Eval(_) | Command::Import { .. } | Command::Serve(_)))
+        .lock_wait(std::time::Duration::from_secs_f64(cli.wait));
+    options.device = cli.device.clone();
+    options.allow_damaged = matches!(cli.command, Command::Check | Command::Repair);
     let db_path = cli.db.clone().unwrap_or_else(default_db_path);
     let open = || FaceDb::open_with(&db_path, options.clone());
     // search and verify: the whole-image policy and the quality floor of the command line.
@@ -43,11 +42,11 @@ pub fn run(cli: Cli) -> Result<u8> {
         if !(0.0..=1.0).contains(&quality_floor) {
             return Err(FdbError::Invalid(format!("--quality-floor {quality_floor} is outside 0..1")));
         }
-        Ok::<_, FdbError>(OpenOptions { whole_image: policy.into(), quality_floor, ..options.clone() })
+        Ok::<_, FdbError>(options.clone().whole_image(policy.into()).quality_floor(quality_floor))
     };
     let open_for_queries = |options: &OpenOptions| {
         let db = FaceDb::open_with(&db_path, options.clone())?;
-        announce_device(&db.device()?, cli.device.as_deref());
+        announce_device(&db.models().device()?, cli.device.as_deref());
         Ok::<_, FdbError>(db)
     };
     let json = cli.json;
@@ -73,7 +72,7 @@ pub fn run(cli: Cli) -> Result<u8> {
         }
         Command::Info => {
             let db = open()?;
-            let stats = db.stats()?;
+            let stats = db.info()?;
             emit(json, &json!({ "db": db.path(), "stats": stats }), || {
                 println!("database     {}", db.path().display());
                 println!("people       {}", stats.people);
@@ -135,12 +134,12 @@ pub fn run(cli: Cli) -> Result<u8> {
         Command::Threshold(a) => {
             let db = open()?;
             if let Some(v) = a.value {
-                db.set_verify_threshold(v)?;
+                db.thresholds().set_verify(v)?;
             }
             if let Some(far) = a.far {
-                db.set_far_1n(far)?;
+                db.thresholds().set_far_1n(far)?;
             }
-            let t = db.thresholds()?;
+            let t = db.thresholds().current()?;
             let faces = db.store().searchable_faces();
             emit(json, &t, || print_thresholds(&t, faces));
             Ok(0)
@@ -306,29 +305,31 @@ fn enroll(db: &FaceDb, a: args::EnrollArgs, json: bool) -> Result<u8> {
     for path in &a.images {
         match identity(a.name.as_deref(), path) {
             Ok(name) => items.push((name, path.clone())),
-            Err(e) => failed_early.push((path.clone(), e.to_string())),
+            Err(e) => failed_early.push((path.clone(), fdb::ReportedError::from(e))),
         }
     }
     if let Some(q) = a.min_quality.filter(|q| !(0.0..=1.0).contains(q)) {
         return Err(FdbError::Invalid(format!("--min-quality {q} is outside 0..1")));
     }
-    let options = EnrollOptions { single_face: a.single_face, allow_whole_image: a.allow_whole_image, min_quality: a.min_quality };
+    let mut options = EnrollOptions::default();
+    (options.single_face, options.allow_whole_image, options.min_quality) = (a.single_face, a.allow_whole_image, a.min_quality);
     let bar = progress_bar(items.len(), json);
-    let reports = db.enroll_many(&items, &options, |n| bar.inc(n as u64))?;
+    let advance = |e: fdb::ProgressEvent| bar.set_position(e.done as u64);
+    let reports = db.enroll_many(&items, &options, &fdb::Progress::new().on_event(&advance))?;
     bar.finish_and_clear();
 
     let enrolled = reports.iter().filter(|r| matches!(r.status, EnrollStatus::Enrolled { .. })).count();
     let duplicates = reports.iter().filter(|r| matches!(r.status, EnrollStatus::Duplicate { .. })).count();
     let errors = failed_early.len() + reports.iter().filter(|r| matches!(r.status, EnrollStatus::Failed { .. })).count();
     let no_face = reports.iter().filter(|r| matches!(r.status, EnrollStatus::NoFace { .. })).count();
-    let mut failures: Vec<(PathBuf, String)> = failed_early;
+    let mut failures: Vec<(PathBuf, fdb::ReportedError)> = failed_early;
     failures.extend(reports.iter().filter_map(|r| match &r.status {
-        EnrollStatus::Failed { reason } | EnrollStatus::NoFace { reason } => Some((r.path.clone(), reason.clone())),
+        EnrollStatus::Failed { error } | EnrollStatus::NoFace { error } => Some((r.path.clone(), error.clone())),
         _ => None,
     }));
     let summary = json!({
         "enrolled": enrolled, "duplicates": duplicates, "failed": failures.len(),
-        "failures": failures.iter().map(|(p, r)| json!({"path": p, "reason": r})).collect::<Vec<_>>(),
+        "failures": failures.iter().map(|(p, r)| json!({"path": p, "reason": r.to_string(), "kind": r.kind()})).collect::<Vec<_>>(),
         "images": reports,
     });
     emit(json, &summary, || {
@@ -510,7 +511,7 @@ pub(crate) fn announce_device(device: &candle_core::Device, requested: Option<&s
 /// The database's networks, loaded now so that the device is announced before the work.
 fn open_announced(open: impl Fn() -> Result<FaceDb>, requested: Option<&str>) -> Result<FaceDb> {
     let db = open()?;
-    announce_device(&db.device()?, requested);
+    announce_device(&db.models().device()?, requested);
     Ok(db)
 }
 
@@ -646,7 +647,7 @@ fn models(options: &OpenOptions, command: ModelsCommand, open: impl FnOnce() -> 
                 Some(r) => r.parse().map_err(FdbError::Invalid)?,
                 None => fdb::recipe::DEFAULT_RECIPE,
             };
-            open()?.switch_to_recipe(&model, recipe)?;
+            open()?.models().switch_to_recipe(&model, recipe, &fdb::Progress::new())?;
             emit(json, &json!({ "active_model": model, "recipe": recipe }), || {
                 println!("the database now uses {model} ({recipe} embeddings)")
             });
@@ -677,32 +678,31 @@ fn retrain(db: &FaceDb, a: args::RetrainArgs, json: bool) -> Result<u8> {
         "sgd" => Optim::Sgd,
         other => return Err(FdbError::Invalid(format!("unknown optimizer {other:?}: use adamw or sgd"))),
     };
-    let options = fdb::retrain::RetrainOptions {
-        train: TrainConfig {
-            epochs: a.epochs,
-            batches_per_epoch: a.batches_per_epoch,
-            people_per_batch: a.people,
-            faces_per_person: a.faces,
-            alpha: a.alpha,
-            learning_rate: a.lr,
-            weight_decay: a.weight_decay,
-            mining,
-            optim,
-            seed: a.seed,
-        },
-        validation_fraction: a.validation,
-        force: a.force,
-        jitter: a.jitter,
-        augment: a.augment.parse().map_err(FdbError::Invalid)?,
-        layers: a.layers.parse().map_err(FdbError::Invalid)?,
+    let mut options = fdb::retrain::RetrainOptions::default();
+    options.train = TrainConfig {
+        epochs: a.epochs,
+        batches_per_epoch: a.batches_per_epoch,
+        people_per_batch: a.people,
+        faces_per_person: a.faces,
+        alpha: a.alpha,
+        learning_rate: a.lr,
+        weight_decay: a.weight_decay,
+        mining,
+        optim,
+        seed: a.seed,
     };
+    options.validation_fraction = a.validation;
+    options.force = a.force;
+    options.jitter = a.jitter;
+    options.augment = a.augment.parse().map_err(FdbError::Invalid)?;
+    options.layers = a.layers.parse().map_err(FdbError::Invalid)?;
     if options.augment != fdb_models::train::augment::Augment::Geometric && options.jitter == 0 {
         return Err(FdbError::Invalid(format!(
             "--augment {} alters the jittered views, and --jitter is 0: pass --jitter N (e.g. 2)",
             options.augment.tag()
         )));
     }
-    if options.layers == fdb::retrain::Layers::All && db.device()?.is_cpu() {
+    if options.layers == fdb::retrain::Layers::All && db.models().device()?.is_cpu() {
         eprintln!(
             "warning: --layers all runs every batch forward and backward through the whole network; on the CPU \
              that is seconds per face per step (hours for one epoch of a large gallery). It is meant for a GPU \
@@ -711,7 +711,7 @@ fn retrain(db: &FaceDb, a: args::RetrainArgs, json: bool) -> Result<u8> {
     }
     let bar = progress_bar(a.epochs.max(8), json);
     let mut training = false;
-    let report = db.retrain(&options, |event| match event {
+    let report = db.retrainer().run(&options, |event| match event {
         RetrainEvent::Features { done, total } => {
             bar.set_length(total as u64);
             bar.set_position(done as u64);
@@ -731,11 +731,12 @@ fn retrain(db: &FaceDb, a: args::RetrainArgs, json: bool) -> Result<u8> {
             ));
             bar.inc(1);
         }
+        _ => {}
     })?;
     bar.finish_and_clear();
     if let Some(path) = &a.plot {
         // Every run on this database, this one last, on the same panels.
-        let history = db.retrain_runs()?;
+        let history = db.retrainer().runs()?;
         let runs: Vec<fdb::plot::learning::Run<'_>> = history
             .iter()
             .map(|r| fdb::plot::learning::Run { name: r.model.clone(), epochs: &r.epochs, before: r.before, switched: r.switched })

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 #[serde(rename_all = "kebab-case")]
+#[non_exhaustive]
 pub enum Metric {
     /// Squared L2 (facenet's `distance_metric 0`).
     #[default]
@@ -20,6 +21,7 @@ pub enum Metric {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 #[serde(rename_all = "kebab-case")]
+#[non_exhaustive]
 pub enum FlipMode {
     /// Original crop only.
     #[default]
@@ -28,6 +30,16 @@ pub enum FlipMode {
     Concat,
     /// InsightFace: `emb + emb_flip`, then L2-normalised: the database's default recipe (`recipe::Recipe::Flip`).
     Sum,
+}
+
+impl Metric {
+    /// The metric in words, for reports.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Metric::SquaredL2 => "squared L2",
+            Metric::Cosine => "cosine",
+        }
+    }
 }
 
 impl FlipMode {
@@ -43,7 +55,7 @@ pub fn combine_flip(original: &[f32], mirrored: &[f32], mode: FlipMode) -> Vec<f
         FlipMode::None => original.to_vec(),
         FlipMode::Concat => original.iter().chain(mirrored).copied().collect(),
         // The database's flip recipe itself, so that `--flip sum` measures what verify and search compare.
-        FlipMode::Sum => crate::recipe::Recipe::Flip.fuse(original, Some(mirrored)),
+        FlipMode::Sum => crate::recipe::Recipe::Flip.fuse(original, Some(mirrored), None),
     }
 }
 

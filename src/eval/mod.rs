@@ -2,11 +2,15 @@
 //! `calculate_roc` / `calculate_val` in `src/facenet.py`), random pairs from any
 //! folder-per-person dataset, and a rank-k identification protocol.
 //!
-//! It is independent of the networks: embeddings come from an [`EmbedSource`].
+//! Its measuring is independent of the networks: embeddings come from an [`EmbedSource`]
+//! (`source`); [`EngineSource`] (`engine_source`) is the one that runs fdb's pipeline. With
+//! the `plots` feature, `report_dir` writes an evaluation's pictures and page; `saved` keeps
+//! an evaluation's threshold in a database.
 
 pub mod cache;
 pub mod dataset;
 pub mod distance;
+pub mod engine_source;
 pub mod folds;
 pub mod hard;
 pub mod identify;
@@ -14,21 +18,26 @@ pub mod pairs;
 pub mod mistakes;
 pub mod page;
 pub mod report;
+#[cfg(feature = "plots")]
+pub mod report_dir;
 pub mod roc;
 pub mod saved_roc;
+pub mod saved;
 pub mod source;
 pub mod tar;
 
 use std::path::PathBuf;
 
 pub use cache::EmbeddingCache;
+pub use engine_source::EngineSource;
 pub use dataset::{list_people, random_pairs, PersonImages};
-pub use distance::{combine_flip, FlipMode, Metric};
+pub use distance::{combine_flip, mean_embedding, FlipMode, Metric};
 pub use identify::{
     identification_accuracy, identify_exhaustive, split_gallery, GallerySplit, IdentifyReport,
 };
 pub use pairs::{read_pairs, resolve_lfw_pairs, ImagePair, PairsFile};
 pub use report::{evaluate, write_roc_csv, EvalOptions, EvalReport, RocPoint};
+pub use saved::impostor_tail;
 pub use source::{
     embed_pairs, embed_paths, EmbedRun, EmbedSource, FnSource, PairEmbeddings, SourceId,
 };
@@ -54,6 +63,7 @@ pub fn evaluate_pairs(
 
 /// Everything that can go wrong in an evaluation; each names the file at fault.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum EvalError {
     /// A file could not be read or written.
     #[error("{path}: {source}")]

@@ -30,6 +30,10 @@ pub struct EvalOptions {
     pub folds: usize,
     /// Recorded for the report; the combination happens in [`super::embed_pairs`].
     pub flip: FlipMode,
+    /// Recorded for the report: each vector had the model's fixed centre taken away and was
+    /// normalised again (the centred recipe; [`crate::recipe::centred`]).
+    #[serde(default)]
+    pub centred: bool,
 }
 
 impl Default for EvalOptions {
@@ -40,6 +44,7 @@ impl Default for EvalOptions {
             far_target: 1e-3,
             folds: 10,
             flip: FlipMode::None,
+            centred: false,
         }
     }
 }
@@ -254,7 +259,8 @@ impl fmt::Display for EvalReport {
         )?;
         writeln!(
             f,
-            "options          metric {metric}, flip {flip}, subtract mean {}",
+            "options          metric {metric}, flip {flip}, centred {}, subtract mean {}",
+            if o.centred { "yes" } else { "no" },
             if o.subtract_mean { "yes" } else { "no" }
         )?;
         writeln!(

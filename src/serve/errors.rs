@@ -61,25 +61,20 @@ impl From<FdbError> for ApiError {
 /// cannot answer (5xx).
 fn classify(e: &FdbError) -> (StatusCode, &'static str) {
     use StatusCode as S;
-    match e {
-        FdbError::Image(fdb_models::imageio::ImageError::TooLarge { .. }) => (S::PAYLOAD_TOO_LARGE, "image"),
-        FdbError::Image(_) => (S::UNPROCESSABLE_ENTITY, "image"),
-        FdbError::Frame(_) => (S::UNPROCESSABLE_ENTITY, "frame"),
-        FdbError::NoFace { .. } => (S::UNPROCESSABLE_ENTITY, "no_face"),
-        FdbError::SeveralFaces { .. } => (S::UNPROCESSABLE_ENTITY, "several_faces"),
-        FdbError::UnknownPerson(_) => (S::NOT_FOUND, "unknown_person"),
-        FdbError::Invalid(_) => (S::BAD_REQUEST, "invalid"),
-        FdbError::Storage(StoreError::NotFound(_)) => (S::NOT_FOUND, "not_found"),
-        FdbError::Storage(StoreError::NameTaken(_)) => (S::CONFLICT, "name_taken"),
-        FdbError::Storage(StoreError::InvalidArgument(_)) => (S::BAD_REQUEST, "invalid"),
-        FdbError::Storage(_) => (S::INTERNAL_SERVER_ERROR, "storage"),
-        FdbError::NeedsRepair { .. } => (S::SERVICE_UNAVAILABLE, "needs_repair"),
-        FdbError::Models(_) => (S::INTERNAL_SERVER_ERROR, "models"),
-        FdbError::Embed(_) => (S::INTERNAL_SERVER_ERROR, "embed"),
-        FdbError::Inference(_) => (S::INTERNAL_SERVER_ERROR, "inference"),
-        FdbError::BadDevice(_) => (S::INTERNAL_SERVER_ERROR, "bad_device"),
-        FdbError::DeviceUnavailable(_) => (S::INTERNAL_SERVER_ERROR, "device_unavailable"),
-    }
+    let status = match e {
+        FdbError::Image(fdb_models::imageio::ImageError::TooLarge { .. }) => S::PAYLOAD_TOO_LARGE,
+        FdbError::Image(_) | FdbError::Frame(_) | FdbError::NoFace { .. } | FdbError::SeveralFaces { .. } => S::UNPROCESSABLE_ENTITY,
+        FdbError::LowQuality { .. } => S::UNPROCESSABLE_ENTITY,
+        FdbError::UnknownPerson(_) | FdbError::NotFound { .. } => S::NOT_FOUND,
+        FdbError::Storage(StoreError::NotFound(_)) => return (S::NOT_FOUND, "not_found"),
+        FdbError::Storage(StoreError::NameTaken(_)) => return (S::CONFLICT, "name_taken"),
+        FdbError::Storage(StoreError::InvalidArgument(_)) => return (S::BAD_REQUEST, "invalid"),
+        FdbError::Invalid(_) | FdbError::ModelMismatch { .. } => S::BAD_REQUEST,
+        FdbError::ReadOnly { .. } => S::FORBIDDEN,
+        FdbError::NeedsRepair { .. } | FdbError::Locked { .. } | FdbError::Cancelled { .. } => S::SERVICE_UNAVAILABLE,
+        _ => S::INTERNAL_SERVER_ERROR,
+    };
+    (status, e.kind())
 }
 
 impl IntoResponse for ApiError {

@@ -20,7 +20,7 @@ use super::metrics::Gauges;
 use super::uploads::Form;
 use super::AppState;
 use crate::facedb::{EnrollStatus, FaceDb};
-use crate::FaceEmbedding;
+use crate::{FaceEmbedding, FaceId};
 
 type Shared = Arc<AppState>;
 type Params = Query<HashMap<String, String>>;
@@ -171,7 +171,7 @@ async fn metrics(State(state): State<Shared>) -> ApiResult<Response> {
 }
 
 async fn info(State(state): State<Shared>) -> ApiResult<Json<Value>> {
-    let stats = blocking(&state, |db| Ok(db.stats()?)).await?;
+    let stats = blocking(&state, |db| Ok(db.info()?)).await?;
     let o = &state.options;
     Ok(Json(json!({
         "db": state.db.path(),
@@ -233,8 +233,8 @@ async fn enroll(State(state): State<Shared>, Query(params): Params, request: Req
             .iter()
             .zip(&uploads)
             .map(|(r, u)| match &r.status {
-                EnrollStatus::NoFace { reason } | EnrollStatus::Failed { reason } => {
-                    reason.replacen(&u.input().label(), &u.name(), 1)
+                EnrollStatus::NoFace { error } | EnrollStatus::Failed { error } => {
+                    error.error().to_string().replacen(&u.input().label(), &u.name(), 1)
                 }
                 _ => String::new(),
             })
@@ -360,7 +360,7 @@ async fn remove_person(State(state): State<Shared>, Path(name): Path<String>) ->
 async fn face_crop(State(state): State<Shared>, Path(id): Path<String>) -> ApiResult<Response> {
     let id = face_id(&id)?;
     let png = blocking(&state, move |db| {
-        let face = db.face(id)?.ok_or_else(|| ApiError::not_found(format!("no face {id}")))?;
+        let face = db.face(FaceId(id))?.ok_or_else(|| ApiError::not_found(format!("no face {id}")))?;
         Ok(crate::facedb::encode_png(&face.crop)?)
     })
     .await?;
@@ -370,8 +370,8 @@ async fn face_crop(State(state): State<Shared>, Path(id): Path<String>) -> ApiRe
 async fn remove_face(State(state): State<Shared>, Path(id): Path<String>) -> ApiResult<Json<Value>> {
     let id = face_id(&id)?;
     blocking(&state, move |db| {
-        let face = db.face(id)?.ok_or_else(|| ApiError::not_found(format!("no face {id}")))?;
-        db.remove_face(id)?;
+        let face = db.face(FaceId(id))?.ok_or_else(|| ApiError::not_found(format!("no face {id}")))?;
+        db.remove_face(FaceId(id))?;
         Ok(Json(json!({ "removed": id, "person": face.person })))
     })
     .await

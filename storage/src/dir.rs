@@ -90,7 +90,9 @@ pub(crate) fn open_sled(path: &Path, wait: Duration) -> Result<sled::Db> {
         match try_open_sled(path) {
             Err(StoreError::Locked { .. }) if started.elapsed() < wait => std::thread::sleep(LOCK_RETRY),
             Err(StoreError::Locked { .. }) => {
-                return Err(StoreError::Locked { path: path.to_path_buf(), holder: holder(path), waited: wait });
+                let (pid, holder) = holder(path).unzip();
+                let holder = holder.unwrap_or_default();
+                return Err(StoreError::Locked { path: path.to_path_buf(), holder, pid, waited: wait });
             }
             other => return other,
         }
@@ -103,7 +105,7 @@ fn try_open_sled(path: &Path) -> Result<sled::Db> {
     match sled::Config::new().path(path).open() {
         Ok(db) => Ok(db),
         Err(sled::Error::Io(e)) if e.to_string().contains("could not acquire lock") => {
-            Err(StoreError::Locked { path: path.to_path_buf(), holder: String::new(), waited: Duration::ZERO })
+            Err(StoreError::Locked { path: path.to_path_buf(), holder: String::new(), pid: None, waited: Duration::ZERO })
         }
         Err(sled::Error::Io(e)) => Err(StoreError::io(format!("{}: opening the database", path.display()), e)),
         Err(sled::Error::Corruption { at, .. }) => {
@@ -123,22 +125,18 @@ pub(crate) fn write_pid_file(path: &Path) -> Result<PathBuf> {
     Ok(file)
 }
 
-/// " (pid N: command)" for the process named in the pid file, if it is still running.
-fn holder(path: &Path) -> String {
-    let Ok(text) = fs::read_to_string(path.join(PID_FILE)) else {
-        return String::new();
-    };
+/// The pid and " (pid N: command)" of the process named in the pid file, if it is still running.
+fn holder(path: &Path) -> Option<(u32, String)> {
+    let text = fs::read_to_string(path.join(PID_FILE)).ok()?;
     let mut lines = text.lines();
-    let Some(pid) = lines.next().and_then(|l| l.trim().parse::<u32>().ok()) else {
-        return String::new();
-    };
+    let pid = lines.next().and_then(|l| l.trim().parse::<u32>().ok())?;
     if !Path::new(&format!("/proc/{pid}")).exists() {
-        return String::new(); // left by a process that was killed; the holder wrote none
+        return None; // left by a process that was killed; the holder wrote none
     }
-    match lines.next().filter(|c| !c.is_empty()) {
-        Some(command) => format!(" (pid {pid}: {command})"),
-        None => format!(" (pid {pid})"),
-    }
+    Some(match lines.next().filter(|c| !c.is_empty()) {
+        Some(command) => (pid, format!(" (pid {pid}: {command})")),
+        None => (pid, format!(" (pid {pid})")),
+    })
 }
 
 #[cfg(test)]

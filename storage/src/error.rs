@@ -12,6 +12,8 @@ pub enum StoreError {
         path: PathBuf,
         /// " (pid N: command)" of the holder when its pid file names a running process, else empty.
         holder: String,
+        /// The holder's process id, when its pid file names a running process.
+        pid: Option<u32>,
         /// How long the open waited.
         waited: std::time::Duration,
     },

@@ -134,7 +134,7 @@ impl Store {
                 p.add(format!("tombstone {id} has no vector by the active model"));
             }
         }
-        for model in self.models() {
+        for model in self.vector_ids() {
             let read = self.vectors.with(&model, |f| f.for_each(|_, _| Ok(())));
             if let Some(Err(e)) = read {
                 p.add(format!("vectors by {model:?}: {e}"));

@@ -195,8 +195,9 @@ impl Store {
         Ok(())
     }
 
-    /// Models that have stored embeddings, sorted.
-    pub fn models(&self) -> Vec<String> {
+    /// The vector sets that have stored embeddings, sorted: one per model (and, for fdb, per
+    /// recipe; `fdb::FaceDb::vectors_id` names the active one).
+    pub fn vector_ids(&self) -> Vec<String> {
         self.vectors.models()
     }
 

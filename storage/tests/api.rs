@@ -113,7 +113,7 @@ fn faces_are_stored_and_looked_up() {
     // Nothing of the refused faces is left: not even a row in a vector file.
     assert!(store.face_by_sha256(&sha(9)).unwrap().is_none());
     assert_eq!(store.stats().unwrap().vector_bytes, vector_bytes);
-    assert_eq!(store.models(), vec!["m1".to_string()]);
+    assert_eq!(store.vector_ids(), vec!["m1".to_string()]);
     assert!(matches!(store.search(&[1.0; 5], 1, None), Err(StoreError::InvalidEmbedding(_))));
 
     store.remove_face(id).unwrap();
@@ -448,7 +448,7 @@ fn a_schema_1_database_is_migrated_with_every_vector_and_its_snapshot() {
     for round in 0..2 {
         let store = Store::open(&path, StoreOptions::default()).unwrap();
         assert_eq!(store.index_load(), IndexLoad::Snapshot { added: 0 }, "round {round}");
-        assert_eq!(store.models(), vec!["m1".to_string(), "m2".to_string()]);
+        assert_eq!(store.vector_ids(), vec!["m1".to_string(), "m2".to_string()]);
         store.verify_integrity().unwrap();
         let stats = store.stats().unwrap();
         assert_eq!((stats.faces, stats.tombstones, stats.index_points), (57, 3, 60));

@@ -139,7 +139,7 @@ pub fn train_head(
     init: &HeadWeights,
     cfg: &TrainConfig,
     device: &Device,
-    mut on_epoch: impl FnMut(&EpochLog),
+    mut on_epoch: impl FnMut(&EpochLog) -> std::ops::ControlFlow<()>,
 ) -> Result<(HeadWeights, Vec<EpochLog>)> {
     let (w0, b0) = head_tensors(init, device)?;
     let weight = Var::from_tensor(&w0)?;
@@ -293,7 +293,7 @@ mod tests {
             ..TrainConfig::default()
         };
         let (before_acc, _) = evaluate(&val, &init, &device).unwrap();
-        let (trained, logs) = train_head(&train, &val, &init, &cfg, &device, |_| {}).unwrap();
+        let (trained, logs) = train_head(&train, &val, &init, &cfg, &device, |_| std::ops::ControlFlow::Continue(())).unwrap();
         assert!(logs.last().unwrap().loss < logs[0].loss * 0.5, "{logs:?}");
         let (after_acc, after_rank1) = evaluate(&val, &trained, &device).unwrap();
         assert!(after_acc > before_acc + 0.1 && after_acc > 0.95, "{before_acc} -> {after_acc}");

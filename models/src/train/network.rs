@@ -140,7 +140,7 @@ pub fn train_network(
     val: &CropSet,
     views: usize,
     cfg: &TrainConfig,
-    on_epoch: impl FnMut(&EpochLog),
+    on_epoch: impl FnMut(&EpochLog) -> std::ops::ControlFlow<()>,
 ) -> Result<Vec<EpochLog>> {
     run_epochs(
         trainer,

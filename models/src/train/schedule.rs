@@ -2,6 +2,8 @@
 //! seeded batches of P people × K faces, a cosine learning-rate decay, and a score on the
 //! held-out people after every epoch.
 
+use std::ops::ControlFlow;
+
 use candle_core::Result;
 use rand::seq::SliceRandom;
 use rand::rngs::StdRng;
@@ -13,7 +15,8 @@ use super::mining::MiningStats;
 /// Runs `cfg.epochs` × `cfg.batches_per_epoch` steps on `trainee` (what both callbacks
 /// change or read). `step` gets a batch's (face, view) picks, the learning rate for it and the
 /// shared rng, and returns its mined loss; `score` gives the held-out (verification accuracy,
-/// rank-1) after each epoch.
+/// rank-1) after each epoch. `on_epoch` hears each epoch's log and may stop the run after it
+/// (`ControlFlow::Break`): the logs so far are returned, and `trainee` holds that epoch's state.
 pub fn run_epochs<T>(
     trainee: &mut T,
     cfg: &TrainConfig,
@@ -21,7 +24,7 @@ pub fn run_epochs<T>(
     views_of: impl Fn(usize) -> usize,
     mut step: impl FnMut(&mut T, &[(usize, usize)], f64, &mut StdRng) -> Result<MinedLoss>,
     mut score: impl FnMut(&mut T) -> Result<(f64, f64)>,
-    mut on_epoch: impl FnMut(&EpochLog),
+    mut on_epoch: impl FnMut(&EpochLog) -> ControlFlow<()>,
 ) -> Result<Vec<EpochLog>> {
     let mut rng = StdRng::seed_from_u64(cfg.seed);
     let people = people_with_two_faces(labels);
@@ -38,8 +41,11 @@ pub fn run_epochs<T>(
             tally.add(&step(trainee, &picks, cosine_rate(cfg.learning_rate, progress), &mut rng)?)?;
         }
         let log = tally.finish(epoch + 1, cfg.batches_per_epoch, score(trainee)?);
-        on_epoch(&log);
+        let flow = on_epoch(&log);
         logs.push(log);
+        if flow.is_break() {
+            break;
+        }
     }
     Ok(logs)
 }

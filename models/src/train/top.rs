@@ -146,7 +146,7 @@ pub fn train_top(
     train: &ActivationSet,
     val: &ActivationSet,
     cfg: &TrainConfig,
-    on_epoch: impl FnMut(&EpochLog),
+    on_epoch: impl FnMut(&EpochLog) -> std::ops::ControlFlow<()>,
 ) -> Result<Vec<EpochLog>> {
     run_epochs(
         trainer,

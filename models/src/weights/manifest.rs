@@ -59,6 +59,10 @@ pub struct RecipeFigures {
     pub impostor_pairs: u64,
     /// The lower tail of those distances: (fraction of pairs at or below, distance), ascending.
     pub impostor_tail: Vec<(f64, f32)>,
+    /// The mean flip vector of a reference set of faces, which the centred recipe takes away
+    /// from each face's (empty for the other recipes).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub centre: Vec<f32>,
 }
 
 /// The PyPI wheel a model was converted from.

@@ -21,6 +21,7 @@ pub use tally::{HardReport, ProbeOutcome, StrangerTally, Tally};
 /// What was done to a probe photo.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum Condition {
     /// Cut at the box the detector found in the clean photo.
     TightBox,

@@ -30,6 +30,7 @@ const SPLIT_SEED: u64 = 0x16_4a_12d;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum Split {
     /// Look at it as often as you like while choosing defaults.
     Tune,

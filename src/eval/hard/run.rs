@@ -26,9 +26,9 @@ pub struct HardRunOptions {
 
 /// Enrols the plan's galleries into a scratch database, makes and searches every probe.
 /// `progress(done, total)` follows the photos.
-pub fn run_hard(plan: &HardSetPlan, options: &HardRunOptions, progress: impl Fn(usize, usize)) -> Result<(HardReport, Vec<ProbeOutcome>)> {
+pub fn run_hard(plan: &HardSetPlan, options: &HardRunOptions, progress: impl Fn(usize, usize) + Sync) -> Result<(HardReport, Vec<ProbeOutcome>)> {
     let started = Instant::now();
-    let scratch = tempfile::tempdir().map_err(|e| FdbError::Invalid(format!("a scratch directory: {e}")))?;
+    let scratch = tempfile::tempdir().map_err(|e| FdbError::Io { path: std::env::temp_dir(), source: e })?;
     let out = options.out.clone().unwrap_or_else(|| scratch.path().join("probes"));
     let db = FaceDb::open_with(scratch.path().join("db"), options.open.clone())?;
 
@@ -36,7 +36,13 @@ pub fn run_hard(plan: &HardSetPlan, options: &HardRunOptions, progress: impl Fn(
         plan.people.iter().flat_map(|p| p.gallery.iter().map(|g| (p.name.clone(), g.clone()))).collect();
     let all: Vec<&Probe> = plan.probes.iter().chain(&plan.strangers).collect();
     let total = items.len() + 2 * all.len();
-    let enrolled = db.enroll_many(&items, &EnrollOptions::default(), |n| progress(n, total))?;
+    // The enrolment reports photos done so far; `progress` takes those just finished.
+    let reported = std::sync::atomic::AtomicUsize::new(0);
+    let on_event = |e: crate::progress::ProgressEvent| {
+        let before = reported.swap(e.done, std::sync::atomic::Ordering::Relaxed);
+        progress(e.done - before, total)
+    };
+    let enrolled = db.enroll_many(&items, &EnrollOptions::default(), &crate::progress::Progress::new().on_event(&on_event))?;
     let gallery_failed = enrolled.iter().filter(|r| matches!(r.status, EnrollStatus::Failed { .. })).count();
     let floor = options.open.quality_floor;
     let gallery_low_quality =
@@ -127,7 +133,7 @@ fn make_probes(engine: &Engine, probes: &[&Probe], out: &Path) -> Result<Vec<Opt
             let altered = alter(&photo.image, faces[0].detection.bbox, probe.condition, probe.seed);
             let kind = if probe.person.is_some() { "probes" } else { "strangers" };
             let dir = out.join(kind).join(probe.condition.name());
-            std::fs::create_dir_all(&dir).map_err(|e| FdbError::Invalid(format!("{}: {e}", dir.display())))?;
+            std::fs::create_dir_all(&dir).map_err(|e| FdbError::Io { path: dir.clone(), source: e })?;
             let stem = probe.source.file_stem().unwrap_or_default().to_string_lossy();
             let path = dir.join(format!("{stem}.png"));
             save(&altered, probe.condition.is_gray(), &path)?;
@@ -165,5 +171,5 @@ fn write_outcomes_csv(path: &Path, outcomes: &[ProbeOutcome]) -> Result<()> {
             o.low_quality
         ));
     }
-    std::fs::write(path, text).map_err(|e| FdbError::Invalid(format!("{}: {e}", path.display())))
+    std::fs::write(path, text).map_err(|e| FdbError::Io { path: path.to_path_buf(), source: e })
 }

@@ -12,7 +12,7 @@ use crate::error::{FdbError, Result};
 use crate::eval::mistakes::{self, Mistake};
 use crate::eval::page::{self, Block, PairItem};
 use crate::eval::{EvalReport, IdentifyReport, ImagePair};
-use crate::eval_source::central_region;
+use crate::eval::engine_source::central_region;
 use crate::plot::faces::{pair_strip, FaceView};
 use crate::plot::histogram::{self, Marker};
 use crate::plot::roc::{self, RocSeries};
@@ -55,7 +55,7 @@ pub fn write_report(
     worst: usize,
 ) -> Result<PathBuf> {
     let first = runs.first().ok_or_else(|| FdbError::Invalid("a report needs an evaluation".into()))?;
-    let io = |path: &Path, e: std::io::Error| FdbError::Invalid(format!("{}: {e}", path.display()));
+    let io = |path: &Path, e: std::io::Error| FdbError::Io { path: path.to_path_buf(), source: e };
     std::fs::create_dir_all(dir.join("mistakes")).map_err(|e| io(dir, e))?;
     let title = format!("fdb evaluation: {} pairs", first.report.pairs);
     write_roc(&dir.join("roc.png"), &title, runs)?;
@@ -177,7 +177,7 @@ pub fn write_identify_report(
     wrong_total: usize,
     wrong: &[WrongMatch],
 ) -> Result<PathBuf> {
-    let io = |path: &Path, e: std::io::Error| FdbError::Invalid(format!("{}: {e}", path.display()));
+    let io = |path: &Path, e: std::io::Error| FdbError::Io { path: path.to_path_buf(), source: e };
     std::fs::create_dir_all(dir.join("mistakes")).map_err(|e| io(dir, e))?;
     let mut items = Vec::new();
     for (k, m) in wrong.iter().enumerate() {
