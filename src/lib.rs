@@ -37,8 +37,9 @@
 //! format are described in `docs/design.md`.
 //!
 //! Features: `cli` (default) builds the `fdb` command with its argument parser and progress
-//! bars, and turns on `plots`, the evaluator's pictures (`plot` and `eval::report_dir`). An app
-//! that embeds fdb depends on it with `default-features = false` and gets neither.
+//! bars, and turns on `plots`, the evaluator's pictures (`plot` and `eval::report_dir`), and
+//! `serve`, the HTTP server of `fdb serve` (tokio and axum). An app that embeds fdb depends on it
+//! with `default-features = false` and gets none of these.
 
 #![warn(missing_docs)]
 
@@ -65,6 +66,8 @@ pub mod recipe;
 pub mod repair;
 pub mod retrain;
 pub mod retrain_runs;
+#[cfg(feature = "serve")]
+pub mod serve;
 pub mod threshold_settings;
 #[doc(hidden)]
 pub mod trunk_cache;

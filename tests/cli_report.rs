@@ -5,7 +5,6 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use common::*;
 
@@ -23,19 +22,9 @@ fn mislabelled_dataset(dir: &Path) -> PathBuf {
     dir.to_path_buf()
 }
 
-fn chromium() -> Option<PathBuf> {
-    ["/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/bin/google-chrome"].iter().map(PathBuf::from).find(|p| p.exists())
-}
-
-fn headless(page: &Path, extra: &[&str], profile: &Path) -> std::process::Output {
-    Command::new(chromium().unwrap())
-        .args(["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run"])
-        .args(["--disable-background-networking", "--disable-component-update", "--disable-sync"])
-        .arg(format!("--user-data-dir={}", profile.display()))
-        .args(extra)
-        .arg(format!("file://{}", page.display()))
-        .output()
-        .expect("chromium runs")
+/// The report page in headless Chromium.
+fn headless_page(page: &Path, extra: &[&str], profile: &Path) -> std::process::Output {
+    headless(&format!("file://{}", page.display()), extra, profile)
 }
 
 #[test]
@@ -77,11 +66,11 @@ fn the_report_page_shows_the_label_error_and_renders_in_chromium() {
         return missing::<()>("Chromium for the browser half (apt-get install chromium)").unwrap_or(());
     }
     let profile = tmp.path().join("chromium-profile");
-    let dom = headless(&page, &["--dump-dom"], &profile);
+    let dom = headless_page(&page, &["--dump-dom"], &profile);
     let dom = String::from_utf8_lossy(&dom.stdout);
     assert!(dom.contains("<table id=\"metrics\">") && dom.contains(misfiled), "Chromium's DOM lacks the page:\n{dom}");
     let shot = tmp.path().join("shot.png");
-    let run = headless(&page, &[&format!("--screenshot={}", shot.display()), "--window-size=1100,1400"], &profile);
+    let run = headless_page(&page, &[&format!("--screenshot={}", shot.display()), "--window-size=1100,1400"], &profile);
     assert!(shot.exists(), "no screenshot: {}", String::from_utf8_lossy(&run.stderr));
     // The ROC image loaded: its curve colour (the palette's first, drawn 2 px wide) is on screen.
     let img = image::open(&shot).unwrap().to_rgb8();

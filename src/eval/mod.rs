@@ -21,6 +21,7 @@ pub mod report;
 #[cfg(feature = "plots")]
 pub mod report_dir;
 pub mod roc;
+pub mod saved_roc;
 pub mod saved;
 pub mod source;
 pub mod tar;

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 
 mod data;
+pub mod serve;
 #[allow(unused_imports)]
 pub use data::{data_required, missing, shared, shared_root, shared_with, REQUIRE_DATA};
 
@@ -17,6 +18,23 @@ pub fn lfw_images() -> Option<PathBuf> {
 
 pub fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests").join("fixtures")
+}
+
+/// Chromium, for the tests that look at a page in a real browser (CI installs Debian's).
+pub fn chromium() -> Option<PathBuf> {
+    ["/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/bin/google-chrome"].iter().map(PathBuf::from).find(|p| p.exists())
+}
+
+/// Headless Chromium on `url` with a profile of its own, its output once it is done.
+pub fn headless(url: &str, extra: &[&str], profile: &Path) -> Output {
+    Command::new(chromium().expect("Chromium is installed"))
+        .args(["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run"])
+        .args(["--disable-background-networking", "--disable-component-update", "--disable-sync"])
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .args(extra)
+        .arg(url)
+        .output()
+        .expect("chromium runs")
 }
 
 /// Start `fdb --db db ARGS…` in the background, its output discarded: the process a test
