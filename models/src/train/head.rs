@@ -273,25 +273,40 @@ mod tests {
         set
     }
 
-    #[test]
-    fn a_few_steps_on_a_toy_problem_lower_the_loss_and_raise_accuracy() {
-        let device = Device::Cpu;
-        let (train, val) = (toy(1, 10), toy(2, 5));
-        // out = 4: rows mostly read the noise dims, a little of the identity dims.
+    /// out = 4: rows mostly read the noise dims, a little of the identity dims.
+    fn toy_init() -> HeadWeights {
         let mut weight = vec![0f32; 4 * 8];
         for o in 0..4 {
             weight[o * 8 + o] = 0.1;
             weight[o * 8 + 4 + o] = 1.0;
         }
-        let init = HeadWeights { weight, bias: vec![0.0; 4], in_dim: 8, out_dim: 4 };
-        let cfg = TrainConfig {
-            epochs: 6,
-            batches_per_epoch: 20,
-            people_per_batch: 4,
-            faces_per_person: 6,
-            learning_rate: 0.05,
-            ..TrainConfig::default()
-        };
+        HeadWeights { weight, bias: vec![0.0; 4], in_dim: 8, out_dim: 4 }
+    }
+
+    fn toy_config() -> TrainConfig {
+        TrainConfig { epochs: 6, batches_per_epoch: 20, people_per_batch: 4, faces_per_person: 6, learning_rate: 0.05, ..TrainConfig::default() }
+    }
+
+    /// FNV-1a over the bits of the weights, the biases and each epoch's loss and shares.
+    fn fingerprint(head: &HeadWeights, logs: &[EpochLog]) -> u64 {
+        let words = head.weight.iter().chain(&head.bias).map(|v| v.to_bits() as u64);
+        let logged = logs.iter().flat_map(|l| [l.loss.to_bits(), l.active_fraction.to_bits(), l.val_accuracy.to_bits()]);
+        words.chain(logged).fold(0xcbf2_9ce4_8422_2325u64, |h, w| (h ^ w).wrapping_mul(0x0100_0000_01b3))
+    }
+
+    #[test]
+    fn print_fingerprint() {
+        let (train, val) = (toy(1, 10), toy(2, 5));
+        let (trained, logs) = train_head(&train, &val, &toy_init(), &toy_config(), &Device::Cpu, |_| {}).unwrap();
+        println!("FINGERPRINT {:#x}", fingerprint(&trained, &logs));
+    }
+
+    #[test]
+    fn a_few_steps_on_a_toy_problem_lower_the_loss_and_raise_accuracy() {
+        let device = Device::Cpu;
+        let (train, val) = (toy(1, 10), toy(2, 5));
+        let init = toy_init();
+        let cfg = toy_config();
         let (before_acc, _) = evaluate(&val, &init, &device).unwrap();
         let (trained, logs) = train_head(&train, &val, &init, &cfg, &device, |_| {}).unwrap();
         assert!(logs.last().unwrap().loss < logs[0].loss * 0.5, "{logs:?}");
