@@ -23,18 +23,17 @@
 //! DevTest embeddings are computed once, at the deepest cut of the options: every model's
 //! layers below it are the base's, so each model's embeddings are its top on those activations.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use candle_core::{DType, Device, Tensor};
-use candle_nn::VarBuilder;
+use candle_core::Device;
 use clap::Parser;
-use fdb::engine::{Alignment, Engine, FaceChoice, WholeImage};
-use fdb::eval::{self, EvalOptions, ImagePair, PairEmbeddings};
+use fdb::clean_lfw::{self, PairSet};
+use fdb::engine::Engine;
 use fdb::retrain::{Layers, RetrainOptions, RetrainReport};
 use fdb::{FaceDb, OpenOptions};
-use fdb_models::facenet::{Cut, Top};
+use fdb_models::facenet::Cut;
 use fdb_models::photometric::{self, Ramp};
 use fdb_models::train::TrainConfig;
 use image::RgbImage;
@@ -72,6 +71,12 @@ struct Args {
     /// --l2-to-base: the pull of the trained weights towards the base's.
     #[arg(long, default_value_t = 0.0)]
     l2_to_base: f64,
+    /// Appended to the names of this run's databases and results, to keep several runs.
+    #[arg(long, default_value = "")]
+    tag: String,
+    /// --people-sampling: uniform, hard or hard:FLOOR.
+    #[arg(long, default_value = "uniform")]
+    people_sampling: String,
     #[arg(long, default_value_t = 7)]
     seed: u64,
 }
@@ -80,9 +85,9 @@ fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     std::fs::create_dir_all(&args.out)?;
     let images = args.lfw.join("images");
-    let dev_train = pairs(&args.lfw.join("pairsDevTrain.txt"), &images)?;
-    let dev_test = pairs(&args.lfw.join("pairsDevTest.txt"), &images)?;
-    let people = |p: &[ImagePair]| -> BTreeSet<String> { p.iter().flat_map(|p| [person(&p.left), person(&p.right)]).collect() };
+    let dev_train = PairSet::read(&args.lfw.join("pairsDevTrain.txt"), &images)?;
+    let dev_test = PairSet::read(&args.lfw.join("pairsDevTest.txt"), &images)?;
+    let people = |set: &PairSet| -> BTreeSet<String> { set.photos.iter().map(|p| person(p)).collect() };
     let shared = people(&dev_train).intersection(&people(&dev_test)).count();
     anyhow::ensure!(shared == 0, "DevTrain and DevTest share {shared} people");
 
@@ -92,34 +97,19 @@ fn main() -> anyhow::Result<()> {
     let base = fdb_models::weights::FACENET_MODEL_ID.to_string();
     let engine = Engine::load(&installed, &base, Device::Cpu)?;
 
-    let test_paths: Vec<PathBuf> = distinct(&dev_test);
+    let test_paths = &dev_test.photos;
     let started = Instant::now();
-    let clean = crops(&engine, &test_paths, &args)?;
+    let clean = crops(&engine, test_paths, &args)?;
     eprintln!("DevTest crops: {} ({:.0} s)", clean.len(), started.elapsed().as_secs_f64());
 
     let runs: Vec<(String, Layers)> = args.layers.iter().map(|o| Ok((o.clone(), o.split('/').next().unwrap().parse().map_err(anyhow::Error::msg)?))).collect::<anyhow::Result<_>>()?;
     let cut = deepest_cut(runs.iter().map(|(_, l)| *l));
-    let activations = |crops: &[RgbImage]| -> anyhow::Result<Vec<Vec<f32>>> {
-        let mut rows = Vec::with_capacity(crops.len());
-        for chunk in crops.chunks(64) {
-            rows.extend(engine.activations(chunk, cut)?);
-        }
-        Ok(rows)
-    };
+    let activations = |crops: &[RgbImage]| clean_lfw::activations(&engine, crops, cut);
     let started = Instant::now();
     let clean_acts = activations(&clean)?;
     eprintln!("DevTest clean activations ({:.0} s)", started.elapsed().as_secs_f64());
     let base_file = installed.facenet.clone();
-    let score = |file: &Path, acts: &[Vec<f32>]| -> anyhow::Result<f64> {
-        let e = top_embeddings(file, cut, acts)?;
-        let by_path: HashMap<&Path, &Vec<f32>> = test_paths.iter().map(PathBuf::as_path).zip(&e).collect();
-        let pairs = PairEmbeddings {
-            left: dev_test.iter().map(|p| by_path[p.left.as_path()].clone()).collect(),
-            right: dev_test.iter().map(|p| by_path[p.right.as_path()].clone()).collect(),
-            same: dev_test.iter().map(|p| p.same).collect(),
-        };
-        Ok(eval::evaluate(&pairs, &EvalOptions::default())?.accuracy_mean)
-    };
+    let score = |file: &Path, acts: &[Vec<f32>]| dev_test.accuracy(&clean_lfw::top_embeddings(file, cut, acts)?);
     let clean_base = score(&base_file, &clean_acts)?;
 
     if let Some(strengths) = &args.measure {
@@ -135,7 +125,7 @@ fn main() -> anyhow::Result<()> {
     let shifted_of = |paths: &[PathBuf], crops: &[RgbImage]| -> Vec<RgbImage> {
         paths.iter().zip(crops).map(|(p, c)| shift(c, &key(p), args.shift_seed, args.strength)).collect()
     };
-    let shifted_acts = activations(&shifted_of(&test_paths, &clean))?;
+    let shifted_acts = activations(&shifted_of(test_paths, &clean))?;
     let shifted_base = score(&base_file, &shifted_acts)?;
     eprintln!("base: clean {clean_base:.4}, shifted {shifted_base:.4}");
 
@@ -143,8 +133,8 @@ fn main() -> anyhow::Result<()> {
     let base_db = args.out.join("base.db");
     if !base_db.exists() {
         let mut by_person: BTreeMap<String, Vec<PathBuf>> = BTreeMap::new();
-        for path in distinct(&dev_train) {
-            by_person.entry(person(&path)).or_default().push(path);
+        for path in &dev_train.photos {
+            by_person.entry(person(path)).or_default().push(path.clone());
         }
         let gallery: Vec<PathBuf> = by_person.into_values().filter(|v| v.len() >= 2).flatten().collect();
         let started = Instant::now();
@@ -171,7 +161,8 @@ fn main() -> anyhow::Result<()> {
         cache_bytes: 0,
     }];
     for (option, layers) in &runs {
-        let dir = args.out.join(format!("{}.db", option.replace([':', '/'], "-")));
+        let name = format!("{}{}", option.replace([':', '/'], "-"), args.tag);
+        let dir = args.out.join(format!("{name}.db"));
         let _ = std::fs::remove_dir_all(&dir);
         copy_dir(&base_db, &dir)?;
         let db = FaceDb::open_with(&dir, open.clone())?;
@@ -183,6 +174,8 @@ fn main() -> anyhow::Result<()> {
                 people_per_batch: args.people,
                 learning_rate: args.lr,
                 seed: args.seed,
+                l2_to_base: args.l2_to_base,
+                people: args.people_sampling.parse().map_err(anyhow::Error::msg)?,
                 ..TrainConfig::default()
             },
             jitter: usize::from(augment != fdb_models::train::augment::Augment::Geometric),
@@ -193,7 +186,7 @@ fn main() -> anyhow::Result<()> {
         let report = db.retrain(&options, |_| {})?;
         eprintln!("{option}: held-out {:.4} -> {:.4}, training {:.0} s", report.before.verification_accuracy, report.after.verification_accuracy, report.seconds.training);
         let runs = [fdb::plot::learning::Run { name: option.clone(), epochs: &report.epochs, before: report.before.verification_accuracy, switched: report.switched }];
-        fdb::plot::learning::write_png(&args.out.join(format!("curve-{}.png", option.replace([':', '/'], "-"))), &runs).map_err(anyhow::Error::msg)?;
+        fdb::plot::learning::write_png(&args.out.join(format!("curve-{name}.png")), &runs).map_err(anyhow::Error::msg)?;
         let file = models_dir.join(&fdb_models::weights::installed(&models_dir)?.manifest.get(&report.model).unwrap().file);
         rows.push(Row {
             option: option.clone(),
@@ -206,9 +199,9 @@ fn main() -> anyhow::Result<()> {
     }
     let table = table(&rows, &args);
     print!("{table}");
-    std::fs::write(args.out.join("domain-shift.md"), &table)?;
+    std::fs::write(args.out.join(format!("domain-shift{}.md", args.tag)), &table)?;
     let json: Vec<_> = rows.iter().map(|r| serde_json::json!({ "option": r.option, "shifted": r.shifted, "clean": r.clean, "cache_bytes": r.cache_bytes, "report": r.report })).collect();
-    std::fs::write(args.out.join("domain-shift.json"), serde_json::to_string_pretty(&json)?)?;
+    std::fs::write(args.out.join(format!("domain-shift{}.json", args.tag)), serde_json::to_string_pretty(&json)?)?;
     Ok(())
 }
 
@@ -243,33 +236,14 @@ fn person(path: &Path) -> String {
     path.parent().and_then(Path::file_name).map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
 }
 
-fn pairs(file: &Path, images: &Path) -> anyhow::Result<Vec<ImagePair>> {
-    let parsed = eval::read_pairs(file)?;
-    Ok(eval::resolve_lfw_pairs(images, &parsed.fold_order())?)
-}
-
-fn distinct(pairs: &[ImagePair]) -> Vec<PathBuf> {
-    let set: BTreeSet<&PathBuf> = pairs.iter().flat_map(|p| [&p.left, &p.right]).collect();
-    set.into_iter().cloned().collect()
-}
-
-/// The aligned crop of each photo as `fdb eval lfw` cuts it (the central face; the central
-/// region where none is found), kept as PNG under OUT/crops for later runs.
+/// The aligned crop of each photo as `fdb eval lfw` cuts it (`clean_lfw::aligned_crops`),
+/// kept as PNG under OUT/crops for later runs.
 fn crops(engine: &Engine, paths: &[PathBuf], args: &Args) -> anyhow::Result<Vec<RgbImage>> {
     let saved = |p: &Path| args.out.join("crops").join(person(p)).join(key(p)).with_extension("png");
     let missing: Vec<PathBuf> = paths.iter().filter(|p| !saved(p).is_file()).cloned().collect();
-    for chunk in missing.chunks(32) {
-        let photos: Vec<_> = Engine::decode_files(chunk).into_iter().collect::<fdb::Result<_>>()?;
-        let refs: Vec<_> = photos.iter().collect();
-        let found = engine.find_faces(&refs, FaceChoice::One { strict: false }, Alignment::Crop, WholeImage::Never)?;
-        for ((path, photo), faces) in chunk.iter().zip(&photos).zip(found) {
-            let crop = match faces {
-                Ok(mut faces) => faces.remove(0).crop,
-                Err(_) => fdb::eval_source::central_region(&photo.image),
-            };
-            std::fs::create_dir_all(saved(path).parent().unwrap())?;
-            crop.save(saved(path))?;
-        }
+    for (path, crop) in missing.iter().zip(clean_lfw::aligned_crops(engine, &missing)?) {
+        std::fs::create_dir_all(saved(path).parent().unwrap())?;
+        crop.save(saved(path))?;
     }
     Ok(paths.iter().map(|p| image::open(saved(p)).map(|i| i.to_rgb8())).collect::<Result<_, _>>()?)
 }
@@ -283,19 +257,6 @@ fn deepest_cut(layers: impl Iterator<Item = Layers>) -> Cut {
         })
         .min_by_key(|c| c.first_block())
         .unwrap_or_else(|| Cut::below_top(1).expect("top:1 is a cut"))
-}
-
-/// `file`'s top above `cut` on the activations: unit embeddings.
-fn top_embeddings(file: &Path, cut: Cut, activations: &[Vec<f32>]) -> anyhow::Result<Vec<Vec<f32>>> {
-    let tensors = candle_core::safetensors::load(file, &Device::Cpu)?;
-    let top = Top::load(VarBuilder::from_tensors(tensors, DType::F32, &Device::Cpu), cut)?;
-    let (h, w, c) = fdb_models::facenet::CUT_SHAPE;
-    let mut rows = Vec::with_capacity(activations.len());
-    for chunk in activations.chunks(256) {
-        let x = Tensor::from_vec(chunk.concat(), (chunk.len(), h, w, c), &Device::Cpu)?;
-        rows.extend(top.forward(&x)?.to_vec2::<f32>()?);
-    }
-    Ok(rows)
 }
 
 /// A models folder of our own under `out` (links to the installed weights), so that the
@@ -351,8 +312,8 @@ struct Row {
 fn table(rows: &[Row], args: &Args) -> String {
     let (x, c) = (rows[0].shifted, rows[0].clean);
     let mut t = format!(
-        "shift strength {} (seed {}), {} epochs × {} batches, P = {}, lr {}, seed {}; target: shifted ≥ {:.4} (X + (C − X)/2), clean ≥ {:.4}\n\n",
-        args.strength, args.shift_seed, args.epochs, args.batches, args.people, args.lr, args.seed, x + (c - x) / 2.0, c - 0.005
+        "shift strength {} (seed {}), {} epochs × {} batches, P = {}, lr {}, l2-to-base {}, people {}, seed {}; target: shifted ≥ {:.4} (X + (C − X)/2), clean ≥ {:.4}\n\n",
+        args.strength, args.shift_seed, args.epochs, args.batches, args.people, args.lr, args.l2_to_base, args.people_sampling, args.seed, x + (c - x) / 2.0, c - 0.005
     );
     t += "| model | shifted DevTest | clean DevTest | held-out verification before → after | switched | training | cache |\n|---|---|---|---|---|---|---|\n";
     for r in rows {

@@ -34,6 +34,7 @@
 
 pub mod backup;
 pub mod calibration;
+pub mod clean_lfw;
 pub mod decision;
 pub mod device;
 pub mod embedding_api;
