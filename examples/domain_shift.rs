@@ -192,7 +192,7 @@ fn main() -> anyhow::Result<()> {
             option: option.clone(),
             shifted: score(&file, &shifted_acts)?,
             clean: score(&file, &clean_acts)?,
-            cache_bytes: cache_bytes(&dir),
+            cache_bytes: cache_bytes(&dir, *layers),
             report: Some(report),
         });
         db.close()?;
@@ -290,11 +290,15 @@ fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
-/// Bytes of the retrain caches beside a database (trunk features and activations).
-fn cache_bytes(db: &Path) -> u64 {
-    ["trunk-features", "trunk-activations"]
-        .iter()
-        .filter_map(|d| std::fs::read_dir(db.join(d)).ok())
+/// Bytes of the cache a retrain with `layers` reads beside a database: the trunk features of
+/// the head, the activations of a top.
+fn cache_bytes(db: &Path, layers: Layers) -> u64 {
+    let dir = match layers {
+        Layers::Top(_) => "trunk-activations",
+        _ => "trunk-features",
+    };
+    std::fs::read_dir(db.join(dir))
+        .into_iter()
         .flatten()
         .filter_map(|e| e.ok()?.metadata().ok())
         .map(|m| m.len())
