@@ -38,6 +38,8 @@ pub struct CleanLfw {
     pub parent: f64,
     /// The new version's.
     pub model: f64,
+    /// The new version loses more than `CLEAN_LOSS_FLAG`.
+    pub flagged: bool,
     /// Seconds the check took.
     pub seconds: f64,
 }
@@ -46,11 +48,6 @@ impl CleanLfw {
     /// Accuracy lost (negative: gained).
     pub fn loss(&self) -> f64 {
         self.parent - self.model
-    }
-
-    /// The new version loses more than `CLEAN_LOSS_FLAG`.
-    pub fn flagged(&self) -> bool {
-        self.loss() > CLEAN_LOSS_FLAG
     }
 }
 
@@ -145,11 +142,13 @@ pub fn check(
         }
         None => (engine.embed(&crops)?, model_engine()?.embed(&crops)?),
     };
+    let (parent, model) = (set.accuracy(&parent_embeddings)?, set.accuracy(&model_embeddings)?);
     Ok(CleanLfw {
         pairs_file: pairs_file.to_path_buf(),
         pairs: set.pairs.len(),
-        parent: set.accuracy(&parent_embeddings)?,
-        model: set.accuracy(&model_embeddings)?,
+        parent,
+        model,
+        flagged: parent - model > CLEAN_LOSS_FLAG,
         seconds: started.elapsed().as_secs_f64(),
     })
 }

@@ -10,6 +10,10 @@
 //! activations at the cut below them, cached the same way (`trunk_cache`); the new version's
 //! trunk features of the gallery's crops and mirrors are computed from that cache by the trained
 //! top, so that the switch need not run the network for them.
+//!
+//! With `RetrainOptions::lfw`, the parent and the new version are also scored on LFW View 1's
+//! clean DevTest pairs (`clean_lfw`), so that a version that gains in its own domain and loses
+//! what the base knew is reported as such.
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};

@@ -416,7 +416,7 @@ fn retrain_scores_both_versions_on_clean_lfw_pairs_like_the_evaluator() {
         };
         assert_eq!(clean.parent, evaluator(&base), "{layers:?}: the parent");
         assert_eq!(clean.model, evaluator(&report.model), "{layers:?}: the new version");
-        assert_eq!(clean.flagged(), clean.parent - clean.model > 0.005);
+        assert_eq!(clean.flagged, clean.parent - clean.model > 0.005);
         assert!(!report.switched || db.model_id().unwrap() == report.model);
         if report.switched {
             db.switch_to(&base).unwrap();

@@ -743,7 +743,7 @@ fn retrain(db: &FaceDb, a: args::RetrainArgs, json: bool) -> Result<u8> {
             report.seconds.switch
         );
         if let Some(clean) = &report.clean_lfw {
-            let flag = if clean.flagged() { "  LOSES MORE THAN 0.5 PT ON CLEAN LFW" } else { "" };
+            let flag = if clean.flagged { "  LOSES MORE THAN 0.5 PT ON CLEAN LFW" } else { "" };
             println!(
                 "clean LFW ({}, {} pairs): {:.4} -> {:.4} ({:+.1} pt, {:.0} s){flag}",
                 clean.pairs_file.display(),
@@ -756,7 +756,7 @@ fn retrain(db: &FaceDb, a: args::RetrainArgs, json: bool) -> Result<u8> {
         }
         let verdict = if report.switched { "switched to it" } else { "kept the old model (use --force to switch)" };
         let warning = match &report.clean_lfw {
-            Some(clean) if clean.flagged() => format!(", although it loses {:.1} pt on clean LFW", 100.0 * clean.loss()),
+            Some(clean) if clean.flagged => format!(", although it loses {:.1} pt on clean LFW", 100.0 * clean.loss()),
             _ => String::new(),
         };
         println!("new model {} (parent {}): {verdict}{warning}", report.model, report.parent);
