@@ -22,6 +22,11 @@
 //! ```
 //! DevTest embeddings are computed once, at the deepest cut of the options: every model's
 //! layers below it are the base's, so each model's embeddings are its top on those activations.
+//!
+//! A run fills each option's cache in its copy of `OUT/base.db`; copying a copy's
+//! `trunk-features/` and `trunk-activations/` into `OUT/base.db` lets later runs (another
+//! learning rate, more steps: `--tag` keeps their results apart) skip that work. The
+//! README's later runs were made that way.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
