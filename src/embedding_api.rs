@@ -199,6 +199,40 @@ impl FaceDb {
             .collect())
     }
 
+    /// Faces already aligned by the caller (160×160 crops, each with the name of its source),
+    /// embedded as this database embeds faces, without detection: for a pipeline with its own
+    /// detector, or crops altered after alignment (`examples/domain_shift.rs`). Each face is
+    /// the whole crop (`FaceSource::WholeImage`, its box the crop's frame, no landmarks), its
+    /// quality judged from the crop alone, and it dedupes by the crop's pixels; `add_face`
+    /// stores it.
+    pub fn embed_aligned(&self, crops: &[(String, RgbImage)]) -> Result<Vec<FaceEmbedding>> {
+        let side = fdb_models::facenet::INPUT_SIZE as u32;
+        if let Some((name, crop)) = crops.iter().find(|(_, c)| c.dimensions() != (side, side)) {
+            let (w, h) = crop.dimensions();
+            return Err(FdbError::Invalid(format!("{name}: an aligned face is a {side}x{side} crop, this is {w}x{h}")));
+        }
+        let images: Vec<RgbImage> = crops.iter().map(|(_, c)| c.clone()).collect();
+        let vectors = self.engine()?.embed_recipe(&images, self.recipe()?)?;
+        let vectors_id = self.vectors_id()?;
+        Ok(crops
+            .iter()
+            .zip(vectors)
+            .map(|((name, crop), vector)| FaceEmbedding {
+                bbox: [0.0, 0.0, side as f32, side as f32],
+                landmarks: [[0.0; 2]; 5],
+                detector_score: 0.0,
+                quality: fdb_models::quality::face_quality(None, side as f32, crop).score,
+                source: FaceSource::WholeImage,
+                primary: true,
+                crop: crop.clone(),
+                vector,
+                vectors_id: vectors_id.clone(),
+                source_name: name.clone(),
+                source_sha256: crate::image_input::pixel_sha256(crop),
+            })
+            .collect())
+    }
+
     /// Stores `face` as `person`'s, with its crop (so `fdb repair` and a model switch can
     /// re-embed it), exactly as enrolment stores a face: `Enrolled`, or `Duplicate` when its
     /// `source_sha256` is stored already. A person given by name is created with their first

@@ -45,6 +45,7 @@
 
 pub mod backup;
 pub mod calibration;
+pub mod clean_lfw;
 pub mod decision;
 // The internals below are public for the `fdb` command (a crate of its own) and fdb's tests,
 // hidden from the documentation: not a stable API.

@@ -10,8 +10,13 @@
 //! activations at the cut below them, cached the same way (`trunk_cache`); the new version's
 //! trunk features of the gallery's crops and mirrors are computed from that cache by the trained
 //! top, so that the switch need not run the network for them.
+//!
+//! With `RetrainOptions::lfw`, the parent and the new version are also scored on LFW View 1's
+//! clean DevTest pairs (`clean_lfw`), so that a version that gains in its own domain and loses
+//! what the base knew is reported as such.
 
 use std::collections::{BTreeMap, HashSet};
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use candle_core::{Device, Tensor};
@@ -27,6 +32,7 @@ use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use serde::Serialize;
 
+use crate::clean_lfw::{self, CleanLfw, PairSet};
 use crate::engine::Engine;
 use crate::error::{FdbError, Result};
 use crate::facedb::FaceDb;
@@ -61,11 +67,15 @@ pub struct RetrainOptions {
     /// Stops the run between feature chunks or epochs (`FdbError::Cancelled`); nothing is
     /// stored then, and the database keeps its model (features already computed stay cached).
     pub cancel: CancelToken,
+    /// LFW's images folder (`DIR/name/name_NNNN.jpg`, View 1's `pairsDevTest.txt` in the folder
+    /// above): when given, the parent and the new version are scored on those clean pairs and
+    /// a loss of more than 0.5 pt is flagged (`clean_lfw`).
+    pub lfw: Option<PathBuf>,
 }
 
 impl Default for RetrainOptions {
     fn default() -> Self {
-        Self { train: TrainConfig::default(), validation_fraction: 0.2, force: false, jitter: 0, augment: Augment::Geometric, layers: Layers::Head, cancel: CancelToken::default() }
+        Self { train: TrainConfig::default(), validation_fraction: 0.2, force: false, jitter: 0, augment: Augment::Geometric, layers: Layers::Head, cancel: CancelToken::default(), lfw: None }
     }
 }
 
@@ -127,6 +137,8 @@ pub struct RetrainReport {
     pub features_cached: usize,
     /// How long each stage took.
     pub seconds: StageSeconds,
+    /// The parent's and the new version's accuracy on clean LFW pairs (`RetrainOptions::lfw`).
+    pub clean_lfw: Option<CleanLfw>,
 }
 
 /// Held-out scores of a model.
@@ -202,6 +214,17 @@ impl FaceDb {
         let parent = self.model_id()?;
         let parent_entry = models.manifest.get(&parent).cloned().ok_or_else(|| missing_model(&parent))?;
 
+        if options.layers == Layers::All && options.train.l2_to_base > 0.0 {
+            return Err(FdbError::Invalid("--l2-to-base pulls the cached trainers (head, top:N) towards the base; --layers all does not take it".into()));
+        }
+        // Read before training, so that a wrong path fails now rather than after it.
+        let clean_set = match &options.lfw {
+            Some(images) => {
+                let file = clean_pairs_file(images);
+                Some((PairSet::read(&file, images)?, file))
+            }
+            None => None,
+        };
         let gallery = self.gallery_with_two_faces()?;
         let (train_people, val_people) = split_people(&gallery, options.validation_fraction, options.train.seed);
         if train_people.len() < 2 || val_people.is_empty() {
@@ -236,6 +259,10 @@ impl FaceDb {
             }
             cache.flush()?;
         }
+        let clean_lfw = match &clean_set {
+            Some((set, file)) => Some(self.clean_check(&engine, &models, &parent_entry, &model, options.layers, set, file)?),
+            None => None,
+        };
         let (before, after) = (trained.before, trained.after);
         let better = after.verification_accuracy > before.verification_accuracy
             || (after.verification_accuracy == before.verification_accuracy && after.rank1 > before.rank1);
@@ -266,7 +293,32 @@ impl FaceDb {
             features_computed: trained.features_computed,
             features_cached: trained.features_cached,
             seconds: StageSeconds { switch: started.elapsed().as_secs_f64(), ..trained.seconds },
+            clean_lfw,
         })
+    }
+
+    /// The clean-LFW check of the stored version `model` against its parent (`clean_lfw`): the
+    /// layers below the trained ones are shared, so both finish the same activations.
+    #[allow(clippy::too_many_arguments)]
+    fn clean_check(
+        &self,
+        engine: &Engine,
+        models: &weights::Installed,
+        parent: &ModelEntry,
+        model: &str,
+        layers: Layers,
+        set: &PairSet,
+        file: &std::path::Path,
+    ) -> Result<CleanLfw> {
+        let now = weights::installed(&models.dir)?;
+        let cut = match layers {
+            Layers::Head => Cut::below_top(1),
+            Layers::Top(cut) => Some(cut),
+            Layers::All => None,
+        };
+        let model_file = now.verified_file(model)?;
+        let model_engine = || Engine::load(&now, model, engine.device().clone());
+        clean_lfw::check(set, file, engine, &models.verified_file(&parent.id)?, &model_file, cut, model_engine)
     }
 
     /// The CPU default: the head alone, on the trunk's cached features of every view.
@@ -748,6 +800,11 @@ fn epoch_flow(cancel: &CancelToken) -> std::ops::ControlFlow<()> {
     } else {
         std::ops::ControlFlow::Continue(())
     }
+}
+
+/// View 1's `pairsDevTest.txt`, in the folder above LFW's images.
+pub fn clean_pairs_file(images: &Path) -> PathBuf {
+    images.join("..").join("pairsDevTest.txt")
 }
 
 fn missing_model(id: &str) -> FdbError {

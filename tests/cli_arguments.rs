@@ -54,6 +54,19 @@ fn retrain_refuses_an_unknown_augmentation_and_one_without_jittered_views() {
     let out = fdb(&db, &["retrain", "--augment", "light"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("--jitter"), "{}", stderr(&out));
+    // The regularisation, the people sampling and the clean check refuse what they cannot use,
+    // before any training.
+    let nowhere = tmp.path().join("nowhere").join("images").display().to_string();
+    for (args, says) in [
+        (vec!["--people-sampling", "easy"], "uniform, hard or hard:FLOOR"),
+        (vec!["--l2-to-base=-1"], "--l2-to-base -1"),
+        (vec!["--layers", "all", "--l2-to-base", "1"], "--layers all does not take it"),
+        (vec!["--lfw", &nowhere], "pairsDevTest.txt"),
+    ] {
+        let out = fdb(&db, &[&["retrain"][..], &args].concat());
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert!(stderr(&out).contains(says), "{args:?}: {}", stderr(&out));
+    }
 }
 
 #[test]

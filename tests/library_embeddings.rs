@@ -144,3 +144,23 @@ fn a_group_photo_embeds_every_face_primary_first() {
     // A photo without a face gives no faces, not an error.
     assert!(db.embed(fixtures().join("no_face_shapes.png")).unwrap().is_empty());
 }
+
+/// `embed_aligned`: a crop the caller aligned gets the vector `embed` gives the photo it came
+/// from (the same crop, the same recipe), is stored by `add_face` once (its pixels are its
+/// identity), and a crop of another size is refused by name.
+#[test]
+fn aligned_crops_embed_like_the_photos_they_were_cut_from() {
+    let tmp = tempfile::tempdir().unwrap();
+    let db = open(tmp.path());
+    let from_photo = db.embed(photo("Tony_Blair", 1)).unwrap().remove(0);
+    let aligned = db.embed_aligned(&[("tony-crop.png".into(), from_photo.crop.clone())]).unwrap().remove(0);
+    assert!(close(&aligned.vector, &from_photo.vector) < 1e-5, "{}", close(&aligned.vector, &from_photo.vector));
+    assert!(aligned.whole_image() && aligned.primary && aligned.source_name == "tony-crop.png");
+    assert!(matches!(db.add_face("Tony_Blair", &aligned).unwrap(), EnrollStatus::Enrolled { .. }));
+    assert!(matches!(db.add_face("Tony_Blair", &aligned).unwrap(), EnrollStatus::Duplicate { .. }));
+    let answer = db.search_face(&db.embed(photo("Tony_Blair", 2)).unwrap()[0], 1).unwrap();
+    assert_eq!(answer.matches[0].person, "Tony_Blair");
+    let small = image::RgbImage::new(100, 120);
+    let err = db.embed_aligned(&[("small.png".into(), small)]).unwrap_err().to_string();
+    assert!(err.contains("small.png") && err.contains("100x120"), "{err}");
+}

@@ -291,16 +291,34 @@ fn top_training_from_cached_activations_is_seeded_and_switches_like_any_version(
 }
 
 /// The guarded switch: a version that does not improve the held-out people (here a learning
-/// rate of 0 leaves it equal to its parent) is written and listed, but the database stays on
-/// its model, for the head as for a top.
+/// rate of 0 leaves it equal to its parent, and so does a huge pull to the base at a learning
+/// rate that moves it otherwise) is written and listed, but the database stays on its model,
+/// for the head as for a top.
 #[test]
 fn a_version_that_does_not_improve_is_not_switched_to() {
-    for layers in [Layers::Head, "top:1".parse().unwrap()] {
+    let held = |layers: Layers| {
+        let mut run = small_run(layers, 1e-2, false);
+        run.train.l2_to_base = 1e9;
+        run
+    };
+    let top1: Layers = "top:1".parse().unwrap();
+    for (options, layers) in [(small_run(Layers::Head, 0.0, false), Layers::Head), (small_run(top1, 0.0, false), top1), (held(top1), top1)] {
         let tmp = tempfile::tempdir().unwrap();
         let (db, models_dir) = three_people(tmp.path());
         let base = db.models().model_id().unwrap();
         let vectors = db.models().vectors_id().unwrap();
-        let report = db.retrainer().run(&small_run(layers, 0.0, false), |_| {}).unwrap();
+        let report = db.retrainer().run(&options, |_| {}).unwrap();
+        if options.train.l2_to_base > 0.0 {
+            // Every trained tensor stayed within rounding of the parent's.
+            let manifest = Manifest::read(&models_dir.join(Manifest::FILE)).unwrap();
+            let load = |id: &str| candle_core::safetensors::load(models_dir.join(&manifest.get(id).unwrap().file), &candle_core::Device::Cpu).unwrap();
+            let (trained, parent) = (load(&report.model), load(&base));
+            for (name, t) in &parent {
+                let (a, b) = (t.flatten_all().unwrap().to_vec1::<f32>().unwrap(), trained[name].flatten_all().unwrap().to_vec1::<f32>().unwrap());
+                let worst = a.iter().zip(&b).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max);
+                assert!(worst < 1e-6, "{name} moved {worst} from the base under λ = 1e9");
+            }
+        }
         assert_eq!(
             (report.after.verification_accuracy, report.after.rank1),
             (report.before.verification_accuracy, report.before.rank1),
@@ -338,4 +356,86 @@ fn a_cancelled_retrain_stores_nothing() {
     assert_eq!(manifest.models.iter().filter(|m| m.parent.is_some()).count(), 0, "no version was listed");
     assert!(db.retrainer().runs().unwrap().is_empty());
     assert_eq!((db.models().model_id().unwrap(), db.models().vectors_id().unwrap()), (base, vectors));
+}
+
+/// `--people-sampling hard` draws people by what they taught in the previous epoch: two runs
+/// with one seed on two databases enrolled alike give the same learning curves and weights.
+#[test]
+fn hard_people_sampling_is_reproducible_with_a_seed() {
+    let mut options = small_run(Layers::Head, 1e-3, true);
+    options.train.epochs = 3;
+    options.train.people = "hard:0.3".parse().unwrap();
+    let mut runs = Vec::new();
+    for _ in 0..2 {
+        let tmp = tempfile::tempdir().unwrap();
+        let (db, models_dir) = three_people(tmp.path());
+        let report = db.retrainer().run(&options, |_| {}).unwrap();
+        let manifest = Manifest::read(&models_dir.join(Manifest::FILE)).unwrap();
+        let tensors = candle_core::safetensors::load(models_dir.join(&manifest.get(&report.model).unwrap().file), &candle_core::Device::Cpu).unwrap();
+        let head: Vec<u32> = tensors["bottleneck.weight"].flatten_all().unwrap().to_vec1::<f32>().unwrap().iter().map(|x| x.to_bits()).collect();
+        runs.push((report.epochs, head));
+    }
+    assert_eq!(runs[0].0.len(), 3);
+    assert!(runs[0] == runs[1], "two seeded runs with hard people differ");
+}
+
+/// A small LFW under `dir`: the fixture people's photos as `images/name/name_NNNN.jpg`, and a
+/// View 1 `pairsDevTest.txt` of 10 same and 10 different pairs beside the images.
+fn small_lfw(dir: &std::path::Path) -> std::path::PathBuf {
+    let images = dir.join("lfw").join("images");
+    let people = ["Colin_Powell", "Serena_Williams", "Tony_Blair"];
+    for person in people {
+        std::fs::create_dir_all(images.join(person)).unwrap();
+        for i in 1..=4 {
+            let name = format!("{person}_{i:04}.jpg");
+            std::fs::copy(fixtures().join("people").join(person).join(&name), images.join(person).join(&name)).unwrap();
+        }
+    }
+    let mut lines = vec!["10".to_string()];
+    let same = [(1, 2), (1, 3), (2, 4), (3, 4)];
+    lines.extend((0..10).map(|k| format!("{}\t{}\t{}", people[k % 3], same[k % 4].0, same[k % 4].1)));
+    lines.extend((0..10).map(|k| format!("{}\t{}\t{}\t{}", people[k % 3], 1 + k % 4, people[(k + 1) % 3], 1 + (k / 3) % 4)));
+    std::fs::write(dir.join("lfw").join("pairsDevTest.txt"), lines.join("\n") + "\n").unwrap();
+    images
+}
+
+/// `--lfw DIR`: the parent and the new version are scored on clean View 1 DevTest pairs. The
+/// figures, taken from activations at the cut through each version's top, are what the
+/// evaluator gives with each version's full network on the same pairs (`fdb eval lfw --pairs
+/// pairsDevTest.txt --model ID`). A wrong folder fails before any training, naming the file.
+#[test]
+fn retrain_scores_both_versions_on_clean_lfw_pairs_like_the_evaluator() {
+    let tmp = tempfile::tempdir().unwrap();
+    let images = small_lfw(tmp.path());
+    let (db, _) = three_people(tmp.path());
+    let base = db.models().model_id().unwrap();
+
+    let mut wrong = small_run(Layers::Head, 1e-3, true);
+    wrong.lfw = Some(tmp.path().join("nowhere").join("images"));
+    let mut epochs = 0;
+    let err = db.retrainer().run(&wrong, |e| epochs += usize::from(matches!(e, RetrainEvent::Epoch(_)))).unwrap_err().to_string();
+    assert!(err.contains("pairsDevTest.txt") && epochs == 0, "{err}");
+
+    for layers in [Layers::Head, "top:1".parse().unwrap()] {
+        let mut options = small_run(layers, 1e-2, false);
+        options.lfw = Some(images.clone());
+        let report = db.retrainer().run(&options, |_| {}).unwrap();
+        let clean = report.clean_lfw.clone().expect("scored on clean LFW");
+        assert_eq!(clean.pairs, 20);
+        assert!(clean.pairs_file.ends_with("pairsDevTest.txt"));
+        let evaluator = |model: &str| {
+            let engine = fdb::engine::Engine::load(&db.models().installed().unwrap(), model, candle_core::Device::Cpu).unwrap();
+            let set = fdb::clean_lfw::PairSet::read(&clean.pairs_file, &images).unwrap();
+            let mut source = fdb::eval::EngineSource::new(&engine, fdb::Alignment::Crop);
+            let options = fdb::eval::EvalOptions::default();
+            fdb::eval::evaluate_pairs(&set.pairs, &mut source, fdb::eval::EmbedRun::new(options.flip), &options).unwrap().accuracy_mean
+        };
+        assert_eq!(clean.parent, evaluator(&base), "{layers:?}: the parent");
+        assert_eq!(clean.model, evaluator(&report.model), "{layers:?}: the new version");
+        assert_eq!(clean.flagged, clean.parent - clean.model > 0.005);
+        assert!(!report.switched || db.models().model_id().unwrap() == report.model);
+        if report.switched {
+            db.models().switch_to(&base, &fdb::Progress::new()).unwrap();
+        }
+    }
 }

@@ -368,4 +368,19 @@ pub struct RetrainArgs {
     /// top:5-I); all: the whole network, meant for a GPU (the `cuda` feature).
     #[arg(long, default_value = "head")]
     pub layers: String,
+    /// Pull the trained weights towards the base's with this λ (decoupled L2: each step moves
+    /// them back by min(1, lr·λ) of their distance from it); 0: no pull. Keeps a model
+    /// trained for one domain close to what it knew (head and top:N).
+    #[arg(long, value_name = "LAMBDA", default_value_t = 0.0)]
+    pub l2_to_base: f64,
+    /// How batches draw people: uniform, or hard (in proportion to the share of their
+    /// triplets that were active in the previous epoch, a quarter of the draws spread over
+    /// everyone; hard:FLOOR sets that share).
+    #[arg(long, default_value = "uniform")]
+    pub people_sampling: String,
+    /// LFW's images folder, with View 1's pairsDevTest.txt in the folder above: the parent and
+    /// the new model are scored on those 1,000 clean pairs (a pass of the network per photo,
+    /// ~1,550 photos) and a loss of more than 0.5 pt is flagged.
+    #[arg(long, value_name = "DIR")]
+    pub lfw: Option<PathBuf>,
 }

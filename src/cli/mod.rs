@@ -690,12 +690,18 @@ fn retrain(db: &FaceDb, a: args::RetrainArgs, json: bool) -> Result<u8> {
         mining,
         optim,
         seed: a.seed,
+        l2_to_base: a.l2_to_base,
+        people: a.people_sampling.parse().map_err(FdbError::Invalid)?,
     };
     options.validation_fraction = a.validation;
     options.force = a.force;
     options.jitter = a.jitter;
     options.augment = a.augment.parse().map_err(FdbError::Invalid)?;
     options.layers = a.layers.parse().map_err(FdbError::Invalid)?;
+    options.lfw = a.lfw.clone();
+    if !(a.l2_to_base >= 0.0 && a.l2_to_base.is_finite()) {
+        return Err(FdbError::Invalid(format!("--l2-to-base {}: give a λ of 0 or more", a.l2_to_base)));
+    }
     if options.augment != fdb_models::train::augment::Augment::Geometric && options.jitter == 0 {
         return Err(FdbError::Invalid(format!(
             "--augment {} alters the jittered views, and --jitter is 0: pass --jitter N (e.g. 2)",
@@ -770,8 +776,24 @@ fn retrain(db: &FaceDb, a: args::RetrainArgs, json: bool) -> Result<u8> {
             report.seconds.training,
             report.seconds.switch
         );
+        if let Some(clean) = &report.clean_lfw {
+            let flag = if clean.flagged { "  LOSES MORE THAN 0.5 PT ON CLEAN LFW" } else { "" };
+            println!(
+                "clean LFW ({}, {} pairs): {:.4} -> {:.4} ({:+.1} pt, {:.0} s){flag}",
+                clean.pairs_file.display(),
+                clean.pairs,
+                clean.parent,
+                clean.model,
+                -100.0 * clean.loss(),
+                clean.seconds
+            );
+        }
         let verdict = if report.switched { "switched to it" } else { "kept the old model (use --force to switch)" };
-        println!("new model {} (parent {}): {verdict}", report.model, report.parent);
+        let warning = match &report.clean_lfw {
+            Some(clean) if clean.flagged => format!(", although it loses {:.1} pt on clean LFW", 100.0 * clean.loss()),
+            _ => String::new(),
+        };
+        println!("new model {} (parent {}): {verdict}{warning}", report.model, report.parent);
     });
     Ok(0)
 }

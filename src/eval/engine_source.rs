@@ -27,7 +27,10 @@ impl<'a> EngineSource<'a> {
         Self { engine, alignment, crops: HashMap::new(), fallbacks: Vec::new() }
     }
 
-    fn crop(&mut self, paths: &[PathBuf]) -> Vec<Result<RgbImage, String>> {
+    /// The aligned crop of each photo (kept for the next call): the central face, or the
+    /// central region where none is found (listed in `fallbacks`); an error names why a photo
+    /// could not be read.
+    pub fn crops(&mut self, paths: &[PathBuf]) -> Vec<Result<RgbImage, String>> {
         let missing: Vec<PathBuf> = paths.iter().filter(|p| !self.crops.contains_key(*p)).cloned().collect();
         let decoded = Engine::decode_files(&missing);
         let photos: Vec<&Photo> = decoded.iter().filter_map(|d| d.as_ref().ok()).collect();
@@ -75,7 +78,7 @@ impl EmbedSource for EngineSource<'_> {
     }
 
     fn embed(&mut self, paths: &[PathBuf], mirrored: bool) -> Vec<Result<Vec<f32>, String>> {
-        let crops = self.crop(paths);
+        let crops = self.crops(paths);
         let ok: Vec<RgbImage> = crops
             .iter()
             .filter_map(|c| c.as_ref().ok())

@@ -2,13 +2,13 @@
 //! loss on cached trunk features. Batches hold P people × K faces; every face carries a few
 //! augmented views (the crop, its mirror, small shifts), one of which is drawn per batch.
 
-use candle_core::{DType, Device, Result, Tensor, Var, D};
+use candle_core::{Device, Result, Tensor, Var, D};
 use candle_nn::{AdamW, Optimizer, ParamsAdamW, SGD};
 use rand::Rng;
 
 use super::metrics::{rank1, verification_accuracy};
 use super::mining::{mine, squared_distances, Mining, MiningStats};
-use super::schedule::run_epochs;
+use super::schedule::{run_epochs, PeopleSampling};
 use super::triplet::triplet_loss;
 
 /// The head's parameters: `weight` is `[out, in]` row-major.
@@ -65,6 +65,13 @@ pub struct TrainConfig {
     pub optim: Optim,
     /// Seed of batches, views and random mining.
     pub seed: u64,
+    /// The L2 pull towards the starting (base) weights, λ: after each step every trained
+    /// weight w moves back towards its start w₀ by min(1, lr · λ) · (w − w₀), the decoupled
+    /// step of a penalty λ/2 · ‖w − w₀‖² (as AdamW decouples its weight decay). 0 (the
+    /// default) trains as without it; a large λ keeps the model at the base.
+    pub l2_to_base: f64,
+    /// How each batch's people are drawn.
+    pub people: PeopleSampling,
 }
 
 impl Default for TrainConfig {
@@ -80,6 +87,8 @@ impl Default for TrainConfig {
             mining: Mining::SemiHard,
             optim: Optim::AdamW,
             seed: 7,
+            l2_to_base: 0.0,
+            people: PeopleSampling::Uniform,
         }
     }
 }
@@ -182,6 +191,9 @@ pub struct MinedLoss {
     pub active: usize,
     /// How the negatives were found.
     pub mining: MiningStats,
+    /// Per triplet, its anchor's row in the batch and whether its loss was positive (what
+    /// hard-people sampling learns from).
+    pub anchors: Vec<(usize, bool)>,
 }
 
 /// Mine triplets among `[B, D]` unit embeddings with person `labels`, and their triplet loss
@@ -190,7 +202,7 @@ pub fn mined_loss(emb: &Tensor, labels: &[usize], alpha: f32, mining: Mining, rn
     let dist = squared_distances(&emb.to_vec2::<f32>()?);
     let (picked, stats) = mine(&dist, labels, alpha, mining, rng);
     if picked.is_empty() {
-        return Ok(MinedLoss { loss: None, triplets: 0, active: 0, mining: stats });
+        return Ok(MinedLoss { loss: None, triplets: 0, active: 0, mining: stats, anchors: Vec::new() });
     }
     let device = emb.device();
     let index = |f: fn(&super::Triplet) -> usize| {
@@ -201,51 +213,82 @@ pub fn mined_loss(emb: &Tensor, labels: &[usize], alpha: f32, mining: Mining, rn
     let n = emb.index_select(&index(|t| t.negative)?, 0)?;
     let d_ap = (&a - &p)?.sqr()?.sum(D::Minus1)?;
     let d_an = (&a - &n)?.sqr()?.sum(D::Minus1)?;
-    let violating = ((d_ap - d_an)? + alpha as f64)?.gt(0.0)?.to_dtype(DType::F32)?.sum_all()?;
+    let violating = ((d_ap - d_an)? + alpha as f64)?.gt(0.0)?.to_vec1::<u8>()?;
     Ok(MinedLoss {
         loss: Some(triplet_loss(&a, &p, &n, alpha as f64)?),
         triplets: picked.len(),
-        active: violating.to_scalar::<f32>()? as usize,
+        active: violating.iter().filter(|&&v| v != 0).count(),
         mining: stats,
+        anchors: picked.iter().zip(&violating).map(|(t, &v)| (t.anchor, v != 0)).collect(),
     })
 }
 
-/// AdamW carries weight decay itself; plain SGD gets it as an L2 term on the weights.
-pub(crate) enum Optimizer_ {
+/// The optimiser of both cached trainers: AdamW carries weight decay itself, plain SGD gets it
+/// as an L2 term on the weights; either may pull the weights back towards where they started
+/// (`TrainConfig::l2_to_base`).
+pub(crate) struct Optimizer_ {
+    inner: Inner,
+    /// Each var and its weights at the start, when the pull is on.
+    start: Vec<(Var, Tensor)>,
+    pull: f64,
+    learning_rate: f64,
+}
+
+enum Inner {
     AdamW(AdamW),
     Sgd(SGD, f64),
 }
 
 impl Optimizer_ {
     pub(crate) fn new(cfg: &TrainConfig, vars: Vec<Var>) -> Result<Self> {
-        Ok(match cfg.optim {
-            Optim::AdamW => Self::AdamW(AdamW::new(
+        let start = if cfg.l2_to_base > 0.0 {
+            vars.iter().map(|v| Ok((v.clone(), v.as_tensor().copy()?))).collect::<Result<_>>()?
+        } else {
+            Vec::new()
+        };
+        let inner = match cfg.optim {
+            Optim::AdamW => Inner::AdamW(AdamW::new(
                 vars,
                 ParamsAdamW { lr: cfg.learning_rate, weight_decay: cfg.weight_decay, ..Default::default() },
             )?),
-            Optim::Sgd => Self::Sgd(SGD::new(vars, cfg.learning_rate)?, cfg.weight_decay),
-        })
+            Optim::Sgd => Inner::Sgd(SGD::new(vars, cfg.learning_rate)?, cfg.weight_decay),
+        };
+        Ok(Self { inner, start, pull: cfg.l2_to_base, learning_rate: cfg.learning_rate })
     }
 
     pub(crate) fn set_learning_rate(&mut self, lr: f64) {
-        match self {
-            Self::AdamW(o) => o.set_learning_rate(lr),
-            Self::Sgd(o, _) => o.set_learning_rate(lr),
+        self.learning_rate = lr;
+        match &mut self.inner {
+            Inner::AdamW(o) => o.set_learning_rate(lr),
+            Inner::Sgd(o, _) => o.set_learning_rate(lr),
         }
     }
 
-    /// One step on `loss`; under SGD the `decayed` weights add their L2 term to it.
+    /// One step on `loss`; under SGD the `decayed` weights add their L2 term to it. Then the
+    /// pull towards the start, if on.
     pub(crate) fn backward_step(&mut self, loss: &Tensor, decayed: &[&Var]) -> Result<()> {
-        match self {
-            Self::AdamW(o) => o.backward_step(loss),
-            Self::Sgd(o, wd) => {
+        match &mut self.inner {
+            Inner::AdamW(o) => o.backward_step(loss)?,
+            Inner::Sgd(o, wd) => {
                 let mut total = loss.clone();
                 for weight in decayed {
                     total = (total + (weight.as_tensor().sqr()?.sum_all()? * (*wd * 0.5))?)?;
                 }
-                o.backward_step(&total)
+                o.backward_step(&total)?
             }
         }
+        self.pull_to_start()
+    }
+
+    /// w ← w − min(1, lr · λ) · (w − w₀): the fraction is capped so that a huge λ lands on the
+    /// start instead of overshooting it.
+    fn pull_to_start(&self) -> Result<()> {
+        let fraction = (self.learning_rate * self.pull).min(1.0);
+        for (var, start) in &self.start {
+            let w = var.as_tensor();
+            var.set(&(w - ((w - start)? * fraction)?)?)?;
+        }
+        Ok(())
     }
 }
 
@@ -273,25 +316,75 @@ mod tests {
         set
     }
 
-    #[test]
-    fn a_few_steps_on_a_toy_problem_lower_the_loss_and_raise_accuracy() {
-        let device = Device::Cpu;
-        let (train, val) = (toy(1, 10), toy(2, 5));
-        // out = 4: rows mostly read the noise dims, a little of the identity dims.
+    /// out = 4: rows mostly read the noise dims, a little of the identity dims.
+    fn toy_init() -> HeadWeights {
         let mut weight = vec![0f32; 4 * 8];
         for o in 0..4 {
             weight[o * 8 + o] = 0.1;
             weight[o * 8 + 4 + o] = 1.0;
         }
-        let init = HeadWeights { weight, bias: vec![0.0; 4], in_dim: 8, out_dim: 4 };
-        let cfg = TrainConfig {
-            epochs: 6,
-            batches_per_epoch: 20,
-            people_per_batch: 4,
-            faces_per_person: 6,
-            learning_rate: 0.05,
-            ..TrainConfig::default()
+        HeadWeights { weight, bias: vec![0.0; 4], in_dim: 8, out_dim: 4 }
+    }
+
+    fn toy_config() -> TrainConfig {
+        TrainConfig { epochs: 6, batches_per_epoch: 20, people_per_batch: 4, faces_per_person: 6, learning_rate: 0.05, ..TrainConfig::default() }
+    }
+
+    /// FNV-1a over the bits of the weights, the biases and each epoch's loss and shares.
+    fn fingerprint(head: &HeadWeights, logs: &[EpochLog]) -> u64 {
+        let words = head.weight.iter().chain(&head.bias).map(|v| v.to_bits() as u64);
+        let logged = logs.iter().flat_map(|l| [l.loss.to_bits(), l.active_fraction.to_bits(), l.val_accuracy.to_bits()]);
+        words.chain(logged).fold(0xcbf2_9ce4_8422_2325u64, |h, w| (h ^ w).wrapping_mul(0x0100_0000_01b3))
+    }
+
+    /// The toy run's fingerprint, recorded before the pull to the base and people sampling
+    /// existed (2026-12-03): λ = 0 and uniform people must train bit for bit as before. (On
+    /// another CPU the matrix kernels may round otherwise; the test machines are one type.)
+    const TOY_RUN_BEFORE_THE_PULL: u64 = 0xd3ea_7fb5_727b_1dd3;
+
+    #[test]
+    fn without_the_pull_and_with_uniform_people_training_is_bit_for_bit_what_it_was() {
+        let (train, val) = (toy(1, 10), toy(2, 5));
+        let cfg = TrainConfig { l2_to_base: 0.0, people: PeopleSampling::Uniform, ..toy_config() };
+        let (trained, logs) = train_head(&train, &val, &toy_init(), &cfg, &Device::Cpu, |_| {}).unwrap();
+        assert_eq!(fingerprint(&trained, &logs), TOY_RUN_BEFORE_THE_PULL);
+    }
+
+    #[test]
+    fn hard_people_sampling_is_seeded_and_draws_other_batches() {
+        let (train, val) = (toy(1, 10), toy(2, 5));
+        let run = |people: PeopleSampling| {
+            let cfg = TrainConfig { people, people_per_batch: 2, ..toy_config() };
+            let (trained, logs) = train_head(&train, &val, &toy_init(), &cfg, &Device::Cpu, |_| {}).unwrap();
+            fingerprint(&trained, &logs)
         };
+        let hard = PeopleSampling::Hard { floor: 0.25 };
+        assert_eq!(run(hard), run(hard), "two runs with one seed");
+        assert_ne!(run(hard), run(PeopleSampling::Uniform), "hard people change the batches after the first epoch");
+    }
+
+    #[test]
+    fn the_pull_to_the_base_keeps_the_weights_near_it() {
+        let (train, val) = (toy(1, 10), toy(2, 5));
+        let init = toy_init();
+        let farthest = |lambda: f64| {
+            let cfg = TrainConfig { l2_to_base: lambda, ..toy_config() };
+            let (trained, _) = train_head(&train, &val, &init, &cfg, &Device::Cpu, |_| {}).unwrap();
+            let start = init.weight.iter().chain(&init.bias);
+            trained.weight.iter().chain(&trained.bias).zip(start).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max)
+        };
+        let (free, pulled, held) = (farthest(0.0), farthest(2.0), farthest(1e9));
+        assert!(free > 0.05, "training moved the weights by at most {free}");
+        assert!(pulled < 0.5 * free, "λ = 2 (10% back per step at lr 0.05): {pulled} against {free} without");
+        assert!(held < 1e-6, "a huge λ leaves the weights within {held} of the base");
+    }
+
+    #[test]
+    fn a_few_steps_on_a_toy_problem_lower_the_loss_and_raise_accuracy() {
+        let device = Device::Cpu;
+        let (train, val) = (toy(1, 10), toy(2, 5));
+        let init = toy_init();
+        let cfg = toy_config();
         let (before_acc, _) = evaluate(&val, &init, &device).unwrap();
         let (trained, logs) = train_head(&train, &val, &init, &cfg, &device, |_| std::ops::ControlFlow::Continue(())).unwrap();
         assert!(logs.last().unwrap().loss < logs[0].loss * 0.5, "{logs:?}");

@@ -15,6 +15,6 @@ pub mod top;
 pub mod triplet;
 
 pub use head::{evaluate, mined_loss, train_head, EpochLog, FeatureSet, HeadWeights, MinedLoss, Optim, TrainConfig};
-pub use schedule::cosine_rate;
+pub use schedule::{cosine_rate, PeopleSampling};
 pub use mining::{mine, Mining, MiningStats, Triplet};
 pub use triplet::triplet_loss;
