@@ -346,7 +346,7 @@ mod tests {
     fn without_the_pull_and_with_uniform_people_training_is_bit_for_bit_what_it_was() {
         let (train, val) = (toy(1, 10), toy(2, 5));
         let cfg = TrainConfig { l2_to_base: 0.0, people: PeopleSampling::Uniform, ..toy_config() };
-        let (trained, logs) = train_head(&train, &val, &toy_init(), &cfg, &Device::Cpu, |_| {}).unwrap();
+        let (trained, logs) = train_head(&train, &val, &toy_init(), &cfg, &Device::Cpu, |_| std::ops::ControlFlow::Continue(())).unwrap();
         assert_eq!(fingerprint(&trained, &logs), TOY_RUN_BEFORE_THE_PULL);
     }
 
@@ -355,7 +355,7 @@ mod tests {
         let (train, val) = (toy(1, 10), toy(2, 5));
         let run = |people: PeopleSampling| {
             let cfg = TrainConfig { people, people_per_batch: 2, ..toy_config() };
-            let (trained, logs) = train_head(&train, &val, &toy_init(), &cfg, &Device::Cpu, |_| {}).unwrap();
+            let (trained, logs) = train_head(&train, &val, &toy_init(), &cfg, &Device::Cpu, |_| std::ops::ControlFlow::Continue(())).unwrap();
             fingerprint(&trained, &logs)
         };
         let hard = PeopleSampling::Hard { floor: 0.25 };
@@ -369,7 +369,7 @@ mod tests {
         let init = toy_init();
         let farthest = |lambda: f64| {
             let cfg = TrainConfig { l2_to_base: lambda, ..toy_config() };
-            let (trained, _) = train_head(&train, &val, &init, &cfg, &Device::Cpu, |_| {}).unwrap();
+            let (trained, _) = train_head(&train, &val, &init, &cfg, &Device::Cpu, |_| std::ops::ControlFlow::Continue(())).unwrap();
             let start = init.weight.iter().chain(&init.bias);
             trained.weight.iter().chain(&trained.bias).zip(start).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max)
         };
