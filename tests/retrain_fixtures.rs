@@ -68,17 +68,7 @@ fn retrain_switches_to_a_new_version_and_can_roll_back() {
 
     // The switch re-embedded from cached features (the crop's and its mirror's): the same as the
     // full network on the crops under the database's recipe.
-    let engine = db.engine().unwrap();
-    assert_eq!(engine.model_id(), report.model);
-    for person in db.people().unwrap() {
-        for face in db.faces(&person.name).unwrap() {
-            let crop = fdb_models::imageio::decode_image(&db.store().face_crop(face.id).unwrap(), "crop").unwrap();
-            let full = engine.embed_recipe(&[crop], db.models().recipe().unwrap()).unwrap().remove(0);
-            let stored = db.store().embedding(face.id, &vectors).unwrap().unwrap();
-            let worst = full.iter().zip(&stored).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
-            assert!(worst < 1e-5, "face {}: cached switch differs from the full network by {worst}", face.id.0);
-        }
-    }
+    assert_stored_vectors_are_the_full_networks(&db, &report.model, &vectors);
 
     // A second retrain (from the new version, whose trunk is the base's) computes nothing.
     let again = db.retrainer().run(&options, |_| {}).unwrap();
@@ -266,18 +256,7 @@ fn top_training_from_cached_activations_is_seeded_and_switches_like_any_version(
         assert!(changed > 0, "training changed nothing above the cut");
 
         // The switch's stored vectors are the new version's full network on the crops.
-        let engine = db.engine().unwrap();
-        assert_eq!(engine.model_id(), report.model);
-        let vectors = db.models().vectors_id().unwrap();
-        for person in db.people().unwrap() {
-            for face in db.faces(&person.name).unwrap() {
-                let crop = fdb_models::imageio::decode_image(&db.store().face_crop(face.id).unwrap(), "crop").unwrap();
-                let full = engine.embed_recipe(&[crop], db.models().recipe().unwrap()).unwrap().remove(0);
-                let stored = db.store().embedding(face.id, &vectors).unwrap().unwrap();
-                let worst = full.iter().zip(&stored).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
-                assert!(worst < 1e-5, "face {}: the switch differs from the full network by {worst}", face.id.0);
-            }
-        }
+        assert_stored_vectors_are_the_full_networks(&db, &report.model, &db.models().vectors_id().unwrap());
         let mut top: Vec<(String, Vec<u32>)> = tensors
             .iter()
             .filter(|(n, _)| fdb_models::facenet::Cut::below_top(2).unwrap().is_above(n))
@@ -436,6 +415,22 @@ fn retrain_scores_both_versions_on_clean_lfw_pairs_like_the_evaluator() {
         assert!(!report.switched || db.models().model_id().unwrap() == report.model);
         if report.switched {
             db.models().switch_to(&base, &fdb::Progress::new()).unwrap();
+        }
+    }
+}
+
+/// Every stored face's vector under `vectors` is what `model`'s full network makes of its crop
+/// under the database's recipe (to 1e-5): the switch's cached path equals the plain one.
+fn assert_stored_vectors_are_the_full_networks(db: &FaceDb, model: &str, vectors: &str) {
+    let engine = db.engine().unwrap();
+    assert_eq!(engine.model_id(), model);
+    for person in db.people().unwrap() {
+        for face in db.faces(&person.name).unwrap() {
+            let crop = fdb_models::imageio::decode_image(&db.store().face_crop(face.id).unwrap(), "crop").unwrap();
+            let full = engine.embed_recipe(&[crop], db.models().recipe().unwrap()).unwrap().remove(0);
+            let stored = db.store().embedding(face.id, vectors).unwrap().unwrap();
+            let worst = full.iter().zip(&stored).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+            assert!(worst < 1e-5, "face {}: the switch differs from the full network by {worst}", face.id.0);
         }
     }
 }

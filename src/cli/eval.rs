@@ -359,11 +359,16 @@ fn centre(dir: &Path, exclude: &[PathBuf], model: Option<&str>, options: &OpenOp
 fn centre_if(centre: bool, engine: &Engine, mut e: eval::PairEmbeddings) -> Result<eval::PairEmbeddings> {
     if centre {
         let c = engine.recipe_centre(Recipe::Centred)?.expect("the centred recipe has a centre");
-        for v in e.left.iter_mut().chain(e.right.iter_mut()) {
-            *v = fdb::recipe::centred(std::mem::take(v), c);
-        }
+        centre_all(e.left.iter_mut().chain(e.right.iter_mut()), c);
     }
     Ok(e)
+}
+
+/// Each vector less `centre`, normalised again (`recipe::centred` in place).
+fn centre_all<'v>(vectors: impl Iterator<Item = &'v mut Vec<f32>>, centre: &[f32]) {
+    for v in vectors {
+        *v = fdb::recipe::centred(std::mem::take(v), centre);
+    }
 }
 
 /// Where the evaluator keeps its embeddings unless told otherwise.
@@ -427,7 +432,7 @@ fn identify(
     let flip = if recipe.needs_mirror() { FlipMode::Sum } else { FlipMode::None };
     let mut probes = eval::embed_paths(&probe_paths, &mut source, EmbedRun::new(flip)).map_err(eval_err)?;
     if let Some(centre) = engine.recipe_centre(recipe)? {
-        probes = probes.into_iter().map(|v| fdb::recipe::centred(v, centre)).collect();
+        centre_all(probes.iter_mut(), centre);
     }
     bar.inc(probe_paths.len() as u64);
     let labels: Vec<usize> = split.probes.iter().map(|(l, _)| *l).collect();
