@@ -195,6 +195,14 @@ impl Engine {
         let batch = if device.is_cpu() { fdb_models::facenet::DEFAULT_MAX_BATCH } else { GPU_EMBED_BATCH };
         let embedder = Embedder::load(&embedder_file, &device)?.with_max_batch(batch);
         let centre = crate::recipe::model_centre(&models.manifest, model_id);
+        // A hand-edited or damaged manifest must be refused by name, not met by a panic when a
+        // vector is centred.
+        if let Some(c) = centre.as_ref().filter(|c| c.len() != fdb_models::facenet::EMBEDDING_DIM) {
+            return Err(FdbError::Corrupt {
+                path: models.dir.join(fdb_models::weights::Manifest::FILE),
+                reason: format!("model {model_id}'s centre has {} numbers, not {}", c.len(), fdb_models::facenet::EMBEDDING_DIM),
+            });
+        }
         Ok(Self { device, detector, embedder, model_id: model_id.into(), light: Light::Off, centre })
     }
 
@@ -207,11 +215,6 @@ impl Engine {
     /// The photometric normalisation applied before embedding.
     pub fn light(&self) -> Light {
         self.light
-    }
-
-    /// The model's centre for the centred recipe (its own or its nearest ancestor's).
-    pub fn centre(&self) -> Option<&[f32]> {
-        self.centre.as_deref()
     }
 
     /// The device the networks run on.
@@ -311,7 +314,7 @@ impl Engine {
     /// The centre `recipe` needs (None for recipes that need none); a model without one cannot
     /// make centred vectors.
     pub fn recipe_centre(&self, recipe: Recipe) -> Result<Option<&[f32]>> {
-        match (recipe.needs_centre(), self.centre()) {
+        match (recipe.needs_centre(), self.centre.as_deref()) {
             (false, _) => Ok(None),
             (true, Some(c)) => Ok(Some(c)),
             (true, None) => Err(FdbError::Invalid(format!("model {} has no centre for the centred recipe", self.model_id))),

@@ -187,3 +187,37 @@ fn a_cancelled_model_switch_leaves_the_vectors_as_they_were() {
     assert_eq!(ranked(&after), ranked(&before));
     assert!(db.check().unwrap().healthy());
 }
+
+/// A models manifest whose centred-recipe centre was cut short (a hand edit, or damage) is
+/// refused by name when the networks load, never a panic when a vector is centred; nothing
+/// stored is touched, and the same database answers again once the manifest is whole.
+#[test]
+fn a_centre_of_the_wrong_length_in_the_manifest_is_refused_by_name() {
+    let tmp = tempfile::tempdir().unwrap();
+    let models = common::scratch_models(tmp.path());
+    let path = tmp.path().join("db");
+    let options = || OpenOptions::new().models_dir(models.clone()).device("cpu").lock_wait(Duration::from_secs(10));
+    let db = FaceDb::open_with(&path, options()).unwrap();
+    db.enroll("Tony_Blair", &[photo("Tony_Blair", 1), photo("Tony_Blair", 2)]).unwrap();
+    db.close().unwrap();
+
+    let manifest_file = models.join(fdb_models::weights::Manifest::FILE);
+    let whole = std::fs::read(&manifest_file).unwrap();
+    let mut manifest = fdb_models::weights::Manifest::read(&manifest_file).unwrap();
+    for entry in &mut manifest.models {
+        for figures in entry.recipes.iter_mut().filter(|f| f.recipe == "centred") {
+            figures.centre.truncate(3);
+        }
+    }
+    manifest.write(&models).unwrap();
+    let db = FaceDb::open_with(&path, options()).unwrap();
+    let err = db.search(photo("Tony_Blair", 3), 1).unwrap_err();
+    assert!(matches!(&err, FdbError::Corrupt { path, .. } if path.ends_with("manifest.json")), "{err}");
+    assert!(err.to_string().contains("centre has 3 numbers"), "{err}");
+    assert_eq!(db.info().unwrap().faces, 2, "nothing stored was lost");
+    db.close().unwrap();
+
+    std::fs::write(&manifest_file, whole).unwrap();
+    let db = FaceDb::open_with(&path, options()).unwrap();
+    assert_eq!(db.search(photo("Tony_Blair", 3), 1).unwrap().identity.as_deref(), Some("Tony_Blair"));
+}
