@@ -67,11 +67,22 @@ fn a_tight_dark_grayscale_crop_is_found_after_contrast_and_flagged() {
     let source = face["source"].as_str().unwrap();
     assert!(source.starts_with("detected_after_contrast"), "found as {source}: {face}");
     assert!((0.0..=1.0).contains(&face["quality"].as_f64().unwrap()));
-    assert_eq!(face["matches"][0]["person"], "Tony_Blair", "{face}");
+    // Under the centred default this crop (quality 0) ranks Tony Blair second of three, 0.04
+    // behind Serena Williams: the rank-1 the centre costs on the hardest crops (held-out hard
+    // set: 335 of 396 against 339 with flip, docs/benchmarks.md). It names nobody.
+    assert!(face["identity"].is_null() || face["identity"] == "Tony_Blair", "a wrong name: {face}");
+    let ranked: Vec<&str> = face["matches"].as_array().unwrap().iter().map(|m| m["person"].as_str().unwrap()).collect();
+    assert!(ranked[..2].contains(&"Tony_Blair"), "{face}");
 
     // People read the flag too.
     let out = fdb(&db, &["search", probe.to_str().unwrap()]);
     assert!(String::from_utf8_lossy(&out.stdout).contains("[detected after contrast"), "{}", String::from_utf8_lossy(&out.stdout));
+
+    // With the flip recipe the same crop's nearest person is the right one.
+    let (code, out) = fdb_json(&db, &["models", "use", "facenet-20180408-102900", "--recipe", "flip"]);
+    assert_eq!(code, Some(0), "{out}");
+    let (_, v) = search(&db, &probe, &[]);
+    assert_eq!(v[0]["faces"][0]["matches"][0]["person"], "Tony_Blair", "{v}");
 }
 
 #[test]
